@@ -1,0 +1,167 @@
+"""The store: a metadata database and an object store, found like git finds ``.git``.
+
+Layout of a local store::
+
+    .runlock/
+      config.toml     where the metadata and the objects live (defaults: the two below)
+      runlock.db      SQLite metadata (WAL)
+      objects/        content-addressed objects, ab/cdef…
+
+``init_store`` creates one and migrates its schema; ``Store.open`` only reads the configuration,
+so opening never changes anything. ``migrate`` is the one function that changes the schema.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from ulid import ULID
+
+from runlock.errors import InvalidInput, StoreError, StoreNotFound
+from runlock.store.db import Database
+from runlock.store.objects import LocalObjectStore, ObjectStore
+from runlock.store.schema import METADATA, store_info, utcnow
+
+DIRNAME = ".runlock"
+ENV_VAR = "RUNLOCK_STORE"
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+__all__ = ["Store", "init_store", "locate", "migrate", "local_user", "DIRNAME", "ENV_VAR", "METADATA"]
+
+
+def local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
+
+
+@dataclass
+class Store:
+    root: Path
+    db: Database
+    objects: ObjectStore
+    settings: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, *, check_schema: bool = True) -> "Store":
+        root = locate(path)
+        settings = _read_settings(root)
+        store = cls(root=root, db=Database(_db_url(root, settings)),
+                    objects=_objects(root, settings), settings=settings)
+        if check_schema:
+            store.check_schema()
+        return store
+
+    def info(self) -> dict[str, str]:
+        with self.db.read() as conn:
+            return {r.key: r.value for r in conn.execute(sa.select(store_info))}
+
+    def check_schema(self) -> None:
+        current, heads = schema_revisions(self.db)
+        if not current:
+            raise StoreError(f"The store at {self.root} has no schema.",
+                             hint="Run `runlock init` there to create it.")
+        if current != heads:
+            raise StoreError(f"The store at {self.root} has an older schema than this runlock.",
+                             hint="Run `runlock migrate` to upgrade it.")
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def locate(path: str | Path | None = None) -> Path:
+    """The ``.runlock`` folder named by ``path``, else RUNLOCK_STORE, else the nearest one upward."""
+    given = path if path is not None else os.environ.get(ENV_VAR)
+    if given:
+        p = Path(given).expanduser().resolve()
+        for candidate in (p, p / DIRNAME):
+            if (candidate / "config.toml").is_file():
+                return candidate
+        raise StoreNotFound(str(p))
+    start = Path.cwd().resolve()
+    for d in (start, *start.parents):
+        if (d / DIRNAME / "config.toml").is_file():
+            return d / DIRNAME
+    raise StoreNotFound(str(start))
+
+
+def init_store(path: str | Path = ".", *, database: str | None = None) -> Store:
+    """Create ``PATH/.runlock`` (or reuse an existing one) and bring its schema up to date."""
+    base = Path(path).expanduser().resolve()
+    if not base.is_dir():
+        raise InvalidInput(f"{base} is not a directory.", hint="Create it first, or pick another path.")
+    root = base if base.name == DIRNAME else base / DIRNAME
+    if database is not None and not database.startswith(("sqlite", "postgresql")):
+        raise InvalidInput(f"Unsupported database URL {database!r}.",
+                           hint="Use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB.")
+    config = root / "config.toml"
+    if not config.exists():
+        try:
+            (root / "objects").mkdir(parents=True, exist_ok=True)
+            text = "# runlock store configuration\n"
+            text += f'database = "{database}"\n' if database else ""
+            tmp = config.with_suffix(".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, config)
+        except OSError as e:
+            raise StoreError(f"Cannot create a store in {root}: {e.strerror}.") from e
+    store = Store.open(root, check_schema=False)
+    migrate(store.db)
+    _write_info(store)
+    return store
+
+
+def migrate(db: Database) -> None:
+    """Upgrade the schema to every head revision (one per feature branch)."""
+    with db.write() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "heads")
+
+
+def schema_revisions(db: Database) -> tuple[set[str], set[str]]:
+    """(revisions applied to the database, head revisions this runlock ships)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    heads = set(ScriptDirectory.from_config(cfg).get_heads())
+    with db.read() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current, heads
+
+
+def _write_info(store: Store) -> None:
+    def fill(conn: sa.Connection) -> None:
+        have = {r.key for r in conn.execute(sa.select(store_info.c.key))}
+        fresh = {"store_id": str(ULID()), "created_at": utcnow(), "created_by": local_user()}
+        rows = [{"key": k, "value": v} for k, v in fresh.items() if k not in have]
+        if rows:
+            conn.execute(store_info.insert(), rows)
+
+    store.db.run_write(fill)
+
+
+def _read_settings(root: Path) -> dict:
+    try:
+        return tomllib.loads((root / "config.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise StoreError(f"Cannot read {root / 'config.toml'}: {e}.",
+                         hint="Fix the file or run `runlock init` in a fresh directory.") from e
+
+
+def _db_url(root: Path, settings: dict) -> str:
+    return settings.get("database") or f"sqlite:///{root / 'runlock.db'}"
+
+
+def _objects(root: Path, settings: dict) -> ObjectStore:
+    return LocalObjectStore(root / settings.get("objects", "objects"))

@@ -1,0 +1,218 @@
+"""Content-addressed object storage.
+
+An ``ObjectStore`` keeps immutable blobs under their ``sha256:<hex>`` id. Backends implement five
+primitives (``_write_new``, ``_open``, ``has``, ``iter_ids``, ``delete``); everything else
+(``put_bytes``, ``put_file``, ``get_bytes``, ``verify``) is derived here, so every backend
+behaves the same and one conformance suite tests them all.
+
+The local backend lays objects out as ``objects/ab/cdef…`` and writes atomically: a temporary file
+in the same folder, fsync, then rename; an object that already exists is never rewritten.
+Reads verify the hash, so corruption is always reported and never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from runlock.errors import IntegrityError, NotFound, StoreError
+from runlock.hashing import ALGORITHM, CHUNK, check_digest, digest_bytes, hex_of
+
+
+@dataclass(frozen=True)
+class ObjectProblem:
+    """One object that failed verification."""
+
+    id: str
+    problem: str  # "corrupt" or "missing"
+    detail: str = ""
+
+
+class ObjectStore(ABC):
+    """The interface every object backend provides."""
+
+    # -- primitives -----------------------------------------------------------------------
+    @abstractmethod
+    def has(self, oid: str) -> bool: ...
+
+    @abstractmethod
+    def iter_ids(self) -> Iterator[str]: ...
+
+    @abstractmethod
+    def _open(self, oid: str) -> BinaryIO:
+        """Open the stored bytes of ``oid`` for reading, or raise NotFound."""
+
+    @abstractmethod
+    def _write_new(self, oid: str, src: Path) -> None:
+        """Atomically store the scratch file ``src`` (already hashed to ``oid``) unless the
+        object exists. The backend may move ``src`` away instead of copying it."""
+
+    @abstractmethod
+    def delete(self, oid: str) -> None:
+        """Remove an object. Only an explicit, audited garbage collection may call this."""
+
+    # -- derived ------------------------------------------------------------------------------
+    def put_bytes(self, data: bytes) -> str:
+        oid = digest_bytes(data)
+        if not self.has(oid):
+            with _scratch_file(self) as tmp:
+                tmp.write_bytes(data)
+                self._write_new(oid, tmp)
+        return oid
+
+    def put_file(self, path: str | Path) -> str:
+        """Store a file's bytes; the copy is hashed as it is made, so a file that changes while
+        it is read can never be stored under a wrong id."""
+        with _scratch_file(self) as tmp:
+            h = hashlib.sha256()
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    dst.write(chunk)
+            oid = f"{ALGORITHM}:{h.hexdigest()}"
+            if not self.has(oid):
+                self._write_new(oid, tmp)
+        return oid
+
+    def open(self, oid: str) -> BinaryIO:
+        """A reader over the object's bytes. The caller must hash what it reads if it needs
+        the guarantee; ``get_bytes`` and ``copy_to`` do."""
+        return self._open(check_digest(oid))
+
+    def get_bytes(self, oid: str) -> bytes:
+        with self.open(oid) as f:
+            data = f.read()
+        actual = digest_bytes(data)
+        if actual != oid:
+            raise _corrupt(oid, actual)
+        return data
+
+    def copy_to(self, oid: str, dest: str | Path) -> None:
+        """Write the object to ``dest`` atomically, verifying its hash on the way."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            h = hashlib.sha256()
+            with self.open(oid) as src, os.fdopen(fd, "wb") as out:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+            actual = f"{ALGORITHM}:{h.hexdigest()}"
+            if actual != oid:
+                raise _corrupt(oid, actual)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def verify_one(self, oid: str) -> ObjectProblem | None:
+        try:
+            h = hashlib.sha256()
+            with self.open(oid) as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+        except NotFound:
+            return ObjectProblem(oid, "missing")
+        actual = f"{ALGORITHM}:{h.hexdigest()}"
+        return None if actual == oid else ObjectProblem(oid, "corrupt", f"content hashes to {actual}")
+
+    def scratch_dir(self) -> Path:
+        """A folder for temporary files (the same filesystem as the objects, when local)."""
+        return Path(tempfile.gettempdir())
+
+
+def _corrupt(oid: str, actual: str) -> IntegrityError:
+    return IntegrityError(
+        f"Object {oid} is corrupt: its bytes hash to {actual}.",
+        expected=oid, actual=actual,
+        hint="Run `runlock fsck` to list every damaged object; restore it from a copy of the data.",
+    )
+
+
+class _scratch_file:
+    """A temporary file path beside the store's objects, removed on exit."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.dir = store.scratch_dir()
+
+    def __enter__(self) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.dir, prefix="put-", suffix=".tmp")
+        os.close(fd)
+        self.path = Path(name)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class LocalObjectStore(ObjectStore):
+    """Objects in a local folder: ``ROOT/ab/cdef…``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path_of(self, oid: str) -> Path:
+        hx = hex_of(oid)
+        return self.root / hx[:2] / hx[2:]
+
+    def scratch_dir(self) -> Path:
+        return self.root / "tmp"
+
+    def has(self, oid: str) -> bool:
+        return self.path_of(oid).is_file()
+
+    def iter_ids(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for sub in sorted(self.root.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for f in sorted(sub.iterdir()):
+                if len(f.name) == 62 and not f.name.endswith(".tmp"):
+                    yield f"{ALGORITHM}:{sub.name}{f.name}"
+
+    def _open(self, oid: str) -> BinaryIO:
+        try:
+            return open(self.path_of(oid), "rb")
+        except FileNotFoundError:
+            raise NotFound("object", oid, hint="Run `runlock fsck` to see what else is missing.") from None
+        except OSError as e:
+            raise StoreError(f"Cannot read object {oid}: {e.strerror}.") from e
+
+    def _write_new(self, oid: str, src: Path) -> None:
+        """Move the scratch file ``src`` (same filesystem) into place after an fsync."""
+        dest = self.path_of(oid)
+        if dest.exists():
+            return
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(src, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(src, 0o444)
+            os.replace(src, dest)
+            _fsync_dir(dest.parent)
+        except OSError as e:
+            raise StoreError(f"Cannot write object {oid} under {self.root}: {e.strerror}.",
+                             hint="Check free disk space and permissions.") from e
+
+    def delete(self, oid: str) -> None:
+        self.path_of(oid).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
