@@ -51,6 +51,7 @@ class Store:
     db: Database
     objects: ObjectStore
     settings: dict = field(default_factory=dict)
+    actor: str = field(default_factory=lambda: local_user())
 
     @classmethod
     def open(cls, path: str | Path | None = None, *, check_schema: bool = True) -> "Store":
@@ -108,6 +109,7 @@ def init_store(path: str | Path = ".", *, database: str | None = None) -> Store:
     if not config.exists():
         try:
             (root / "objects").mkdir(parents=True, exist_ok=True)
+            (root / ".gitignore").write_text("# a runlock store is data, not source\n*\n")
             text = "# runlock store configuration\n"
             text += f'database = "{database}"\n' if database else ""
             tmp = config.with_suffix(".tmp")

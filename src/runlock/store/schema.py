@@ -44,6 +44,7 @@ runs = sa.Table(
     sa.Column("summary", sa.JSON, nullable=False, default=dict),
     sa.Column("tags", sa.JSON, nullable=False, default=dict),
     sa.Column("error", sa.Text, nullable=True),          # traceback of a failed run
+    sa.Column("context", sa.JSON, nullable=False, default=dict),  # host, user, cwd, argv: not recipe
     sa.Index("ix_runs_project_started", "project", "started_at"),
     sa.Index("ix_runs_status", "status"),
 )

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.JSON, nullable=False),
         sa.Column("tags", sa.JSON, nullable=False),
         sa.Column("error", sa.Text, nullable=True),
+        sa.Column("context", sa.JSON, nullable=False),
     )
     op.create_index("ix_runs_project_started", "runs", ["project", "started_at"])
     op.create_index("ix_runs_status", "runs", ["status"])

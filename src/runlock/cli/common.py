@@ -1,0 +1,105 @@
+"""What every command shares: the store it acts on, JSON or table output, and clean errors.
+
+A command opens the store with ``store(ctx)``, calls one library function, and prints its result
+with ``emit``; a ``RunlockError`` anywhere becomes one line on stderr and a non-zero exit (see
+``RunlockGroup``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from runlock.errors import RunlockError
+from runlock.store import Store
+from runlock.workspace import open_store
+
+console = Console()
+err_console = Console(stderr=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+
+
+@dataclass
+class CliState:
+    store_path: str | None = None
+    token: str | None = None
+    _store: Store | None = None
+
+
+class RunlockGroup(TyperGroup):
+    """Turns every RunlockError raised below the root into one clean line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunlockError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def store(ctx: typer.Context) -> Store:
+    """The store this command acts on, opened once per command."""
+    st = state(ctx)
+    if st._store is None:
+        st._store = open_store(st.store_path, token=st.token)
+        ctx.find_root().call_on_close(st._store.close)
+    return st._store
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        to_dict = getattr(value, "to_dict", None)
+        return to_jsonable(to_dict() if callable(to_dict) else dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def emit(value: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    """Print ``value`` as JSON, or hand it to ``render`` for people."""
+    if as_json:
+        print_json(value)
+    else:
+        render(value)
+
+
+def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    return t
+
+
+def short(value: str | None, n: int = 19) -> str:
+    """A content id shortened for a table (full ids are in --json)."""
+    if not value:
+        return ""
+    return value if len(value) <= n else value[:n] + "…"

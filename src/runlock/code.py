@@ -1,0 +1,67 @@
+"""What the code was: git commit, branch, remote, dirty flag, and the uncommitted work.
+
+The uncommitted diff (``git diff HEAD --binary``, staged and unstaged) is stored as an object, so a run can be rebuilt from its commit plus that diff. Outside a
+git repository the lock says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from runlock import canonical
+from runlock.store.objects import ObjectStore
+
+MAX_UNTRACKED_LISTED = 10_000
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    try:
+        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.decode("utf-8", "surrogateescape") if p.returncode == 0 else None
+
+
+def _git_bytes(cwd: Path, *args: str) -> bytes | None:
+    try:
+        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout if p.returncode == 0 else None
+
+
+def capture(objects: ObjectStore, cwd: str | Path | None = None) -> dict:
+    """The code part of a lock for the repository containing ``cwd``."""
+    cwd = Path(cwd or Path.cwd())
+    if shutil.which("git") is None:
+        return {"git": None, "reason": "git is not installed"}
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    if top is None:
+        return {"git": None, "reason": "not inside a git repository"}
+    root = Path(top.strip())
+    commit = (_git(root, "rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
+    branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None
+    remote = (_git(root, "config", "--get", "remote.origin.url") or "").strip() or None
+    diff = _git_bytes(root, "diff", "HEAD", "--binary") if commit else _git_bytes(root, "diff", "--cached", "--binary")
+    return {
+        "git": {
+            "commit": commit,
+            "branch": branch if branch != "HEAD" else None,
+            "remote": remote,
+            "dirty": bool(diff),
+            "diff": objects.put_bytes(diff) if diff else None,
+            "subdir": str(cwd.resolve().relative_to(root.resolve())) if cwd.resolve().is_relative_to(root.resolve()) else None,
+        }
+    }
+
+
+def untracked(objects: ObjectStore, cwd: str | Path | None = None) -> dict:
+    """Untracked, unignored files: context for a person, not part of the recipe (a run that
+    writes its outputs into the work tree must not change its own recipe id)."""
+    cwd = Path(cwd or Path.cwd())
+    listing = _git(cwd, "ls-files", "--others", "--exclude-standard", "-z")
+    files = sorted(f for f in (listing or "").split("\0") if f)
+    return {"untracked": objects.put_bytes(canonical.dumps(files[:MAX_UNTRACKED_LISTED])) if files else None,
+            "untracked_count": len(files)}

@@ -1,0 +1,112 @@
+"""What the environment was: interpreter, every installed distribution, OS, CPU, accelerators.
+
+``capture()`` returns a JSON-safe dict for the lock. Nothing here changes the environment;
+torch is looked at only if it is importable, and CUDA is queried only if torch already
+initialised it or a GPU is visible, so capturing never starts a CUDA context by surprise.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import sys
+
+RESULT_ENV_VARS = (
+    "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
+    "TF_CPP_MIN_LOG_LEVEL", "NVIDIA_TF32_OVERRIDE", "TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE", "WORLD_SIZE", "RANK", "LOCAL_RANK", "PYTORCH_CUDA_ALLOC_CONF",
+)
+
+
+def distributions() -> dict[str, str]:
+    """Every installed distribution, normalised name -> version."""
+    out: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            out[_normalise(name)] = dist.version
+    return dict(sorted(out.items()))
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def python_info() -> dict:
+    return {
+        "version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable_prefix": sys.prefix == sys.base_prefix and "system" or "venv",
+    }
+
+
+def os_info() -> dict:
+    return {"system": platform.system(), "release": platform.release(), "machine": platform.machine(),
+            "libc": "-".join(platform.libc_ver()) if platform.system() == "Linux" else None}
+
+
+def cpu_info() -> dict:
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        model = platform.processor() or None
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "count": os.cpu_count(), "usable": affinity}
+
+
+def torch_info() -> dict | None:
+    """torch, CUDA, cuDNN and GPU names, or None when torch is not installed."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch  # optional extra: imported only when present
+
+    info: dict = {"version": torch.__version__, "cuda": torch.version.cuda,
+                  "num_threads": torch.get_num_threads(),
+                  "num_interop_threads": torch.get_num_interop_threads(),
+                  "cudnn": None, "gpus": []}
+    try:
+        cuda_ok = torch.cuda.is_available()
+    except Exception:  # a broken driver must not stop a run from being recorded
+        cuda_ok = False
+    if cuda_ok:
+        info["cudnn"] = torch.backends.cudnn.version()
+        info["gpus"] = [_gpu(torch, i) for i in range(torch.cuda.device_count())]
+        info["driver"] = _nvidia_driver()
+    return info
+
+
+def _gpu(torch, i: int) -> dict:  # noqa: ANN001
+    p = torch.cuda.get_device_properties(i)
+    return {"name": p.name, "capability": f"{p.major}.{p.minor}", "memory": p.total_memory}
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            return f.readline().strip()
+    except OSError:
+        return None
+
+
+def env_vars() -> dict[str, str | None]:
+    return {k: os.environ.get(k) for k in RESULT_ENV_VARS}
+
+
+def capture() -> dict:
+    """The environment part of a lock."""
+    return {
+        "python": python_info(),
+        "os": os_info(),
+        "cpu": cpu_info(),
+        "torch": torch_info(),
+        "env": env_vars(),
+        "packages": distributions(),
+    }
