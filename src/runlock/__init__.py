@@ -1,3 +1,27 @@
-"""runlock: reproducible, auditable ML runs. See README.md for the tour."""
+"""runlock: reproducible, auditable ML runs.
+
+The public API a training script needs::
+
+    import runlock
+    runlock.init(".")                                   # once per project: creates .runlock/
+    runlock.seed_everything(42)
+    snap = runlock.snapshot("data/tickets.jsonl", name="tickets", id_column="id")
+    split = runlock.split(snap, name="tickets", ratios=(0.8, 0.1, 0.1), seed=42)
+    with runlock.start_run(project="support-bot", name="lora-r8", config=cfg, seed=42) as run:
+        run.use(split)
+        run.log({"train/loss": loss}, step=step)
+        run.log_artifact("out/adapter", name="adapter", kind="model")
+        run.set_summary({"eval/f1": f1})
+"""
+
+from runlock.errors import RunlockError
+from runlock.seeding import derive_seed
+from runlock.tracking.run import Run, current_run, join_run, seed_everything, start_run
+from runlock.workspace import init, open_store
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "RunlockError", "Run", "current_run", "derive_seed", "init", "join_run", "open_store",
+    "seed_everything", "start_run", "__version__",
+]

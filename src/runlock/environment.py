@@ -8,7 +8,6 @@ initialised it or a GPU is visible, so capturing never starts a CUDA context by 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import platform
 import sys
@@ -64,9 +63,10 @@ def cpu_info() -> dict:
 
 def torch_info() -> dict | None:
     """torch, CUDA, cuDNN and GPU names, or None when torch is not installed."""
-    if importlib.util.find_spec("torch") is None:
+    try:
+        import torch  # optional extra: looked at only when installed
+    except ImportError:
         return None
-    import torch  # optional extra: imported only when present
 
     info: dict = {"version": torch.__version__, "cuda": torch.version.cuda,
                   "num_threads": torch.get_num_threads(),

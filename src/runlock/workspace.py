@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runlock.store import Store, init_store
+from runlock.tracking.records import reap_crashed
 
 __all__ = ["open_store", "init"]
 
@@ -28,4 +29,4 @@ def init(path: str | Path = ".", *, database: str | None = None) -> Store:
 
 
 def _after_open(store: Store) -> None:
-    pass
+    reap_crashed(store)

@@ -37,7 +37,16 @@ def root(
 
 
 # -- command groups (one line each; keep this block sorted) -------------------------------------
-# (registered below by each module: app.add_typer(module.app, name=...) or app.command()(fn))
+from runlock.cli import run as _run  # noqa: E402
+from runlock.cli import runs as _runs  # noqa: E402
+from runlock.cli import store as _store  # noqa: E402
+
+app.command("init")(_store.init)
+app.command("migrate")(_store.migrate)
+app.command("fsck")(_store.fsck)
+app.command("run", context_settings={"allow_interspersed_args": False})(_run.run)
+app.add_typer(_runs.app, name="runs")
+# -- end of command groups ------------------------------------------------------------------
 
 
 def main() -> None:

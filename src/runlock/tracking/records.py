@@ -1,0 +1,191 @@
+"""Run records in the metadata store: create, read, list, seal, and detect crashed runs.
+
+A run is ``running`` until it ends as ``finished``, ``failed`` (with its traceback) or
+``crashed`` (its process died: its pid is gone on this host, or its heartbeat stopped elsewhere).
+An ended run is sealed: ``end`` only ever moves a run out of ``running``, and every other write
+checks the status in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from dataclasses import dataclass
+
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from runlock import audit
+from runlock.errors import InvalidInput, NotFound, SealedError
+from runlock.store import Store
+from runlock.store.schema import metrics, runs, utcnow
+
+STATUSES = ("running", "finished", "failed", "crashed")
+ENDED = ("finished", "failed", "crashed")
+HEARTBEAT_SECONDS = 10.0
+STALE_AFTER_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    project: str
+    name: str
+    status: str
+    recipe_id: str | None
+    created_by: str
+    started_at: str
+    ended_at: str | None
+    heartbeat_at: str | None
+    host: str
+    pid: int | None
+    last_step: int | None
+    summary: dict
+    tags: dict
+    error: str | None
+    context: dict
+
+    @property
+    def ref(self) -> str:
+        return f"run:{self.id}"
+
+    @property
+    def lineage_node(self) -> str:
+        return f"run:{self.id}"
+
+    @property
+    def sealed(self) -> bool:
+        return self.status in ENDED
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def _record(row: sa.Row) -> RunRecord:
+    return RunRecord(
+        id=row.id, project=row.project, name=row.name, status=row.status, recipe_id=row.recipe_id,
+        created_by=row.created_by, started_at=row.started_at, ended_at=row.ended_at,
+        heartbeat_at=row.heartbeat_at, host=row.host, pid=row.pid, last_step=row.last_step,
+        summary=dict(row.summary or {}), tags=dict(row.tags or {}), error=row.error,
+        context=dict(row.context or {}),
+    )
+
+
+def process_start_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def create(conn: Connection, store: Store, *, run_id: str, project: str, name: str, pid: int,
+           tags: dict, context: dict) -> None:
+    now = utcnow()
+    conn.execute(runs.insert().values(
+        id=run_id, project=project, name=name, status="running", recipe_id=None,
+        created_by=store.actor, started_at=now, ended_at=None, heartbeat_at=now,
+        host=socket.gethostname(), pid=pid, pid_started=process_start_time(pid), last_step=None,
+        summary={}, tags=tags, error=None, context=context))
+    audit.append(conn, store.actor, "run.create", f"run:{run_id}", details={"project": project, "name": name})
+
+
+def require_running(conn: Connection, run_id: str) -> sa.Row:
+    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound("run", run_id)
+    if row.status != "running":
+        raise SealedError(run_id, row.status)
+    return row
+
+
+def update(store: Store, run_id: str, **values: object) -> None:
+    """Change fields of a running run (never of a sealed one)."""
+    def write(conn: Connection) -> None:
+        require_running(conn, run_id)
+        conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+
+    store.db.run_write(write)
+
+
+def end(store: Store, run_id: str, status: str, *, error: str | None = None, actor: str | None = None) -> None:
+    """Seal a running run as finished, failed or crashed."""
+    if status not in ENDED:
+        raise InvalidInput(f"A run cannot end as {status!r}; use one of {', '.join(ENDED)}.")
+
+    def write(conn: Connection) -> None:
+        row = require_running(conn, run_id)
+        last = conn.execute(sa.select(sa.func.max(metrics.c.step)).where(metrics.c.run_id == run_id)).scalar()
+        conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "running").values(
+            status=status, ended_at=utcnow(), error=error, last_step=last))
+        audit.append(conn, actor or store.actor, f"run.{'seal' if status == 'finished' else status}",
+                     f"run:{run_id}", before=row.recipe_id, after=row.recipe_id, details={"status": status})
+
+    store.db.run_write(write)
+
+
+def heartbeat(store: Store, run_id: str, last_step: int | None) -> None:
+    def write(conn: Connection) -> None:
+        values: dict = {"heartbeat_at": utcnow()}
+        if last_step is not None:
+            values["last_step"] = last_step
+        conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "running").values(**values))
+
+    store.db.run_write(write)
+
+
+def get(store: Store, ref: str) -> RunRecord:
+    """A run by ``run:ID``, ``ID`` or a unique prefix of at least 6 characters."""
+    ident = ref[4:] if ref.startswith("run:") else ref
+    if len(ident) < 6:
+        raise InvalidInput(f"Run reference {ref!r} is too short; give at least 6 characters of the id.")
+    with store.db.read() as conn:
+        rows = conn.execute(sa.select(runs).where(runs.c.id.like(f"{ident}%")).limit(2)).all()
+    if not rows:
+        raise NotFound("run", ref, hint="List runs with `runlock runs list`.")
+    if len(rows) > 1 and rows[0].id != ident:
+        raise InvalidInput(f"Run reference {ref!r} matches several runs; give more characters.")
+    return _record(rows[0])
+
+
+def list_runs(store: Store, *, project: str | None = None, status: str | None = None,
+              limit: int | None = None) -> list[RunRecord]:
+    q = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+    if project:
+        q = q.where(runs.c.project == project)
+    if status:
+        if status not in STATUSES:
+            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
+        q = q.where(runs.c.status == status)
+    if limit:
+        q = q.limit(limit)
+    with store.db.read() as conn:
+        return [_record(r) for r in conn.execute(q)]
+
+
+def _is_dead(row: sa.Row, host: str, now: dt.datetime) -> bool:
+    if row.host == host and row.pid is not None:
+        started = process_start_time(row.pid)
+        if started is None:
+            return True
+        return row.pid_started is not None and abs(started - row.pid_started) > 1.0
+    beat = dt.datetime.strptime(row.heartbeat_at or row.started_at, "%Y-%m-%dT%H:%M:%S.%fZ")
+    beat = beat.replace(tzinfo=dt.timezone.utc)
+    return (now - beat).total_seconds() > STALE_AFTER_SECONDS
+
+
+def reap_crashed(store: Store) -> list[str]:
+    """Mark every running run whose process is gone as ``crashed``; return their ids."""
+    host = socket.gethostname()
+    now = dt.datetime.now(dt.timezone.utc)
+    with store.db.read() as conn:
+        running = conn.execute(sa.select(runs).where(runs.c.status == "running")).all()
+    dead = [r.id for r in running if _is_dead(r, host, now)]
+    for run_id in dead:
+        try:
+            end(store, run_id, "crashed", error="The process died without ending the run "
+                                                "(detected when the store was next opened).",
+                actor="runlock")
+        except SealedError:
+            pass  # another process reaped it first
+    return dead

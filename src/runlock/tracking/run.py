@@ -1,0 +1,322 @@
+"""The live run: what a training script holds while it trains.
+
+``start_run`` creates a run, captures its lock, and starts the metric writer; leaving the
+``with`` block seals it as ``finished`` (or ``failed``, with the traceback). A process started by
+``runlock run`` finds its run through ``RUNLOCK_RUN_ID`` and joins it instead of starting another;
+``current_run()`` returns the run this process is logging to.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ulid import ULID
+
+import sqlalchemy as sa
+
+from runlock import artifacts, audit, canonical, code, lineage, refs, seeding
+from runlock.errors import InvalidInput, RunlockError, SealedError
+from runlock.refs import check_name
+from runlock.store import Store
+from runlock.store.schema import metrics, runs
+from runlock.tracking import lock as locks
+from runlock.tracking import records
+from runlock.tracking.writer import MetricWriter, WriterSettings
+from runlock.workspace import open_store
+
+ENV_RUN_ID = "RUNLOCK_RUN_ID"
+ENV_RANK = "RUNLOCK_RANK"
+MAX_KEY_LENGTH = 250
+
+_local = threading.local()
+_stack: list["Run"] = []
+_stack_lock = threading.Lock()
+
+
+class Run:
+    """A handle on one run. Owned (this process seals it) or joined (another process does)."""
+
+    def __init__(self, store: Store, record: records.RunRecord, lock: dict | None, *, owned: bool,
+                 rank: int = 0, start_seq: int = 0, settings: WriterSettings | None = None) -> None:
+        self.store = store
+        self.id = record.id
+        self.project = record.project
+        self.name = record.name
+        self.recipe_id = record.recipe_id
+        self.owned = owned
+        self.rank = rank
+        self._lock = lock
+        self._ended = False
+        self._auto_step = -1
+        self._writer = MetricWriter(store, self.id, rank=rank, start_seq=start_seq,
+                                    settings=settings, on_sealed=self._mark_sealed)
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def ref(self) -> str:
+        return f"run:{self.id}"
+
+    @property
+    def lineage_node(self) -> str:
+        return f"run:{self.id}"
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.project}/{self.name}>"
+
+    # -- logging --------------------------------------------------------------------------
+    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+        """Record scalar metrics at ``step`` (default: one past the last step logged here).
+        Returns at once; the points are written in the background."""
+        if self._ended:
+            raise SealedError(self.id, "ended")
+        if not isinstance(values, dict):
+            raise InvalidInput(f"run.log takes a dict of metric name -> number, not {type(values).__name__}.")
+        if step is None:
+            step = self._auto_step + 1
+        elif type(step) is not int:
+            step = _as_step(step)
+        if step > self._auto_step:
+            self._auto_step = step
+        self._writer.append([(_check_key(k), _as_float(k, v)) for k, v in values.items()], step)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything logged so far is in the store."""
+        if not self._writer.flush(timeout):
+            raise RunlockError(f"Metrics of run {self.id} could not be written in time.",
+                               hint="Check the store (disk space, database server) and call flush() again.")
+
+    def set_summary(self, values: dict[str, Any]) -> None:
+        """Merge final values (evaluation results) into the run's summary."""
+        summary = canonical.normalize(values)
+        rec = records.get(self.store, self.id)
+        records.update(self.store, self.id, summary={**rec.summary, **summary})
+
+    def use(self, thing: Any) -> None:
+        """Declare an input: a snapshot, split, artifact or model (object or reference string)."""
+        entry = _input_entry(self.store, thing)
+
+        def write(conn):  # noqa: ANN001, ANN202
+            records.require_running(conn, self.id)
+            if self._lock is not None:
+                if locks.add_input(self._lock, entry):
+                    self._store_lock(conn)
+            lineage.record_edge(conn, "used", self.lineage_node, entry["node"])
+
+        self.store.db.run_write(write)
+
+    def log_artifact(self, path: str | Path, name: str, kind: str = "artifact",
+                     metadata: dict | None = None) -> artifacts.Artifact:
+        """Store a file or folder by content as an output of this run."""
+        check_name(name, "artifact name")
+        stored = artifacts.store_path(self.store, path)
+
+        def write(conn):  # noqa: ANN001, ANN202
+            records.require_running(conn, self.id)
+            return artifacts.record(conn, self.store, self.id, name, stored, kind, metadata or {})
+
+        return self.store.db.run_write(write)
+
+    # -- the lock -------------------------------------------------------------------------
+    @property
+    def lock(self) -> dict:
+        return locks.load(self.store, self.recipe_id) if self._lock is None else self._lock
+
+    def record_seeding(self, report: dict, seed: int | None = None) -> None:
+        """Put a seeding report (and the seed) into the lock."""
+        self._update_lock(lambda lk: lk.update(seeding=canonical.normalize(report),
+                                               seed=lk["seed"] if seed is None else seed))
+
+    def record_knobs(self, **declared: Any) -> None:
+        """Record result-affecting settings the script knows (batch size, workers, ...)."""
+        self._update_lock(lambda lk: lk.update(knobs=canonical.normalize(seeding.knobs(**declared))))
+
+    def record_config(self, config: Any) -> None:
+        self._update_lock(lambda lk: lk.update(config=canonical.normalize(config)))
+
+    def _update_lock(self, change) -> None:  # noqa: ANN001
+        if self._lock is None:
+            self._lock = locks.load(self.store, self.recipe_id)
+
+        def write(conn):  # noqa: ANN001, ANN202
+            records.require_running(conn, self.id)
+            change(self._lock)
+            self._store_lock(conn)
+
+        self.store.db.run_write(write)
+
+    def _store_lock(self, conn) -> None:  # noqa: ANN001
+        before = self.recipe_id
+        self.recipe_id = locks.store_lock(self.store, self._lock)
+        if before != self.recipe_id:
+            conn.execute(runs.update().where(runs.c.id == self.id).values(recipe_id=self.recipe_id))
+            audit.append(conn, self.store.actor, "run.lock", self.ref, before=before, after=self.recipe_id)
+
+    # -- ending ---------------------------------------------------------------------------
+    def finish(self, status: str = "finished", error: str | None = None) -> None:
+        """Flush and seal the run (only the owning process seals)."""
+        if self._ended:
+            return
+        self._ended = True
+        self._writer.close(timeout=60)
+        _pop(self)
+        if self.owned:
+            records.end(self.store, self.id, status, error=error)
+
+    def _mark_sealed(self) -> None:
+        self._ended = True
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        if exc_type is None:
+            self.finish("finished")
+        else:
+            self.finish("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
+
+
+# -- value checks ---------------------------------------------------------------------------
+def _check_key(key: Any) -> str:
+    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH:
+        return key
+    if not isinstance(key, str):
+        raise InvalidInput(f"Metric name {key!r} is not a string.")
+    raise InvalidInput(f"Metric name {key[:40]!r}… is {'empty' if not key else 'longer than 250 characters'}.")
+
+
+def _as_float(key: str, value: Any) -> float:
+    t = type(value)
+    if t is float or t is int:
+        return float(value)
+    if isinstance(value, bool) or isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)
+    shape = getattr(value, "shape", None)
+    if callable(item) and shape is not None and len(tuple(shape)) == 0:
+        v = item()  # a NumPy 0-d array or a 0-d torch tensor
+        if isinstance(v, numbers.Real):
+            return float(v)
+    raise InvalidInput(f"Metric {key!r} got {type(value).__name__}; metrics take one number "
+                       "(int, float, NumPy scalar or 0-d tensor).",
+                       hint="Log each element under its own name, or store arrays with log_artifact().")
+
+
+def _as_step(step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidInput(f"Step {step!r} is not an integer.")
+    if int(step) < 0:
+        raise InvalidInput(f"Step {step} is negative; steps count from 0.")
+    return int(step)
+
+
+def _input_entry(store: Store, thing: Any) -> dict:
+    if isinstance(thing, str):
+        return _resolve_ref(store, thing)
+    node = getattr(thing, "lineage_node", None)
+    ident = getattr(thing, "id", None)
+    if not node or not ident:
+        raise InvalidInput(f"run.use() takes a snapshot, split, artifact or model, or a reference "
+                           f"string; got {type(thing).__name__}.")
+    return {"node": node, "id": ident, "ref": getattr(thing, "ref", None) or node,
+            "kind": node.split(":", 1)[0]}
+
+
+def _resolve_ref(store: Store, text: str) -> dict:
+    from_refs = {"ds": "snapshot", "split": "split", "model": "model"}
+    ns = text.split(":", 1)[0]
+    if ns in from_refs:
+        r = refs.resolve(store, text)
+        node = f"{from_refs[ns]}:{r.target}" if ns != "model" else f"model:{r.name}@v{r.version}"
+        return {"node": node, "id": r.target, "ref": r.ref, "kind": from_refs[ns]}
+    raise InvalidInput(f"{text!r} is not a reference run.use() understands; expected ds:NAME@vN, "
+                       "split:NAME@vN or model:NAME@vN.")
+
+
+# -- the active run -----------------------------------------------------------------------
+def _push(run: Run) -> None:
+    with _stack_lock:
+        _stack.append(run)
+
+
+def _pop(run: Run) -> None:
+    with _stack_lock:
+        if run in _stack:
+            _stack.remove(run)
+
+
+def current_run() -> Run | None:
+    """The run this process logs to: the innermost started or joined one, else the run named
+    by ``RUNLOCK_RUN_ID`` (set by ``runlock run``), joined on first use."""
+    with _stack_lock:
+        if _stack:
+            return _stack[-1]
+    if os.environ.get(ENV_RUN_ID):
+        return join_run(os.environ[ENV_RUN_ID])
+    return None
+
+
+def join_run(run_id: str, *, store: Store | None = None, rank: int | None = None) -> Run:
+    """Attach to a running run owned by another process (a wrapper, or rank 0)."""
+    store = store or open_store()
+    rec = records.get(store, run_id)
+    if rec.sealed:
+        raise SealedError(rec.id, rec.status)
+    rank = int(os.environ.get(ENV_RANK, "0")) if rank is None else rank
+    run = Run(store, rec, None, owned=False, rank=rank, start_seq=_next_seq(store, rec.id, rank))
+    _push(run)
+    return run
+
+
+def _next_seq(store: Store, run_id: str, rank: int) -> int:
+    with store.db.read() as conn:
+        return conn.execute(sa.select(sa.func.max(metrics.c.seq)).where(
+            metrics.c.run_id == run_id, metrics.c.rank == rank)).scalar() or 0
+
+
+def start_run(project: str, name: str | None = None, *, config: Any = None, seed: int | None = None,
+              tags: dict | None = None, store: Store | str | Path | None = None,
+              argv: list[str] | None = None, settings: WriterSettings | None = None) -> Run:
+    """Start a run (or join the one ``runlock run`` started for this process)."""
+    check_name(project, "project name")
+    if os.environ.get(ENV_RUN_ID) and not _stack:
+        run = join_run(os.environ[ENV_RUN_ID], store=_as_store(store))
+        if config is not None:
+            run.record_config(config)
+        if seed is not None:
+            run._update_lock(lambda lk: lk.update(seed=seed))
+        return run
+    store = _as_store(store)
+    name = check_name(name, "run name") if name else project
+    lock = locks.build(store, config=config, seed=seed, argv=argv)
+    run_id = str(ULID())
+    context = {"cwd": str(Path.cwd()), **code.untracked(store.objects)}
+
+    def write(conn):  # noqa: ANN001, ANN202
+        records.create(conn, store, run_id=run_id, project=project, name=name, pid=os.getpid(),
+                       tags=canonical.normalize(tags or {}), context=context)
+        recipe = locks.store_lock(store, lock)
+        conn.execute(runs.update().where(runs.c.id == run_id).values(recipe_id=recipe))
+
+    store.db.run_write(write)
+    run = Run(store, records.get(store, run_id), lock, owned=True, settings=settings)
+    _push(run)
+    return run
+
+
+def _as_store(store: Store | str | Path | None) -> Store:
+    return store if isinstance(store, Store) else open_store(store)
+
+
+def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False):  # noqa: ANN201
+    """Seed every source of randomness (see ``runlock.seeding``) and record the report in the
+    current run's lock, if a run is active."""
+    report = seeding.seed_everything(seed, deterministic=deterministic, warn_only=warn_only)
+    run = current_run()
+    if run is not None:
+        run.record_seeding(report.to_dict(), seed=seed)
+    return report

@@ -1,0 +1,111 @@
+"""The CLI, in process: every command has help, prints JSON on --json, and turns user errors
+into one line and a non-zero exit without a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+import runlock
+from runlock.cli.main import app
+from runlock.store import Store
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # noqa: ANN201
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append((*prefix, name))
+        if isinstance(cmd, click.Group):
+            out += all_commands(cmd, (*prefix, name))
+    return out
+
+
+@pytest.mark.parametrize("path", all_commands(get_command(app)), ids=" ".join)
+def test_every_command_has_help_text(path: tuple[str, ...]) -> None:
+    cmd = get_command(app)
+    for part in path:
+        cmd = cmd.commands[part]
+    assert (cmd.help or "").strip(), f"`runlock {' '.join(path)}` has no help text"
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_init_then_runs_list_show_diff_json(tmp_path: Path) -> None:
+    result = invoke("init", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["store"] == str(tmp_path / ".runlock")
+    store = runlock.open_store(tmp_path)
+    with runlock.start_run(project="p", config={"lr": 0.1}, store=store) as a:
+        a.log({"loss": 1.0}, step=0)
+    with runlock.start_run(project="p", config={"lr": 0.3}, store=store) as b:
+        b.log({"loss": 0.5}, step=0)
+    listed = json.loads(invoke("--store", str(tmp_path), "runs", "list", "--json").output)
+    assert [r["id"] for r in listed] == [b.id, a.id]
+    shown = json.loads(invoke("--store", str(tmp_path), "runs", "show", a.id, "--json").output)
+    assert shown["lock"]["config"] == {"lr": 0.1} and shown["run"]["status"] == "finished"
+    diff = json.loads(invoke("--store", str(tmp_path), "runs", "diff", a.id, b.id, "--json").output)
+    assert diff["changes"]["config"] == [{"field": "config.lr", "a": 0.1, "b": 0.3}]
+    table = invoke("--store", str(tmp_path), "runs", "diff", a.id, b.id)
+    assert "config.lr" in table.output
+
+
+def test_fsck_reports_a_corrupt_object_and_exits_non_zero(store: Store, tmp_path: Path) -> None:
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"weights")
+    with runlock.start_run(project="p", store=store) as run:
+        art = run.log_artifact(f, name="m")
+    ok = invoke("--store", str(store.root), "fsck", "--json")
+    assert ok.exit_code == 0 and json.loads(ok.output)["ok"] is True
+    path = store.objects.path_of(art.digest)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"weightz")
+    bad = invoke("--store", str(store.root), "fsck", "--json")
+    assert bad.exit_code == 1
+    problems = json.loads(bad.output)["problems"]
+    assert problems == [{"id": art.digest, "problem": "corrupt", "detail": problems[0]["detail"]}]
+    path.unlink()
+    gone = json.loads(invoke("--store", str(store.root), "fsck", "--json").output)
+    assert gone["referenced_missing"][0]["id"] == art.digest
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("runs", "list"), "runlock init"),
+    (("runs", "show", "01ABCDEFGH"), "runlock init"),
+])
+def test_missing_store_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         args: tuple[str, ...], needle: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNLOCK_STORE", raising=False)
+    result = invoke(*args)
+    assert result.exit_code != 0
+    assert needle in result.output and "Traceback" not in result.output
+
+
+def test_unknown_run_is_one_clear_line_and_store_unchanged(store: Store) -> None:
+    before = sorted(p.name for p in store.root.iterdir())
+    result = invoke("--store", str(store.root), "runs", "show", "01ZZZZZZZZZZ")
+    assert result.exit_code == 1
+    assert "No run '01ZZZZZZZZZZ'" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in store.root.iterdir()) == before
+
+
+def test_init_on_a_path_that_does_not_exist(tmp_path: Path) -> None:
+    result = invoke("init", str(tmp_path / "nope"))
+    assert result.exit_code == 2 and "is not a directory" in result.output
+    assert not (tmp_path / "nope").exists()
+
+
+def test_version() -> None:
+    assert invoke("--version").output.strip() == f"runlock {runlock.__version__}"

@@ -1,0 +1,55 @@
+"""The import graph is one-way: a lower layer never imports a higher one (DESIGN.md, Layers)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "runlock"
+
+# module path prefix -> layer (most specific prefix wins)
+LAYERS = {
+    "errors": 1, "hashing": 1, "canonical": 1,
+    "store": 2,
+    "": 3,                      # every domain module by default
+    "workspace": 3,
+    "integrations": 4, "demo": 4,
+    "cli": 5, "server": 5,
+}
+
+
+def layer_of(module: str) -> int:
+    rel = module.removeprefix("runlock").lstrip(".")
+    best = max((p for p in LAYERS if rel == p or rel.startswith(p + ".") or p == ""), key=len)
+    return LAYERS[best]
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.parts)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.startswith("runlock")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("runlock"):
+            out.append(node.module)
+    return out
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_no_import_goes_up_a_layer(path: Path) -> None:
+    me = module_name(path)
+    if me == "runlock":
+        return  # the package facade re-exports the public API from every layer
+    up = [m for m in imports(path) if layer_of(m) > layer_of(me)]
+    assert not up, f"{me} (layer {layer_of(me)}) imports higher layers: {up}"
