@@ -37,6 +37,7 @@ def root(
 
 
 # -- command groups (one line each; keep this block sorted) -------------------------------------
+from runlock.cli import data as _data  # noqa: E402
 from runlock.cli import run as _run  # noqa: E402
 from runlock.cli import runs as _runs  # noqa: E402
 from runlock.cli import store as _store  # noqa: E402
@@ -46,6 +47,7 @@ app.command("migrate")(_store.migrate)
 app.command("fsck")(_store.fsck)
 app.command("run", context_settings={"allow_interspersed_args": False})(_run.run)
 app.add_typer(_runs.app, name="runs")
+app.add_typer(_data.app, name="data")
 # -- end of command groups ------------------------------------------------------------------
 
 
