@@ -109,7 +109,8 @@ def test_sigkilled_process_leaves_a_crashed_run_with_its_flushed_points(store: S
 
 def test_live_run_in_another_process_is_not_reaped(store: Store) -> None:
     proc = subprocess.Popen(_script(store.root, """
-                run = runlock.start_run(project="p", store=store)
+        import time
+        run = runlock.start_run(project="p", store=store)
         print(run.id, flush=True)
         time.sleep(60)
     """), stdout=subprocess.PIPE, text=True)
