@@ -24,6 +24,7 @@ import hashlib
 import inspect
 import json
 import re
+import sys
 import tempfile
 import textwrap
 import types
@@ -33,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from runlock import __version__, canonical
+from runlock import canonical
 from runlock.data.checkout import checkout
 from runlock.data.snapshot import Snapshot, create_snapshot, load_snapshot, read_table, save, snapshots
 from runlock.data.tabular import RECORD_ID, jsonable
@@ -89,7 +90,11 @@ def recipe_for(parent_id: str, fn: Callable, params: dict) -> dict:
             "defaults": _plain(list(func.__defaults__ or ()), label, "its defaults"),
             "kwdefaults": _plain(dict(func.__kwdefaults__ or {}), label, "its keyword defaults"),
             "closure": _closure(func, label), "globals": _globals(func, label),
-            "params": _plain(params, label, "params"), "runlock": __version__}
+            "params": _plain(params, label, "params"), "runlock": _runlock_version()}
+
+
+def _runlock_version() -> str:
+    return sys.modules["runlock"].__version__  # the package is loaded once any of it runs
 
 
 def _source_hash(func: types.FunctionType, label: str) -> str:
