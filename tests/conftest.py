@@ -11,6 +11,7 @@ import pytest
 from runlock.store import Store
 from runlock.workspace import init
 from tests.pg import PostgresServer, new_database
+from tests.s3 import S3Server, set_credentials
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +58,26 @@ def any_store(request: pytest.FixtureRequest, make_store: Callable[..., Store]) 
         return make_store("sqlite")
     base = request.getfixturevalue("pg_base_url")
     return make_store("pg", database=new_database(base))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server process (moto) on loopback for the whole session."""
+    set_credentials()
+    server = S3Server().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh, empty bucket; returns its s3:// URL with a prefix."""
+    import uuid
+
+    import boto3
+
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return f"s3://{name}/store"

@@ -21,9 +21,9 @@ def open_store(path: str | Path | None = None, *, token: str | None = None) -> S
     return store
 
 
-def init(path: str | Path = ".", *, database: str | None = None) -> Store:
+def init(path: str | Path = ".", *, database: str | None = None, objects: str | None = None) -> Store:
     """Create (or upgrade) a store in ``path`` and open it."""
-    store = init_store(path, database=database)
+    store = init_store(path, database=database, objects=objects)
     _after_open(store)
     return store
 

@@ -10,11 +10,16 @@ import pytest
 
 from runlock.errors import IntegrityError, InvalidInput, NotFound
 from runlock.store.objects import LocalObjectStore, ObjectStore
+from runlock.store.s3 import S3ObjectStore
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "s3"])
 def objects(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    return LocalObjectStore(tmp_path / "objects")
+    """Every test here runs against every backend: the conformance suite."""
+    if request.param == "local":
+        return LocalObjectStore(tmp_path / "objects")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return S3ObjectStore(request.getfixturevalue("s3_bucket"), endpoint_url=endpoint, scratch=tmp_path / "scratch")
 
 
 def sha(data: bytes) -> str:
@@ -85,3 +90,14 @@ def test_objects_are_read_only_and_never_rewritten(tmp_path: Path) -> None:
     assert path.stat().st_mtime_ns == mtime
     assert path.stat().st_mode & 0o222 == 0
     assert not list((tmp_path / "objects" / "tmp").iterdir())
+
+
+def test_s3_store_is_configured_from_init(tmp_path: Path, s3_endpoint: str, s3_bucket: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from runlock.workspace import init
+
+    monkeypatch.setenv("RUNLOCK_S3_ENDPOINT_URL", s3_endpoint)
+    store = init(tmp_path, objects=s3_bucket)
+    assert isinstance(store.objects, S3ObjectStore)
+    oid = store.objects.put_bytes(b"in the bucket")
+    assert store.objects.get_bytes(oid) == b"in the bucket"

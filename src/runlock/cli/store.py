@@ -17,10 +17,12 @@ def init(
     path: Path = typer.Argument(Path("."), help="Directory to create .runlock/ in."),
     database: str = typer.Option(None, "--database", help="Metadata database URL (default: SQLite in .runlock/). "
                                  "Example: postgresql+psycopg://user@host/db"),
+    objects: str = typer.Option(None, "--objects", help="Object location (default: .runlock/objects). "
+                                "Example: s3://bucket/prefix (endpoint from RUNLOCK_S3_ENDPOINT_URL)."),
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Create a runlock store (.runlock/) in PATH, or upgrade the one there."""
-    store = init_store(path, database=database)
+    store = init_store(path, database=database, objects=objects)
     info = {"store": str(store.root), **store.info()}
     store.close()
     common.emit(info, as_json, lambda i: common.console.print(

@@ -14,6 +14,7 @@ so opening never changes anything. ``migrate`` is the one function that changes 
 from __future__ import annotations
 
 import getpass
+import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ def locate(path: str | Path | None = None) -> Path:
     raise StoreNotFound(str(start))
 
 
-def init_store(path: str | Path = ".", *, database: str | None = None) -> Store:
+def init_store(path: str | Path = ".", *, database: str | None = None, objects: str | None = None) -> Store:
     """Create ``PATH/.runlock`` (or reuse an existing one) and bring its schema up to date."""
     base = Path(path).expanduser().resolve()
     if not base.is_dir():
@@ -105,6 +106,9 @@ def init_store(path: str | Path = ".", *, database: str | None = None) -> Store:
     if database is not None and not database.startswith(("sqlite", "postgresql")):
         raise InvalidInput(f"Unsupported database URL {database!r}.",
                            hint="Use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB.")
+    if objects is not None and not objects.startswith("s3://"):
+        raise InvalidInput(f"Unsupported object location {objects!r}.", hint="Use s3://BUCKET/PREFIX, or omit it "
+                           "for the local objects/ folder.")
     config = root / "config.toml"
     if not config.exists():
         try:
@@ -112,6 +116,7 @@ def init_store(path: str | Path = ".", *, database: str | None = None) -> Store:
             (root / ".gitignore").write_text("# a runlock store is data, not source\n*\n")
             text = "# runlock store configuration\n"
             text += f'database = "{database}"\n' if database else ""
+            text += f'objects = "{objects}"\n' if objects else ""
             tmp = config.with_suffix(".tmp")
             tmp.write_text(text)
             os.replace(tmp, config)
@@ -166,4 +171,8 @@ def _db_url(root: Path, settings: dict) -> str:
 
 
 def _objects(root: Path, settings: dict) -> ObjectStore:
-    return LocalObjectStore(root / settings.get("objects", "objects"))
+    location = settings.get("objects", "objects")
+    if location.startswith("s3://"):
+        s3 = importlib.import_module("runlock.store.s3")  # optional extra: loaded only when configured
+        return s3.S3ObjectStore(location, endpoint_url=settings.get("s3_endpoint_url"), scratch=root / "tmp")
+    return LocalObjectStore(root / location)
