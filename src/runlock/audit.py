@@ -1,20 +1,42 @@
-"""The audit log: an append-only, hash-chained record of every write.
+"""The audit log: an append-only, hash-chained Merkle log of every write, with signed checkpoints.
 
 Each entry holds a sequence number, time, actor, action, target, the digests of the target's
 state before and after, the hash of the previous entry and its own hash. ``append`` runs inside
-the caller's write transaction, so an entry exists exactly when the write it describes does.
+the caller's write transaction, so an entry exists exactly when the write it describes does, and
+it first asks ``runlock.authz`` whether the actor may do this at all: the one permission check.
+
+The entries are also the leaves of an RFC 6962 / 9162 Merkle tree (leaf = ``SHA-256(0x00 ||
+canonical entry bytes)``, the same bytes ``entry_hash`` covers). Every ``CHECKPOINT_EVERY``
+entries, ``append`` records a checkpoint (tree size + root) in the same transaction; checkpoints
+are signed with the store's Ed25519 key (``sign_pending``, run whenever a store is opened, and
+``checkpoint`` on demand) and mirrored to ``.runlock/audit/checkpoints.jsonl``. ``verify``
+recomputes the chain and the tree, checks every checkpoint and its signature, and names the first
+entry that was altered, removed, reordered or cut off. Nothing in runlock updates or deletes an
+entry.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runlock import canonical
+from runlock import authz, canonical, keys, merkle
+from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound, StoreError
 from runlock.hashing import digest_bytes
-from runlock.store.schema import METADATA, TIME, utcnow
+from runlock.store import Store
+from runlock.store.schema import METADATA, TIME, store_info, utcnow
 
 GENESIS = "sha256:" + "0" * 64
+CHECKPOINT_EVERY = 256          # a power of two; also on demand with `runlock audit checkpoint`
+CHECKPOINT_SCHEMA = "runlock.checkpoint/v1"
+GATE_ACTIONS = ("gate.pass", "gate.override")
+BODY_FIELDS = ("seq", "time", "actor", "action", "target", "before", "after", "details", "prev_hash")
 
 audit_log = sa.Table(
     "audit_log", METADATA,
@@ -32,11 +54,50 @@ audit_log = sa.Table(
     sa.Index("ix_audit_actor", "actor"),
 )
 
+audit_checkpoints = sa.Table(
+    "audit_checkpoints", METADATA,
+    sa.Column("tree_size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.String(100), nullable=False),
+    sa.Column("frontier", sa.JSON, nullable=False),          # [[size, hex], ...]: extends the tree
+    sa.Column("time", TIME, nullable=False),
+    sa.Column("key_id", sa.String(100), nullable=True),
+    sa.Column("signature", sa.Text, nullable=True),           # base64 Ed25519 over ``message``
+    sa.Column("signed_at", TIME, nullable=True),
+)
+
+
+# -- entries -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    time: str
+    actor: str
+    action: str
+    target: str
+    before: str | None
+    after: str | None
+    details: dict
+    prev_hash: str
+    entry_hash: str
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
 
 def entry_body(row: dict) -> dict:
     """The fields an entry's hash covers (everything but the hash itself)."""
-    return {k: row[k] for k in ("seq", "time", "actor", "action", "target", "before", "after",
-                                "details", "prev_hash")}
+    return {k: row[k] for k in BODY_FIELDS}
+
+
+def body_bytes(row) -> bytes:  # noqa: ANN001  (a mapping or a Row)
+    """Canonical bytes of an entry's body: what its hash and its Merkle leaf cover.
+
+    Equal to ``canonical.dumps(entry_body(row))`` for rows read back from the database (plain
+    JSON already), without re-normalising every value, which makes ``verify`` several times faster.
+    """
+    get = row.__getitem__ if isinstance(row, dict) else row._mapping.__getitem__
+    return json.dumps({k: get(k) for k in BODY_FIELDS}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def entry_hash(row: dict) -> str:
@@ -45,15 +106,432 @@ def entry_hash(row: dict) -> str:
 
 def append(conn: Connection, actor: str, action: str, target: str, *, before: str | None = None,
            after: str | None = None, details: dict | None = None) -> int:
-    """Append one entry in the caller's transaction; return its sequence number."""
+    """Check the actor's permission, then append one entry in the caller's transaction; return
+    its sequence number. Raises PermissionDenied (and writes nothing) when the actor may not."""
+    details = canonical.normalize(details or {})
+    authz.require(conn, actor, action, target, details)
+    if action == "model.alias" and authz.touches_production(action, target, details):
+        subject = gate_subject(target, details)
+        if subject is not None:
+            _require_gate(conn, subject)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("LOCK TABLE audit_log IN EXCLUSIVE MODE")
     last = conn.execute(sa.select(audit_log.c.seq, audit_log.c.entry_hash)
                         .order_by(audit_log.c.seq.desc()).limit(1)).first()
     row = {"seq": (last.seq + 1) if last else 1, "time": utcnow(), "actor": actor, "action": action,
-           "target": target, "before": before, "after": after,
-           "details": canonical.normalize(details or {}),
+           "target": target, "before": before, "after": after, "details": details,
            "prev_hash": last.entry_hash if last else GENESIS}
     row["entry_hash"] = entry_hash(row)
     conn.execute(audit_log.insert().values(**row))
+    if row["seq"] % CHECKPOINT_EVERY == 0:
+        _record_checkpoint(conn, row["seq"])
     return row["seq"]
+
+
+def gate_subject(target: str, details: dict) -> str | None:
+    """The model version an alias move points at (``model:NAME@vN``), or None for a removal.
+
+    The registry records a move as target ``model:NAME@ALIAS`` with ``details["to"] = "vN"``.
+    """
+    to = details.get("to", details.get("version"))
+    if to is None:
+        return None
+    name = target.split("@", 1)[0]
+    return to if str(to).startswith("model:") else f"{name}@{to if str(to).startswith('v') else f'v{to}'}"
+
+
+def _require_gate(conn: Connection, subject: str) -> None:
+    passed = conn.execute(sa.select(audit_log.c.seq).where(
+        audit_log.c.target == subject, audit_log.c.action.in_(GATE_ACTIONS)).limit(1)).first()
+    if passed is None:
+        raise Conflict(f"{subject} has not passed the production gate.",
+                       hint=f"Run `runlock attest gate {subject} --attestation FILE` (an admin may add "
+                            "--override REASON).")
+
+
+def log(store: Store, *, target: str | None = None, actor: str | None = None, action: str | None = None,
+        limit: int | None = 100, after_seq: int = 0) -> list[Entry]:
+    """Entries matching every filter given, oldest first (the last ``limit`` of them)."""
+    q = sa.select(audit_log).where(audit_log.c.seq > after_seq)
+    if target:
+        q = q.where(audit_log.c.target == target)
+    if actor:
+        q = q.where(audit_log.c.actor == actor)
+    if action:
+        q = q.where(audit_log.c.action.like(action.replace("*", "%")))
+    q = q.order_by(audit_log.c.seq.desc())
+    if limit:
+        q = q.limit(limit)
+    with store.db.read() as conn:
+        return [_entry(r) for r in reversed(conn.execute(q).all())]
+
+
+def get(store: Store, seq: int) -> Entry:
+    with store.db.read() as conn:
+        row = conn.execute(sa.select(audit_log).where(audit_log.c.seq == seq)).first()
+    if row is None:
+        raise NotFound("audit entry", str(seq), hint="List entries with `runlock audit log`.")
+    return _entry(row)
+
+
+def _entry(row: sa.Row) -> Entry:
+    return Entry(**{k: row._mapping[k] for k in Entry.__dataclass_fields__})
+
+
+def size(conn: Connection) -> int:
+    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(audit_log.c.seq), 0))).scalar()
+
+
+def iter_rows(conn: Connection, start: int = 0, stop: int | None = None) -> Iterator[sa.Row]:
+    """Entries with ``start < seq <= stop`` in order, streamed."""
+    q = sa.select(audit_log).where(audit_log.c.seq > start).order_by(audit_log.c.seq)
+    if stop is not None:
+        q = q.where(audit_log.c.seq <= stop)
+    yield from conn.execution_options(yield_per=5000).execute(q)
+
+
+# -- checkpoints -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Checkpoint:
+    tree_size: int
+    root_hash: str
+    time: str
+    key_id: str | None = None
+    signature: str | None = None
+    signed_at: str | None = None
+    store_id: str | None = None
+
+    def message(self) -> bytes:
+        """The bytes the store's key signs."""
+        return canonical.dumps({"schema": CHECKPOINT_SCHEMA, "store": self.store_id,
+                                "tree_size": self.tree_size, "root": self.root_hash, "time": self.time})
+
+    def signature_ok(self, key: keys.PublicKey) -> bool:
+        if not self.signature or self.key_id != key.keyid:
+            return False
+        try:
+            return key.verify(base64.b64decode(self.signature, validate=True), self.message())
+        except ValueError:
+            return False
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def _record_checkpoint(conn: Connection, tree_size: int) -> None:
+    """Insert an (unsigned) checkpoint at ``tree_size``, extending the latest earlier one."""
+    prev = conn.execute(sa.select(audit_checkpoints.c.tree_size, audit_checkpoints.c.frontier)
+                        .where(audit_checkpoints.c.tree_size < tree_size)
+                        .order_by(audit_checkpoints.c.tree_size.desc()).limit(1)).first()
+    frontier = merkle.frontier_from_json(prev.frontier) if prev else []
+    start = prev.tree_size if prev else 0
+    leaves = (merkle.leaf_hash(body_bytes(r)) for r in iter_rows(conn, start, tree_size))
+    frontier = merkle.extend(frontier, leaves)
+    conn.execute(audit_checkpoints.insert().values(
+        tree_size=tree_size, root_hash=_hex_id(merkle.frontier_root(frontier)),
+        frontier=merkle.frontier_to_json(frontier), time=utcnow(),
+        key_id=None, signature=None, signed_at=None))
+
+
+def checkpoint(store: Store) -> Checkpoint:
+    """Record and sign a checkpoint at the log's current size (on demand)."""
+    def write(conn: Connection) -> int:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+        n = size(conn)
+        if n == 0:
+            raise InvalidInput("The audit log is empty; there is nothing to checkpoint yet.")
+        exists = conn.execute(sa.select(audit_checkpoints.c.tree_size)
+                              .where(audit_checkpoints.c.tree_size == n)).first()
+        if exists is None:
+            _record_checkpoint(conn, n)
+        return n
+
+    n = store.db.run_write(write)
+    sign_pending(store, create_key=True)
+    return next(c for c in checkpoints(store) if c.tree_size == n)
+
+
+def sign_pending(store: Store, *, create_key: bool = False) -> int:
+    """Sign every unsigned checkpoint with the store's key; return how many were signed.
+
+    Without the key (another account's store, or none yet and ``create_key`` false) it does
+    nothing: the checkpoints stay recorded, and are signed by the next process that has the key.
+    """
+    with store.db.read() as conn:
+        pending = conn.execute(sa.select(audit_checkpoints).where(audit_checkpoints.c.signature.is_(None))
+                               .order_by(audit_checkpoints.c.tree_size)).all()
+    if not pending:
+        return 0
+    try:
+        key = keys.ensure(store) if create_key else keys.load(store)
+    except StoreError:
+        return 0
+    if key is None:
+        return 0
+    sid = _store_id(store)
+    signed = []
+    for r in pending:
+        cp = Checkpoint(r.tree_size, r.root_hash, r.time, key.keyid, None, utcnow(), sid)
+        cp = Checkpoint(**{**cp.to_dict(), "signature": base64.b64encode(key.sign(cp.message())).decode()})
+        if store.db.run_write(lambda conn, cp=cp: conn.execute(
+                audit_checkpoints.update().where(audit_checkpoints.c.tree_size == cp.tree_size,
+                                                 audit_checkpoints.c.signature.is_(None))
+                .values(key_id=cp.key_id, signature=cp.signature, signed_at=cp.signed_at)).rowcount):
+            signed.append(cp)
+    _mirror(store, signed)
+    return len(signed)
+
+
+def checkpoints(store: Store) -> list[Checkpoint]:
+    """Checkpoints recorded in the database, oldest first."""
+    sid = _store_id(store)
+    with store.db.read() as conn:
+        rows = conn.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.tree_size)).all()
+    return [Checkpoint(r.tree_size, r.root_hash, r.time, r.key_id, r.signature, r.signed_at, sid) for r in rows]
+
+
+def mirror_path(store: Store) -> Path:
+    return store.root / "audit" / "checkpoints.jsonl"
+
+
+def mirrored_checkpoints(store: Store) -> list[Checkpoint]:
+    """Signed checkpoints kept outside the database (one JSON object a line)."""
+    try:
+        lines = mirror_path(store).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(Checkpoint(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue   # a torn last line from a crash; verify still checks every good one
+    return out
+
+
+def _mirror(store: Store, signed: list[Checkpoint]) -> None:
+    if not signed:
+        return
+    path = mirror_path(store)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            for cp in signed:
+                f.write(json.dumps(cp.to_dict(), sort_keys=True) + "\n")
+    except OSError as e:
+        raise StoreError(f"Cannot write the checkpoint mirror {path}: {e.strerror}.") from e
+
+
+def _store_id(store: Store) -> str | None:
+    with store.db.read() as conn:
+        return conn.execute(sa.select(store_info.c.value).where(store_info.c.key == "store_id")).scalar()
+
+
+def _hex_id(h: bytes) -> str:
+    return f"sha256:{h.hex()}"
+
+
+# -- verify ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    seq: int | None
+    kind: str       # altered | removed | reordered | rewritten | truncated | checkpoint
+    message: str
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: int
+    root_hash: str
+    checkpoints_checked: int
+    signed_checkpoints: int
+    key_id: str | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad(self) -> int | None:
+        seqs = [p.seq for p in self.problems if p.seq is not None]
+        return min(seqs) if seqs else None
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "entries": self.entries, "root_hash": self.root_hash,
+                "checkpoints_checked": self.checkpoints_checked, "signed_checkpoints": self.signed_checkpoints,
+                "key_id": self.key_id, "first_bad": self.first_bad,
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+MAX_PROBLEMS = 50
+
+
+def verify(store: Store, *, key: keys.PublicKey | None = None,
+           progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Recompute the chain and the Merkle tree, and check every checkpoint against them.
+
+    ``key`` is the public key to trust (default: the store's own, from ``.runlock/keys``).
+    Finds: an altered entry, a removed one, two swapped, entries cut off the end (against a
+    checkpoint), history rewritten with a recomputed chain (against a signed checkpoint), and
+    a checkpoint altered or signed by another key.
+    """
+    if key is None:
+        own = keys.load(store)
+        key = own.public if own else None
+    problems: list[Problem] = []
+    cps = _all_checkpoints(store, key, problems)
+    with store.db.read() as conn:
+        n, frontier, roots = _walk(conn, set(cps), problems, progress)
+    beyond = [s for s in sorted(cps) if s > n]
+    if beyond:
+        problems.append(Problem(n + 1, "truncated",
+                                f"Entries {n + 1}..{beyond[-1]} are missing: the log ends at entry {n}, "
+                                f"but checkpoint {beyond[-1]} recorded {beyond[-1]} entries."))
+    last_good = 0
+    for size_ in sorted(roots):
+        if roots[size_] != cps[size_].root_hash:
+            problems.append(Problem(last_good + 1, "rewritten",
+                                    f"The first {size_} entries do not give checkpoint {size_}'s root: an entry "
+                                    f"between {last_good + 1} and {size_} was changed and the chain recomputed."))
+            break
+        last_good = size_
+    signed = sum(1 for cp in cps.values() if key is not None and cp.signature_ok(key))
+    return VerifyReport(n, _hex_id(merkle.frontier_root(frontier)), len(cps), signed,
+                        key.keyid if key else None, _first_per_seq(problems))
+
+
+def _all_checkpoints(store: Store, key: keys.PublicKey | None, problems: list[Problem]) -> dict[int, Checkpoint]:
+    """Checkpoints from the database and the mirror, by size; bad signatures become problems."""
+    out: dict[int, Checkpoint] = {}
+    for cp in [*checkpoints(store), *mirrored_checkpoints(store)]:
+        have = out.get(cp.tree_size)
+        if have is not None and have.signature and cp.signature and have.root_hash != cp.root_hash:
+            problems.append(Problem(None, "checkpoint", f"Checkpoint {cp.tree_size} differs between the database "
+                                                        "and the mirror file: one of them was altered."))
+        if cp.signature and key is not None and not cp.signature_ok(key):
+            who = "another key" if cp.key_id != key.keyid else "a signature that does not match it"
+            problems.append(Problem(None, "checkpoint", f"Checkpoint {cp.tree_size} carries {who}: "
+                                                        "it was altered or forged."))
+            continue
+        if have is None or (cp.signature and not have.signature):
+            out[cp.tree_size] = cp
+    return out
+
+
+def _walk(conn: Connection, sizes: set[int], problems: list[Problem],
+          progress: Callable[[int], None] | None) -> tuple[int, merkle.Frontier, dict[int, str]]:
+    """Stream every entry: check seq, own hash and link; extend the tree; note roots at checkpoints."""
+    frontier: merkle.Frontier = []
+    roots: dict[int, str] = {}
+    expected, prev, n = 1, GENESIS, 0
+    for r in iter_rows(conn):
+        data = body_bytes(r)
+        own = digest_bytes(data)
+        if r.seq != expected and len(problems) < MAX_PROBLEMS:
+            problems.append(Problem(expected, "removed", f"Entry {expected}"
+                                    + (f"..{r.seq - 1} were" if r.seq - 1 > expected else " was")
+                                    + f" removed: the log goes from {expected - 1} to {r.seq}."))
+        elif own != r.entry_hash and len(problems) < MAX_PROBLEMS:
+            problems.append(_altered(conn, r))
+        elif r.prev_hash != prev and len(problems) < MAX_PROBLEMS:
+            problems.append(Problem(r.seq - 1, "altered",
+                                    f"Entry {r.seq - 1} was altered or replaced: entry {r.seq} points at "
+                                    "a different previous entry."))
+        frontier = merkle.extend(frontier, [merkle.leaf_hash(data)])
+        prev, expected, n = r.entry_hash, r.seq + 1, n + 1
+        if n in sizes:
+            roots[n] = _hex_id(merkle.frontier_root(frontier))
+        if progress is not None and n % 10_000 == 0:
+            progress(n)
+    if progress is not None:
+        progress(n)
+    return n, frontier, roots
+
+
+def _altered(conn: Connection, r: sa.Row) -> Problem:
+    """An entry whose hash does not match its fields: altered, or moved from another position."""
+    if r.prev_hash == GENESIS:
+        origin = 1
+    else:
+        before = conn.execute(sa.select(audit_log.c.seq).where(audit_log.c.entry_hash == r.prev_hash)).scalar()
+        origin = before + 1 if before is not None else None
+    if origin is not None and origin != r.seq and entry_hash({**r._mapping, "seq": origin}) == r.entry_hash:
+        return Problem(r.seq, "reordered", f"Entry {r.seq} holds entry {origin}: entries were reordered.")
+    return Problem(r.seq, "altered", f"Entry {r.seq} was altered: its fields no longer match its hash.")
+
+
+def _first_per_seq(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in sorted(problems, key=lambda p: (p.seq is None, p.seq or 0)):
+        if p.seq is None or p.seq not in seen:
+            out.append(p)
+            seen.add(p.seq)
+    return out
+
+
+# -- proofs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InclusionProof:
+    entry: dict
+    leaf_index: int
+    tree_size: int
+    path: list[str]
+    checkpoint: dict
+
+    def to_dict(self) -> dict:
+        return {"schema": "runlock.audit-proof/v1", **{f: getattr(self, f) for f in self.__dataclass_fields__}}
+
+
+def proof(store: Store, seq: int) -> InclusionProof:
+    """An inclusion proof of entry ``seq`` against the latest signed checkpoint covering it."""
+    entry = get(store, seq)
+    signed = [c for c in checkpoints(store) if c.signature and c.tree_size >= seq]
+    cp = signed[-1] if signed else checkpoint(store)
+    with store.db.read() as conn:
+        leaves = [merkle.leaf_hash(body_bytes(r)) for r in iter_rows(conn, 0, cp.tree_size)]
+    if len(leaves) != cp.tree_size or _hex_id(merkle.root(leaves)) != cp.root_hash:
+        raise IntegrityError(f"The audit log no longer matches checkpoint {cp.tree_size}.",
+                             hint="Run `runlock audit verify` to find the entry that changed.")
+    path = [h.hex() for h in merkle.inclusion_proof(leaves, seq - 1)]
+    return InclusionProof(entry.to_dict(), seq - 1, cp.tree_size, path, cp.to_dict())
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    ok: bool
+    seq: int | None
+    tree_size: int | None
+    reasons: list[str]
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def check_proof(data: dict, key: keys.PublicKey) -> ProofCheck:
+    """Check a proof written by ``proof`` offline: the checkpoint's signature, the entry's own
+    hash, and its audit path to the signed root. Needs no store."""
+    reasons: list[str] = []
+    try:
+        entry, cp = data["entry"], Checkpoint(**data["checkpoint"])
+        path = [bytes.fromhex(h) for h in data["path"]]
+        index, size_ = int(data["leaf_index"]), int(data["tree_size"])
+        body = canonical.dumps(entry_body(entry))
+    except (KeyError, TypeError, ValueError, InvalidInput) as e:
+        return ProofCheck(False, None, None, [f"not a runlock audit proof ({e})"])
+    if not cp.signature_ok(key):
+        reasons.append("the checkpoint is not signed by this key")
+    if size_ != cp.tree_size:
+        reasons.append("the proof's tree size differs from its checkpoint's")
+    if digest_bytes(body) != entry.get("entry_hash"):
+        reasons.append("the entry's fields do not match its hash")
+    root = bytes.fromhex(cp.root_hash.split(":", 1)[1])
+    if not merkle.verify_inclusion(merkle.leaf_hash(body), index, size_, path, root):
+        reasons.append("the audit path does not lead to the checkpoint's root")
+    if index != entry.get("seq", 0) - 1:
+        reasons.append("the leaf index does not match the entry's sequence number")
+    return ProofCheck(not reasons, entry.get("seq"), size_, reasons)

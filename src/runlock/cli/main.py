@@ -38,7 +38,9 @@ def root(
 
 # -- command groups (one line each; keep this block sorted) -------------------------------------
 from runlock.cli import artifacts as _artifacts  # noqa: E402
+from runlock.cli import audit as _audit  # noqa: E402
 from runlock.cli import data as _data  # noqa: E402
+from runlock.cli import governance as _governance  # noqa: E402
 from runlock.cli import lineage as _lineage  # noqa: E402
 from runlock.cli import registry as _registry  # noqa: E402
 from runlock.cli import run as _run  # noqa: E402
@@ -54,6 +56,12 @@ app.add_typer(_data.app, name="data")
 app.add_typer(_artifacts.app, name="artifacts")
 app.command("lineage")(_lineage.lineage)
 app.add_typer(_registry.app, name="registry")
+app.add_typer(_audit.app, name="audit")
+app.add_typer(_governance.users, name="users")
+app.add_typer(_governance.tokens, name="tokens")
+app.add_typer(_governance.roles, name="roles")
+app.add_typer(_governance.keys, name="keys")
+app.add_typer(_governance.attest, name="attest")
 # -- end of command groups ------------------------------------------------------------------
 
 
