@@ -1,0 +1,180 @@
+"""Comparing two runs' outputs at the strictest tier that holds, and explaining the difference.
+
+Outputs are every metric series (``metric:KEY``), every summary value (``summary:KEY``) and
+every artifact (``artifact:NAME``). Each gets its own tier; the comparison's tier is:
+
+    bitwise      every metric at every step, every summary value and every artifact's sha256
+                 identical (NaN equals NaN)
+    tolerance    every metric curve (same steps) and summary value within ``rtol``/``atol``
+                 (``|a - b| <= atol + rtol * |b|``); artifacts need not be identical
+    statistical  every final metric in the seed-to-seed spread (``runlock variance``) of either
+                 run within ``k`` standard deviations: ``|a - b| <= atol + k * std``
+    different    none of the above
+
+``first_divergence`` is the earliest step (then metric name) where the curves part bitwise; the
+``diagnosis`` lists the lock fields that differ, most telling first: config keys, data, split,
+code, seeds, knobs, package versions, the rest of the environment, the command.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from runlock import artifacts
+from runlock.store import Store
+from runlock.tracking import lock as locks
+from runlock.tracking import records
+from runlock.tracking.diff import lock_changes, metric_series
+from runlock.verify import records as vrecords
+from runlock.verify.records import Spread
+
+RTOL, ATOL, K = 1e-5, 1e-8, 3.0
+IGNORED = ("code.git.branch", "code.git.remote")  # names for people, not part of what runs
+KIND_ORDER = ("config", "data", "split", "model", "input", "code", "seed", "knob", "package",
+              "environment", "entrypoint", "other")
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    tier: str
+    a: object
+    b: object
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: str
+    b: str
+    tier: str
+    first_divergence: dict | None
+    diagnosis: list[dict]
+    outputs: list[Output] = field(default_factory=list)
+    tolerances: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "tier": self.tier, "first_divergence": self.first_divergence,
+                "diagnosis": self.diagnosis, "outputs": [o.__dict__ for o in self.outputs],
+                "tolerances": self.tolerances}
+
+
+def compare(store: Store, run_a: str, run_b: str, *, rtol: float = RTOL, atol: float = ATOL,
+            k: float = K, spread: Spread | None = None) -> Comparison:
+    """Compare the outputs of two runs; ``spread`` defaults to the newest one measured for
+    either run or for a run either of them reproduces."""
+    a, b = records.get(store, run_a), records.get(store, run_b)
+    ma, mb = metric_series(store, a.id), metric_series(store, b.id)
+    if spread is None:
+        spread = vrecords.latest_spread(store, [a.id, b.id, *vrecords.reproduced(store, a.id),
+                                                *vrecords.reproduced(store, b.id)])
+    stats = spread.stats if spread else {}
+    close = _Close(rtol, atol, k, stats)
+    outputs = [Output(f"metric:{key}", close.series(key, ma.get(key, []), mb.get(key, [])),
+                      _last(ma.get(key)), _last(mb.get(key))) for key in sorted(set(ma) | set(mb))]
+    outputs += [Output(f"summary:{key}", close.value(key, a.summary.get(key), b.summary.get(key)),
+                       a.summary.get(key), b.summary.get(key)) for key in sorted(set(a.summary) | set(b.summary))]
+    da = {x.name: x.digest for x in artifacts.for_run(store, a.id)}
+    db = {x.name: x.digest for x in artifacts.for_run(store, b.id)}
+    outputs += [Output(f"artifact:{n}", "bitwise" if da.get(n) == db.get(n) else "different", da.get(n), db.get(n))
+                for n in sorted(set(da) | set(db))]
+    finals_ok = bool(stats) and all(close.within_spread(key, _final(a.summary, ma, key), _final(b.summary, mb, key))
+                                    for key in stats)
+    lock_a = locks.load(store, a.recipe_id) if a.recipe_id else {}
+    lock_b = locks.load(store, b.recipe_id) if b.recipe_id else {}
+    return Comparison(a.id, b.id, overall(outputs, finals_ok), first_divergence(ma, mb, outputs),
+                      diagnose(lock_a, lock_b), outputs,
+                      {"rtol": rtol, "atol": atol, "k": k, "spread": spread.id if spread else None})
+
+
+def overall(outputs: list[Output], finals_within_spread: bool) -> str:
+    if all(o.tier == "bitwise" for o in outputs):
+        return "bitwise"
+    if all(o.tier in ("bitwise", "tolerance") for o in outputs if not o.name.startswith("artifact:")):
+        return "tolerance"
+    return "statistical" if finals_within_spread else "different"
+
+
+def first_divergence(ma: dict, mb: dict, outputs: list[Output]) -> dict | None:
+    """The earliest step, then metric, where the two runs' curves differ bitwise."""
+    found = []
+    for key in sorted(set(ma) | set(mb)):
+        xs, ys = ma.get(key, []), mb.get(key, [])
+        for i in range(max(len(xs), len(ys))):
+            x, y = (xs[i] if i < len(xs) else None), (ys[i] if i < len(ys) else None)
+            if x is None or y is None or x[0] != y[0] or not _equal(x[1], y[1]):
+                found.append({"metric": key, "step": min(p[0] for p in (x, y) if p is not None),
+                              "a": x[1] if x else None, "b": y[1] if y else None})
+                break
+    if found:
+        return min(found, key=lambda d: (d["step"], d["metric"]))
+    other = next((o for o in outputs if o.tier != "bitwise"), None)
+    return None if other is None else {other.name.split(":", 1)[0]: other.name.split(":", 1)[1],
+                                       "a": other.a, "b": other.b}
+
+
+def diagnose(lock_a: dict, lock_b: dict) -> list[dict]:
+    """The lock fields that differ, each with its kind, most telling kinds first."""
+    found = [{"field": c.field, "a": c.a, "b": c.b, "kind": _kind(c.field)}
+             for cs in lock_changes(lock_a, lock_b).values() for c in cs if c.field not in IGNORED]
+    return sorted(found, key=lambda d: (KIND_ORDER.index(d["kind"]), d["field"]))
+
+
+def _kind(name: str) -> str:
+    head = name.split(".", 1)[0].split("[", 1)[0]
+    if head == "inputs":
+        ns = name.split(".", 1)[1].split(":", 1)[0] if "." in name else ""
+        return {"ds": "data", "snapshot": "data", "split": "split", "model": "model"}.get(ns, "input")
+    if name.startswith("environment.packages."):
+        return "package"
+    return {"config": "config", "code": "code", "seed": "seed", "seeding": "seed", "knobs": "knob",
+            "environment": "environment", "entrypoint": "entrypoint"}.get(head, "other")
+
+
+class _Close:
+    """The numeric tests behind the tiers, with one set of tolerances."""
+
+    def __init__(self, rtol: float, atol: float, k: float, stats: dict) -> None:
+        self.rtol, self.atol, self.k, self.stats = rtol, atol, k, stats
+
+    def near(self, x: float, y: float) -> bool:
+        return _equal(x, y) or (math.isfinite(x) and math.isfinite(y) and abs(x - y) <= self.atol + self.rtol * abs(y))
+
+    def within_spread(self, key: str, x: object, y: object) -> bool:
+        s = self.stats.get(key)
+        if s is None or not _number(x) or not _number(y):
+            return False
+        return _equal(x, y) or abs(x - y) <= self.atol + self.k * (s.get("std") or 0.0)
+
+    def series(self, key: str, xs: list, ys: list) -> str:
+        if len(xs) == len(ys) and all(p[0] == q[0] and _equal(p[1], q[1]) for p, q in zip(xs, ys)):
+            return "bitwise"
+        if xs and len(xs) == len(ys) and all(p[0] == q[0] and self.near(p[1], q[1]) for p, q in zip(xs, ys)):
+            return "tolerance"
+        return "statistical" if xs and ys and self.within_spread(key, xs[-1][1], ys[-1][1]) else "different"
+
+    def value(self, key: str, x: object, y: object) -> str:
+        if _number(x) and _number(y):
+            if _equal(x, y):
+                return "bitwise"
+            if self.near(x, y):
+                return "tolerance"
+            return "statistical" if self.within_spread(key, x, y) else "different"
+        return "bitwise" if x == y else "different"
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _equal(x: float, y: float) -> bool:
+    return x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+
+
+def _last(series: list | None) -> float | None:
+    return series[-1][1] if series else None
+
+
+def _final(summary: dict, series: dict, key: str) -> object:
+    return summary[key] if key in summary else _last(series.get(key))
+

@@ -1,0 +1,158 @@
+"""Materialising a run's recorded inputs for a rerun, and telling the rerun where they are.
+
+Every entry of ``lock["inputs"]`` is rebuilt from the object store, verified byte for byte:
+
+    snapshot   its files, checked out into ``DIR``             (runlock.data.checkout)
+    split      its manifest as ``DIR/split.json``; the snapshot it names (``"snapshot"``),
+               if any, checked out into ``DIR/data``
+    artifact   the artifact's file or folder as ``DIR/NAME``
+    model      the artifact the model name points at, as for an artifact
+
+The rerun finds them through environment variables, one per input and one more per version::
+
+    RUNLOCK_INPUT_DS_TICKETS=/tmp/…/ds-tickets-v1        ds:tickets@v1 (when only one version is used)
+    RUNLOCK_INPUT_DS_TICKETS_V1=/tmp/…/ds-tickets-v1
+    RUNLOCK_INPUTS=/tmp/…/inputs.json                    {ref: path} for every input
+
+``input_path("ds:tickets@v1", default)`` reads them from inside a script, so the same script
+reads the rebuilt data under a rerun and its usual path otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from runlock import artifacts, canonical
+from runlock.data.checkout import checkout
+from runlock.data.verify import verify as verify_snapshot
+from runlock.errors import IntegrityError, InvalidInput, NotFound
+from runlock.hashing import is_digest
+from runlock.refs import resolve
+from runlock.store import Store
+from runlock.store.schema import artifacts as artifacts_table
+
+ENV_PREFIX = "RUNLOCK_INPUT_"
+ENV_INDEX = "RUNLOCK_INPUTS"
+_REF = re.compile(r"^(?P<ns>[a-z]+):(?P<name>[^@]+)(?:@v(?P<version>\d+))?$")
+
+
+@dataclass(frozen=True)
+class Materialized:
+    ref: str
+    node: str
+    id: str
+    kind: str
+    path: str
+    env: tuple[str, ...]
+
+
+def env_names(ref: str) -> tuple[str, str | None]:
+    """(versioned, short) variable names for a reference: ``ds:a-b@v2`` ->
+    (``RUNLOCK_INPUT_DS_A_B_V2``, ``RUNLOCK_INPUT_DS_A_B``)."""
+    m = _REF.match(ref)
+    if not m:  # a bare node like artifact:sha256:…
+        kind, _, ident = ref.partition(":")
+        return f"{ENV_PREFIX}{_upper(kind)}_{ident.rsplit(':', 1)[-1][:12].upper()}", None
+    short = f"{ENV_PREFIX}{_upper(m['ns'])}_{_upper(m['name'])}"
+    return (f"{short}_V{m['version']}" if m["version"] else short), short
+
+
+def _upper(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper()
+
+
+def input_path(ref: str, default: str | os.PathLike | None = None) -> str | None:
+    """Where a rerun put input ``ref`` (``ds:NAME@vN``), else ``default``."""
+    versioned, short = env_names(ref)
+    return os.environ.get(versioned) or (short and os.environ.get(short)) or (
+        str(default) if default is not None else None)
+
+
+def materialize(store: Store, inputs: list[dict], dest: Path) -> tuple[list[Materialized], dict[str, str]]:
+    """Rebuild every input under ``dest``; return them and the environment variables naming them."""
+    done: list[Materialized] = []
+    for entry in inputs:
+        ref = entry.get("ref") or entry["node"]
+        target = dest / _upper(ref).lower().replace("_", "-")
+        path = _BUILDERS.get(entry.get("kind"), _unknown)(store, entry, target)
+        done.append(Materialized(ref, entry["node"], entry["id"], entry.get("kind"), str(path),
+                                 tuple(n for n in env_names(ref) if n)))
+    shorts = [m.env[1] for m in done if len(m.env) > 1]
+    env = {}
+    for m in done:
+        env[m.env[0]] = m.path
+        if len(m.env) > 1 and shorts.count(m.env[1]) == 1:
+            env[m.env[1]] = m.path
+    index = dest / "inputs.json"
+    index.write_text(json.dumps({m.ref: m.path for m in done}, indent=2, sort_keys=True))
+    env[ENV_INDEX] = str(index)
+    return done, env
+
+
+def _snapshot(store: Store, entry: dict, target: Path) -> Path:
+    try:
+        checkout(store, entry["id"], target)
+    except (NotFound, IntegrityError) as e:
+        raise _broken_snapshot(store, entry, e) from None
+    return target
+
+
+def _broken_snapshot(store: Store, entry: dict, cause: Exception) -> IntegrityError:
+    try:
+        problems = verify_snapshot(store, entry["id"]).problems
+    except (NotFound, IntegrityError):
+        problems = []
+    listed = "; ".join(f"{p.path or 'manifest'} ({p.object}) is {p.problem}" for p in problems[:10])
+    more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
+    return IntegrityError(
+        f"Input {entry.get('ref') or entry['node']} cannot be rebuilt: "
+        f"{listed + more if listed else cause}.",
+        hint="The store lost objects this snapshot needs; `runlock fsck` and `runlock data verify` "
+             "list them. Restore them from a copy of the store.")
+
+
+def _split(store: Store, entry: dict, target: Path) -> Path:
+    target.mkdir(parents=True)
+    data = store.objects.get_bytes(entry["id"])
+    (target / "split.json").write_bytes(data)
+    try:
+        manifest = canonical.loads(data)
+    except ValueError:
+        manifest = None
+    parent = manifest.get("snapshot") if isinstance(manifest, dict) else None
+    if isinstance(parent, str) and is_digest(parent):
+        _snapshot(store, {"id": parent, "node": f"snapshot:{parent}"}, target / "data")
+    return target
+
+
+def _artifact(store: Store, entry: dict, target: Path) -> Path:
+    digest = entry["id"]
+    with store.db.read() as conn:
+        row = conn.execute(sa.select(artifacts_table.c.run_id, artifacts_table.c.name).where(
+            artifacts_table.c.digest == digest).limit(1)).first()
+    if row is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        store.objects.copy_to(digest, target)
+        return target
+    art = artifacts.get(store, row.run_id, row.name)
+    return artifacts.materialize(store, art, target / art.name)
+
+
+def _model(store: Store, entry: dict, target: Path) -> Path:
+    ref = entry.get("ref") or entry["node"].split(":", 1)[1]
+    digest = entry["id"] if is_digest(entry["id"]) else resolve(store, ref, "model").target
+    return _artifact(store, {**entry, "id": digest}, target)
+
+
+def _unknown(store: Store, entry: dict, target: Path) -> Path:
+    raise InvalidInput(f"Input {entry.get('ref') or entry['node']} has kind {entry.get('kind')!r}, "
+                       "which a rerun cannot rebuild.", hint="Rerun with the input in place (--in-place).")
+
+
+_BUILDERS = {"snapshot": _snapshot, "split": _split, "artifact": _artifact, "model": _model}

@@ -1,0 +1,115 @@
+"""Verification: rerun + compare, kept as a record on the run; or a model's outputs on a small
+benchmark set compared with a stored reference file.
+
+``verify(store, RUN)`` reruns RUN from its lock and compares the rerun with it. The outcome is
+stored even when the rerun cannot happen (commit gone, objects lost) or does not finish: the
+record then has tier ``failed`` and the reason, because "this result can no longer be rebuilt"
+is exactly what an audit wants to learn.
+
+``verify_reference(store, RUN, REFERENCE)`` compares the run's outputs (its ``outputs``
+artifact, or a file given with ``outputs=``) with a reference file. Both are JSON: an object of
+``{case id: output}``, or ``{"outputs": {...}, "rtol": ..., "atol": ...}`` to carry their own
+tolerances. A case is ``bitwise`` when its output is identical, ``tolerance`` when it is a
+number or a nested list of numbers of the same shape within ``rtol``/``atol``, else
+``different``; a reference case missing from the outputs is ``different``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from runlock import artifacts, canonical
+from runlock.errors import InvalidInput, RunlockError
+from runlock.store import Store
+from runlock.tracking import records
+from runlock.verify.compare import ATOL, K, RTOL, compare
+from runlock.verify.records import FAILED, Verification, add_verification, tier_rank
+from runlock.verify.rerun import rerun
+
+
+def verify(store: Store, run: str, *, isolated: bool = True, repo: str | Path | None = None,
+           rtol: float = RTOL, atol: float = ATOL, k: float = K, rehearsal_id: str | None = None) -> Verification:
+    """Rerun ``run`` and compare the rerun with it; store and return the outcome."""
+    rec = records.get(store, run)
+    try:
+        result = rerun(store, rec.id, isolated=isolated, repo=repo)
+    except RunlockError as e:
+        return add_verification(store, rec.id, "rerun", FAILED, {"error": e.message, "hint": e.hint},
+                                rehearsal_id=rehearsal_id)
+    if result.status != "finished":
+        return add_verification(store, rec.id, "rerun", FAILED,
+                                {"error": f"The rerun run:{result.run_id} ended {result.status} "
+                                          f"(exit status {result.returncode}).", "hint": None},
+                                rerun_id=result.run_id, rehearsal_id=rehearsal_id)
+    found = compare(store, rec.id, result.run_id, rtol=rtol, atol=atol, k=k)
+    return add_verification(store, rec.id, "rerun", found.tier, found.to_dict(), rerun_id=result.run_id,
+                            rehearsal_id=rehearsal_id)
+
+
+def verify_reference(store: Store, run: str, reference: str | Path, *, outputs: str | Path | None = None,
+                     artifact: str = "outputs", rtol: float | None = None, atol: float | None = None) -> Verification:
+    """Compare a run's outputs on a benchmark set with the reference file; store the outcome."""
+    rec = records.get(store, run)
+    ref_doc = _read_json(Path(reference), "reference file")
+    if outputs is not None:
+        out_doc, source = _read_json(Path(outputs), "outputs file"), str(outputs)
+    else:
+        art = artifacts.get(store, rec.id, artifact)
+        if art.manifest is not None:
+            raise InvalidInput(f"Artifact {artifact!r} of run {rec.id} is a folder, not a JSON file of outputs.",
+                               hint="Name the outputs file artifact with --artifact, or pass --outputs FILE.")
+        out_doc, source = _parse(store.objects.get_bytes(art.digest), f"artifact {artifact}"), f"artifact:{art.digest}"
+    expected, opts = _cases(ref_doc)
+    got, _ = _cases(out_doc)
+    rtol = opts.get("rtol", RTOL) if rtol is None else rtol
+    atol = opts.get("atol", ATOL) if atol is None else atol
+    cases = [{"case": c, "tier": _case_tier(expected[c], got[c], rtol, atol) if c in got else "different",
+              "expected": expected[c], "got": got.get(c, "<missing>")} for c in sorted(expected)]
+    tier = max((c["tier"] for c in cases), key=tier_rank, default="bitwise")
+    counts = {t: sum(c["tier"] == t for c in cases) for t in ("bitwise", "tolerance", "different")}
+    report = {"tier": tier, "outputs": source, "rtol": rtol, "atol": atol, "counts": counts,
+              "extra_cases": sorted(set(got) - set(expected)),
+              "cases": sorted(cases, key=lambda c: (-tier_rank(c["tier"]), c["case"]))}
+    ref_id = store.objects.put_file(reference)
+    return add_verification(store, rec.id, "reference", tier, {**report, "reference": ref_id}, reference=ref_id)
+
+
+def _read_json(path: Path, what: str) -> object:
+    try:
+        return _parse(path.read_bytes(), f"{what} {path}")
+    except OSError as e:
+        raise InvalidInput(f"Cannot read the {what} {path}: {e.strerror}.") from None
+
+
+def _parse(data: bytes, what: str) -> object:
+    try:
+        return canonical.normalize(json.loads(data))
+    except ValueError as e:
+        raise InvalidInput(f"The {what} is not valid JSON: {e}.") from None
+
+
+def _cases(doc: object) -> tuple[dict, dict]:
+    opts = {}
+    if isinstance(doc, dict) and isinstance(doc.get("outputs"), (dict, list)):
+        opts = {k: doc[k] for k in ("rtol", "atol") if isinstance(doc.get(k), (int, float))}
+        doc = doc["outputs"]
+    if isinstance(doc, list):
+        return {str(i): v for i, v in enumerate(doc)}, opts
+    if isinstance(doc, dict):
+        return doc, opts
+    raise InvalidInput("Outputs must be a JSON object {case id: output} or a list of outputs.")
+
+
+def _case_tier(expected: object, got: object, rtol: float, atol: float) -> str:
+    if canonical.dumps(expected) == canonical.dumps(got):
+        return "bitwise"
+    return "tolerance" if _close(expected, got, rtol, atol) else "different"
+
+
+def _close(x: object, y: object, rtol: float, atol: float) -> bool:
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(_close(a, b, rtol, atol) for a, b in zip(x, y))
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
+    return numbers and math.isfinite(x) and math.isfinite(y) and abs(x - y) <= atol + rtol * abs(x)
