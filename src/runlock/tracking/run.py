@@ -13,6 +13,7 @@ import os
 import threading
 import traceback
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from ulid import ULID
@@ -20,18 +21,20 @@ from ulid import ULID
 import sqlalchemy as sa
 
 from runlock import artifacts, audit, canonical, code, lineage, refs, seeding
+from runlock.config import ResolvedConfig
 from runlock.errors import InvalidInput, RunlockError, SealedError
 from runlock.refs import check_name
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
+from runlock.tracking import fields, records
 from runlock.tracking import lock as locks
-from runlock.tracking import records
 from runlock.tracking.writer import MetricWriter, WriterSettings
 from runlock.workspace import open_store
 
 ENV_RUN_ID = "RUNLOCK_RUN_ID"
 ENV_RANK = "RUNLOCK_RANK"
 MAX_KEY_LENGTH = 250
+MAX_STEP = 2**63 - 1
 
 _local = threading.local()
 _stack: list["Run"] = []
@@ -53,6 +56,7 @@ class Run:
         self._lock = lock
         self._ended = False
         self._auto_step = -1
+        self._known_keys: set[str] = set()
         self._writer = MetricWriter(store, self.id, rank=rank, start_seq=start_seq,
                                     settings=settings, on_sealed=self._mark_sealed)
 
@@ -70,31 +74,53 @@ class Run:
 
     # -- logging --------------------------------------------------------------------------
     def log(self, values: dict[str, Any], step: int | None = None) -> None:
-        """Record scalar metrics at ``step`` (default: one past the last step logged here).
-        Returns at once; the points are written in the background."""
+        """Record scalar metrics at ``step`` (default: one past the highest step logged here).
+        Returns at once; the points are written in the background (see ``flush``)."""
         if self._ended:
             raise SealedError(self.id, "ended")
-        if not isinstance(values, dict):
-            raise InvalidInput(f"run.log takes a dict of metric name -> number, not {type(values).__name__}.")
+        if type(values) is not dict:
+            values = _as_dict(values)
         if step is None:
             step = self._auto_step + 1
-        elif type(step) is not int:
+        elif type(step) is not int or step < 0 or step > MAX_STEP:
             step = _as_step(step)
         if step > self._auto_step:
             self._auto_step = step
-        self._writer.append([(_check_key(k), _as_float(k, v)) for k, v in values.items()], step)
+        known = self._known_keys
+        for k, v in values.items():
+            if type(v) is not float or k not in known:
+                values = _checked(values, known)
+                break
+        else:
+            values = values.copy()
+        self._writer.append(step, values)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is in the store."""
         if not self._writer.flush(timeout):
-            raise RunlockError(f"Metrics of run {self.id} could not be written in time.",
+            if self._writer.dropped_points:
+                raise RunlockError(f"{self._writer.dropped_points} metric points of run {self.id} were "
+                                   "dropped instead of written (see the warnings above).")
+            raise RunlockError(f"Metrics of run {self.id} could not be written in time "
+                               f"({self._writer.failing or 'the store is slow'}).",
                                hint="Check the store (disk space, database server) and call flush() again.")
+
+    @property
+    def dropped_points(self) -> int:
+        """Points given up on (the store refused them past the buffer bound, or the run was sealed)."""
+        return self._writer.dropped_points
 
     def set_summary(self, values: dict[str, Any]) -> None:
         """Merge final values (evaluation results) into the run's summary."""
         summary = canonical.normalize(values)
-        rec = records.get(self.store, self.id)
-        records.update(self.store, self.id, summary={**rec.summary, **summary})
+
+        def write(conn):  # noqa: ANN001, ANN202
+            row = records.require_running(conn, self.id)
+            merged = {**(row.summary or {}), **summary}
+            conn.execute(runs.update().where(runs.c.id == self.id).values(summary=merged))
+            fields.replace_section(conn, self.id, "summary", merged)
+
+        self.store.db.run_write(write)
 
     def use(self, thing: Any) -> None:
         """Declare an input: a snapshot, split, artifact or model (object or reference string)."""
@@ -136,6 +162,17 @@ class Run:
         self._update_lock(lambda lk: lk.update(knobs=canonical.normalize(seeding.knobs(**declared))))
 
     def record_config(self, config: Any) -> None:
+        """Put the resolved config into the lock (a ``ResolvedConfig`` also records where each
+        value came from, for ``runlock config explain``)."""
+        context = records.get(self.store, self.id).context
+        if isinstance(config, ResolvedConfig):
+            context["config"] = config.provenance()
+            config = config.values
+        elif context.get("config"):   # keys whose value changes here no longer come from a file
+            old, new = fields.flatten(self.lock["config"]), fields.flatten(canonical.normalize(config))
+            origins = context["config"]["origins"]
+            context["config"]["origins"] = {k: o for k, o in origins.items() if old.get(k) == new.get(k, old)}
+        records.update(self.store, self.id, context=context)
         self._update_lock(lambda lk: lk.update(config=canonical.normalize(config)))
 
     def _update_lock(self, change) -> None:  # noqa: ANN001
@@ -154,6 +191,7 @@ class Run:
         self.recipe_id = locks.store_lock(self.store, self._lock)
         if before != self.recipe_id:
             conn.execute(runs.update().where(runs.c.id == self.id).values(recipe_id=self.recipe_id))
+            fields.replace_section(conn, self.id, "config", self._lock["config"])
             audit.append(conn, self.store.actor, "run.lock", self.ref, before=before, after=self.recipe_id)
 
     # -- ending ---------------------------------------------------------------------------
@@ -180,21 +218,38 @@ class Run:
             self.finish("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
 
 
-# -- value checks ---------------------------------------------------------------------------
+# -- value checks (the slow path of run.log: only for keys not seen yet and non-float values) ---
+def _as_dict(values: Any) -> dict:
+    if isinstance(values, Mapping):
+        return dict(values)
+    raise InvalidInput(f"run.log takes a dict of metric name -> number, not {type(values).__name__}.")
+
+
+def _checked(values: dict, known: set[str]) -> dict:
+    out = {}
+    for k, v in values.items():
+        if k not in known:
+            known.add(_check_key(k))
+        out[k] = v if type(v) is float else _as_float(k, v)
+    return out
+
+
 def _check_key(key: Any) -> str:
     if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH:
         return key
     if not isinstance(key, str):
         raise InvalidInput(f"Metric name {key!r} is not a string.")
-    raise InvalidInput(f"Metric name {key[:40]!r}… is {'empty' if not key else 'longer than 250 characters'}.")
+    if not key:
+        raise InvalidInput("A metric name is empty.", hint="Name every metric, e.g. 'train/loss'.")
+    raise InvalidInput(f"Metric name {key[:40]!r}… is longer than {MAX_KEY_LENGTH} characters.")
 
 
 def _as_float(key: str, value: Any) -> float:
-    t = type(value)
-    if t is float or t is int:
-        return float(value)
-    if isinstance(value, bool) or isinstance(value, numbers.Real):
-        return float(value)
+    if isinstance(value, numbers.Real):
+        try:
+            return float(value)
+        except OverflowError:
+            raise InvalidInput(f"Metric {key!r} got {value}, too large for a 64-bit float.") from None
     item = getattr(value, "item", None)
     shape = getattr(value, "shape", None)
     if callable(item) and shape is not None and len(tuple(shape)) == 0:
@@ -211,6 +266,8 @@ def _as_step(step: Any) -> int:
         raise InvalidInput(f"Step {step!r} is not an integer.")
     if int(step) < 0:
         raise InvalidInput(f"Step {step} is negative; steps count from 0.")
+    if int(step) > MAX_STEP:
+        raise InvalidInput(f"Step {step} is larger than {MAX_STEP}.")
     return int(step)
 
 
@@ -260,16 +317,29 @@ def current_run() -> Run | None:
     return None
 
 
-def join_run(run_id: str, *, store: Store | None = None, rank: int | None = None) -> Run:
-    """Attach to a running run owned by another process (a wrapper, or rank 0)."""
-    store = store or open_store()
+def join_run(run_id: str, *, store: Store | str | Path | None = None, rank: int | None = None,
+             settings: WriterSettings | None = None) -> Run:
+    """Attach to a running run owned by another process (a wrapper, or rank 0 of a distributed
+    job); points logged here carry ``rank`` (default: ``RUNLOCK_RANK``, else 0)."""
+    store = _as_store(store)
     rec = records.get(store, run_id)
     if rec.sealed:
         raise SealedError(rec.id, rec.status)
-    rank = int(os.environ.get(ENV_RANK, "0")) if rank is None else rank
-    run = Run(store, rec, None, owned=False, rank=rank, start_seq=_next_seq(store, rec.id, rank))
+    rank = _as_rank(os.environ.get(ENV_RANK, "0") if rank is None else rank)
+    run = Run(store, rec, None, owned=False, rank=rank, start_seq=_next_seq(store, rec.id, rank),
+              settings=settings)
     _push(run)
     return run
+
+
+def _as_rank(rank: Any) -> int:
+    try:
+        value = int(rank)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0 or isinstance(rank, bool) or (isinstance(rank, float) and not rank.is_integer()):
+        raise InvalidInput(f"Rank {rank!r} is not a non-negative integer.")
+    return value
 
 
 def _next_seq(store: Store, run_id: str, rank: int) -> int:
@@ -292,15 +362,21 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
         return run
     store = _as_store(store)
     name = check_name(name, "run name") if name else project
-    lock = locks.build(store, config=config, seed=seed, argv=argv)
-    run_id = str(ULID())
     context = {"cwd": str(Path.cwd()), **code.untracked(store.objects)}
+    if isinstance(config, ResolvedConfig):
+        context["config"] = config.provenance()
+        config = config.values
+    lock = locks.build(store, config=config, seed=seed, argv=argv)
+    tags = canonical.normalize(tags or {})
+    run_id = str(ULID())
 
     def write(conn):  # noqa: ANN001, ANN202
         records.create(conn, store, run_id=run_id, project=project, name=name, pid=os.getpid(),
-                       tags=canonical.normalize(tags or {}), context=context)
+                       tags=tags, context=context)
         recipe = locks.store_lock(store, lock)
         conn.execute(runs.update().where(runs.c.id == run_id).values(recipe_id=recipe))
+        fields.replace_section(conn, run_id, "config", lock["config"])
+        fields.replace_section(conn, run_id, "tags", tags)
 
     store.db.run_write(write)
     run = Run(store, records.get(store, run_id), lock, owned=True, settings=settings)
