@@ -46,6 +46,7 @@ from runlock.cli import registry as _registry  # noqa: E402
 from runlock.cli import run as _run  # noqa: E402
 from runlock.cli import runs as _runs  # noqa: E402
 from runlock.cli import store as _store  # noqa: E402
+from runlock.cli import verify as _verify  # noqa: E402
 
 app.command("init")(_store.init)
 app.command("migrate")(_store.migrate)
@@ -62,6 +63,7 @@ app.add_typer(_governance.tokens, name="tokens")
 app.add_typer(_governance.roles, name="roles")
 app.add_typer(_governance.keys, name="keys")
 app.add_typer(_governance.attest, name="attest")
+app.add_typer(_verify.app)  # top-level: rerun, compare, variance, verify, check, env
 # -- end of command groups ------------------------------------------------------------------
 
 

@@ -1,0 +1,241 @@
+"""Reproduce and verify: ``rerun``, ``compare``, ``variance``, ``verify``, ``check``, ``env``.
+
+Each command calls one function of ``runlock.verify`` and prints its result; a rerun's own
+output goes to stderr, so ``--json`` on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from runlock import verify as v
+from runlock.cli import common
+from runlock.errors import InvalidInput
+from runlock.verify.compare import ATOL, K, RTOL
+from runlock.verify.records import TIERS, tier_rank
+
+app = typer.Typer(help="Rerun, compare and verify runs; check them against a policy.", no_args_is_help=True)
+env_app = typer.Typer(help="The environment a run recorded: export it pinned, or diff it with this one.",
+                      no_args_is_help=True)
+app.add_typer(env_app, name="env")
+
+RUN_ARG = typer.Argument(..., help="Run id (or a unique prefix).")
+IN_PLACE = typer.Option(False, "--in-place/--isolated", help="Run in this checkout (it must be the recorded code) "
+                        "instead of a temporary git worktree of the recorded commit and diff.")
+REPO = typer.Option(None, "--repo", help="Repository to check the recorded commit out of "
+                    "(default: the one the run ran in, else the one here).")
+RTOL_OPT = typer.Option(RTOL, "--rtol", help="Relative tolerance for the tolerance tier.")
+ATOL_OPT = typer.Option(ATOL, "--atol", help="Absolute tolerance for the tolerance and statistical tiers.")
+K_OPT = typer.Option(K, "--k", help="Statistical tier: allowed difference in seed-to-seed standard deviations.")
+REQUIRE = typer.Option(None, "--require", help=f"Exit with status 1 unless the tier is this or stricter "
+                       f"({', '.join(TIERS)}).")
+
+
+@app.command("rerun")
+def rerun(ctx: typer.Context, run: str = RUN_ARG, in_place: bool = IN_PLACE, repo: Path = REPO,
+          keep: bool = typer.Option(False, "--keep", help="Keep the temporary worktree and inputs."),
+          as_json: bool = common.JSON_OPTION) -> None:
+    """Rerun RUN from its lock (exact code, data, seeds, knobs) as a new run linked to it."""
+    store = common.store(ctx)
+    plan = v.plan_rerun(store, run, isolated=not in_place)
+    _print_drift(plan.drift, plan.notes)
+    result = v.rerun(store, run, isolated=not in_place, repo=repo, keep=keep, plan=plan)
+    common.emit(result, as_json, lambda r: common.console.print(
+        f"run:{r.run_id} reran run:{r.original}: [{_colour(r.status)}]{r.status}[/] (exit status {r.returncode}). "
+        f"Compare them with `runlock compare {r.original} {r.run_id}`."))
+    if result.status != "finished":
+        raise typer.Exit(1)
+
+
+@app.command("compare")
+def compare(ctx: typer.Context, run_a: str = typer.Argument(..., help="First run (the original)."),
+            run_b: str = typer.Argument(..., help="Second run (e.g. its rerun)."),
+            rtol: float = RTOL_OPT, atol: float = ATOL_OPT, k: float = K_OPT, require: str = REQUIRE,
+            as_json: bool = common.JSON_OPTION) -> None:
+    """Decide at which tier two runs agree (bitwise, tolerance, statistical, different) and why not better."""
+    _check_tier(require)
+    result = v.compare(common.store(ctx), run_a, run_b, rtol=rtol, atol=atol, k=k)
+    common.emit(result, as_json, _render_comparison)
+    _gate(result.tier, require)
+
+
+@app.command("variance")
+def variance(ctx: typer.Context, run: str = RUN_ARG,
+             seeds: int = typer.Option(5, "--seeds", help="How many reruns, each with another seed."),
+             seed_arg: str = typer.Option("--seed", "--seed-arg", help="The script's option that takes the seed."),
+             seed_env: bool = typer.Option(False, "--seed-env", help="Change only RUNLOCK_SEED, not the command line."),
+             in_place: bool = IN_PLACE, repo: Path = REPO, as_json: bool = common.JSON_OPTION) -> None:
+    """Rerun RUN with different seeds and store the spread of its final metrics."""
+    store = common.store(ctx)
+    with _progress("reruns", as_json) as tick:
+        spread = v.variance(store, run, seeds=seeds, seed_arg=None if seed_env else seed_arg,
+                            isolated=not in_place, repo=repo, progress=tick)
+    common.emit(spread, as_json, lambda s: common.console.print(common.table(
+        f"seed-to-seed spread of run:{s.run_id} over {len(s.seeds)} seeds", ["metric", "mean", "std", "min", "max"],
+        [(key, f"{st['mean']:.6g}", f"{st['std']:.3g}", f"{st['min']:.6g}", f"{st['max']:.6g}")
+         for key, st in s.stats.items()])))
+
+
+@app.command("verify")
+def verify(ctx: typer.Context,
+           run: str = typer.Argument(None, help="Run to verify (leave out with --sample)."),
+           reference: Path = typer.Option(None, "--reference", help="Compare the run's outputs with this JSON file."),
+           outputs: Path = typer.Option(None, "--outputs", help="With --reference: the outputs file to check "
+                                        "(default: the run's artifact named by --artifact)."),
+           artifact: str = typer.Option("outputs", "--artifact", help="With --reference: the outputs artifact."),
+           sample: int = typer.Option(None, "--sample", help="Audit rehearsal: verify N random historic runs."),
+           project: str = typer.Option(None, "--project", "-p", help="With --sample: only this project."),
+           since: str = typer.Option(None, "--since", help="With --sample: only runs started on or after DATE."),
+           seed: int = typer.Option(None, "--seed", help="With --sample: the sampling seed (default: random, recorded)."),
+           history: bool = typer.Option(False, "--history", help="List RUN's verifications instead."),
+           in_place: bool = IN_PLACE, repo: Path = REPO, rtol: float = RTOL_OPT, atol: float = ATOL_OPT,
+           k: float = K_OPT, require: str = REQUIRE, as_json: bool = common.JSON_OPTION) -> None:
+    """Rerun RUN and compare (stored on the run); or check its outputs against a reference; or rehearse an audit."""
+    _check_tier(require)
+    store = common.store(ctx)
+    if sample is not None:
+        with _progress("verifying", as_json) as tick:
+            done = v.rehearse(store, sample, project=project, since=since, seed=seed, isolated=not in_place,
+                              repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
+        common.emit(done, as_json, _render_rehearsal)
+        worst = max((r["tier"] for r in done.results), key=tier_rank, default="bitwise")
+        _gate(worst, require, fail=bool(done.regressed))
+        return
+    if run is None:
+        raise InvalidInput("Name a run to verify, or pass --sample N.", hint="See `runlock verify --help`.")
+    if history:
+        common.emit(v.verifications_of(store, run), as_json, _render_history)
+        return
+    if reference is not None:
+        found = v.verify_reference(store, run, reference, outputs=outputs, artifact=artifact)
+    else:
+        _print_drift(v.env_diff(store, run), [])
+        found = v.verify(store, run, isolated=not in_place, repo=repo, rtol=rtol, atol=atol, k=k)
+    common.emit(found, as_json, _render_verification)
+    _gate(found.tier, require, fail=found.tier == "failed")
+
+
+@app.command("check")
+def check(ctx: typer.Context, target: str = typer.Argument(..., help="Run id, or model:NAME@vN."),
+          policy: Path = typer.Option(None, "--policy", help="Policy file (default: runlock-policy.toml or "
+                                      ".yaml here or above, else the built-in policy)."),
+          as_json: bool = common.JSON_OPTION) -> None:
+    """Evaluate the reproducibility checklist on a run or model; exit status 1 if any rule fails."""
+    report = v.check(common.store(ctx), target, v.load_policy(policy))
+    common.emit(report, as_json, _render_check)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@env_app.command("export")
+def env_export(ctx: typer.Context, run: str = RUN_ARG,
+               output: Path = typer.Option(None, "-o", "--output", help="Write the requirements here (default: stdout)."),
+               container: Path = typer.Option(None, "--container", help="Also write a Dockerfile here."),
+               as_json: bool = common.JSON_OPTION) -> None:
+    """Write RUN's environment as exactly pinned requirements (and a container recipe)."""
+    found = v.export_requirements(common.store(ctx), run)
+    if output is not None:
+        output.write_text(found.text)
+    if container is not None:
+        container.write_text(found.container.replace("requirements.lock", output.name if output else "requirements.lock"))
+    if as_json or output is None:
+        common.emit(found, as_json, lambda f: common.console.out(f.text, end="", highlight=False))
+    else:
+        common.err_console.print(f"Wrote {found.packages} pinned packages to {output}.")
+
+
+@env_app.command("diff")
+def env_diff(ctx: typer.Context, run: str = RUN_ARG, as_json: bool = common.JSON_OPTION) -> None:
+    """Show how this environment differs from the one RUN recorded."""
+    found = v.env_diff(common.store(ctx), run)
+    common.emit(found, as_json, lambda d: _print_drift(d, [], out=common.console))
+
+
+# -- rendering ------------------------------------------------------------------------------
+def _print_drift(drift: v.EnvDiff | None, notes: list[str], out=None) -> None:  # noqa: ANN001
+    out = out or common.err_console
+    if drift is None:
+        return
+    if not drift.drift:
+        out.print("environment: identical to the recorded one; expect [green]bitwise[/] equality.")
+    else:
+        out.print(common.table(f"environment drift from run:{drift.run_id} (expect {drift.expectation})",
+                               ["group", "field", "recorded", "here"],
+                               [(d.group, d.field, d.recorded, d.current) for d in drift.drift]))
+    for note in notes:
+        out.print(f"[yellow]note:[/] {note}")
+
+
+def _render_comparison(c: v.Comparison) -> None:
+    common.console.print(f"run:{c.a} vs run:{c.b}: [{_tier_colour(c.tier)}]{c.tier}[/]")
+    if c.first_divergence:
+        common.console.print(f"first divergence: {common.to_jsonable(c.first_divergence)}")
+    rows = [(o.name, o.tier, o.a, o.b) for o in c.outputs if o.tier != "bitwise"]
+    if rows:
+        common.console.print(common.table("outputs that are not bitwise equal", ["output", "tier", "A", "B"], rows))
+    if c.diagnosis:
+        common.console.print(common.table("diagnosis: lock fields that differ", ["kind", "field", "A", "B"],
+                                          [(d["kind"], d["field"], d["a"], d["b"]) for d in c.diagnosis]))
+
+
+def _render_verification(found: v.Verification) -> None:
+    common.console.print(f"verification {found.id} of run:{found.run_id} ({found.kind}): "
+                         f"[{_tier_colour(found.tier)}]{found.tier}[/]")
+    if found.tier == "failed":
+        common.console.print(f"[red]{found.report.get('error')}[/] {found.report.get('hint') or ''}")
+    elif found.kind == "rerun":
+        _render_comparison(v.Comparison(**{k: found.report[k] for k in ("a", "b", "tier", "first_divergence",
+                                                                         "diagnosis")}))
+    else:
+        bad = [c for c in found.report["cases"] if c["tier"] == "different"]
+        common.console.print(f"{found.report['counts']}" + (f"; first mismatches: {bad[:5]}" if bad else ""))
+
+
+def _render_rehearsal(r: v.Rehearsal) -> None:
+    common.console.print(common.table(f"rehearsal {r.id} (seed {r.seed}): {r.counts}",
+                                      ["run", "tier", "previous", "regressed", "error"],
+                                      [(x["run"], x["tier"], x["previous"], "yes" if x["regressed"] else "",
+                                        x["error"]) for x in r.results]))
+
+
+def _render_history(found: list[v.Verification]) -> None:
+    common.console.print(common.table(None, ["verification", "when", "kind", "tier", "rerun"],
+                                      [(x.id, x.created_at[:19], x.kind, x.tier, x.rerun_id) for x in found]))
+
+
+def _render_check(r: v.CheckReport) -> None:
+    common.console.print(common.table(f"{r.target} (run:{r.run_id}) against {r.policy}", ["rule", "result", "evidence"],
+                                      [(x.rule, "[green]pass[/]" if x.passed else "[red]FAIL[/]", x.detail)
+                                       for x in r.results]))
+
+
+def _colour(status: str) -> str:
+    return "green" if status == "finished" else "red"
+
+
+def _tier_colour(tier: str) -> str:
+    return {"bitwise": "green", "tolerance": "green", "statistical": "yellow"}.get(tier, "red")
+
+
+def _check_tier(tier: str | None) -> None:
+    if tier is not None and tier not in TIERS:
+        raise InvalidInput(f"--require {tier!r} is not a tier; use one of {', '.join(TIERS)}.")
+
+
+def _gate(tier: str, require: str | None, *, fail: bool = False) -> None:
+    if fail or (require is not None and tier_rank(tier) > tier_rank(require)):
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, shown only on a terminal."""
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=common.err_console,
+                  transient=True, disable=as_json or not common.err_console.is_terminal) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
