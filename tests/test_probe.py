@@ -165,3 +165,27 @@ def test_hooks_do_nothing_outside_a_probe(monkeypatch):
     monkeypatch.delenv("RUNLOCK_PROBE", raising=False)
     record_step(0, metrics={"loss": 1.0})
     assert not probe_mod.active()
+
+
+@pytest.mark.slow
+def test_command_catches_a_worker_duplicated_rng_through_watch_loader(tmp_path):
+    argv = _script(tmp_path, """
+        import numpy as np, torch
+        from runlock.probe import record_step, watch_loader
+
+        class HeldRng(torch.utils.data.Dataset):
+            def __init__(self):
+                self.rng = np.random.default_rng(0)
+            def __len__(self):
+                return 4
+            def __getitem__(self, i):
+                return float(self.rng.random())
+
+        loader = watch_loader(torch.utils.data.DataLoader(HeldRng(), batch_size=1, num_workers=2))
+        for step, batch in enumerate(loader):
+            record_step(step, metrics={"x": batch})
+    """)
+    report = probe_command(argv, steps=2, min_gap_s=0)
+    assert report.first_divergence is None
+    (finding,) = report.duplicated_worker_rngs
+    assert finding.path == "rng" and sorted(finding.workers) == [0, 1]

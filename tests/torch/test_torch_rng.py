@@ -130,6 +130,7 @@ torch.save(model.state_dict(), path + "." + mode)
 '''
 
 
+@pytest.mark.slow
 def test_resume_in_a_fresh_process_is_bitwise_equal(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
