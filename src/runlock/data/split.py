@@ -219,7 +219,8 @@ def create_split(store: Store, snapshot: Snapshot | str, *, name: str | None = N
     progress("assign", 2, 4)
     result = assign(table, strategy, weights, seed, by, group)
     params = {"ratios": [float(r) for r in ratios], "weights": list(weights), "names": list(names),
-              "by": by, "group": group, "dedup": settings.to_dict() if dedup else None}
+              "by": by, "group": group, "dedup": settings.to_dict() if dedup else None,
+              "text_columns": list(text_columns) if text_columns else None}
     manifest = build_manifest(recs.snapshot.id, strategy, params, seed, table.column(RECORD_ID),
                               result.part, names, removed=removed)
     report = None
