@@ -45,6 +45,7 @@ from runlock.cli import lineage as _lineage  # noqa: E402
 from runlock.cli import registry as _registry  # noqa: E402
 from runlock.cli import run as _run  # noqa: E402
 from runlock.cli import runs as _runs  # noqa: E402
+from runlock.cli import split as _split  # noqa: E402
 from runlock.cli import store as _store  # noqa: E402
 from runlock.cli import verify as _verify  # noqa: E402
 
@@ -54,6 +55,7 @@ app.command("fsck")(_store.fsck)
 app.command("run", context_settings={"allow_interspersed_args": False})(_run.run)
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_data.app, name="data")
+app.add_typer(_split.app, name="split")
 app.add_typer(_artifacts.app, name="artifacts")
 app.command("lineage")(_lineage.lineage)
 app.add_typer(_registry.app, name="registry")
