@@ -187,7 +187,7 @@ def iter_rows(conn: Connection, start: int = 0, stop: int | None = None) -> Iter
     q = sa.select(audit_log).where(audit_log.c.seq > start).order_by(audit_log.c.seq)
     if stop is not None:
         q = q.where(audit_log.c.seq <= stop)
-    yield from conn.execution_options(yield_per=5000).execute(q)
+    yield from conn.execute(q.execution_options(yield_per=5000))
 
 
 # -- checkpoints -------------------------------------------------------------------------
@@ -369,6 +369,7 @@ class VerifyReport:
 
 
 MAX_PROBLEMS = 50
+REORDER_WINDOW = 256
 
 
 def verify(store: Store, *, key: keys.PublicKey | None = None,
@@ -437,7 +438,7 @@ def _walk(conn: Connection, sizes: set[int], problems: list[Problem],
                                     + (f"..{r.seq - 1} were" if r.seq - 1 > expected else " was")
                                     + f" removed: the log goes from {expected - 1} to {r.seq}."))
         elif own != r.entry_hash and len(problems) < MAX_PROBLEMS:
-            problems.append(_altered(conn, r))
+            problems.append(_altered(r))
         elif r.prev_hash != prev and len(problems) < MAX_PROBLEMS:
             problems.append(Problem(r.seq - 1, "altered",
                                     f"Entry {r.seq - 1} was altered or replaced: entry {r.seq} points at "
@@ -453,15 +454,13 @@ def _walk(conn: Connection, sizes: set[int], problems: list[Problem],
     return n, frontier, roots
 
 
-def _altered(conn: Connection, r: sa.Row) -> Problem:
-    """An entry whose hash does not match its fields: altered, or moved from another position."""
-    if r.prev_hash == GENESIS:
-        origin = 1
-    else:
-        before = conn.execute(sa.select(audit_log.c.seq).where(audit_log.c.entry_hash == r.prev_hash)).scalar()
-        origin = before + 1 if before is not None else None
-    if origin is not None and origin != r.seq and entry_hash({**r._mapping, "seq": origin}) == r.entry_hash:
-        return Problem(r.seq, "reordered", f"Entry {r.seq} holds entry {origin}: entries were reordered.")
+def _altered(r: sa.Row) -> Problem:
+    """An entry whose hash does not match its fields: altered, or moved from another position
+    (its hash matches its fields under another sequence number near by)."""
+    row = dict(r._mapping)
+    for origin in sorted(range(max(1, r.seq - REORDER_WINDOW), r.seq + REORDER_WINDOW), key=lambda s: abs(s - r.seq)):
+        if origin != r.seq and entry_hash({**row, "seq": origin}) == r.entry_hash:
+            return Problem(r.seq, "reordered", f"Entry {r.seq} holds entry {origin}: entries were reordered.")
     return Problem(r.seq, "altered", f"Entry {r.seq} was altered: its fields no longer match its hash.")
 
 
