@@ -14,14 +14,21 @@ The public API a training script needs::
         run.set_summary({"eval/f1": f1})
 """
 
+__version__ = "0.1.0"  # first: modules below record it in manifests
+
+from runlock.data.snapshot import Snapshot, load_snapshot, snapshot
+from runlock.data.split import Split, load_split, split
+from runlock.data.transform import transform
 from runlock.errors import RunlockError
+from runlock.probe import probe
+from runlock.registry import register_model
 from runlock.seeding import derive_seed
+from runlock.tracking.query import runs
 from runlock.tracking.run import Run, current_run, join_run, seed_everything, start_run
 from runlock.workspace import init, open_store
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "RunlockError", "Run", "current_run", "derive_seed", "init", "join_run", "open_store",
-    "seed_everything", "start_run", "__version__",
+    "RunlockError", "Run", "Snapshot", "Split", "current_run", "derive_seed", "init", "join_run",
+    "load_snapshot", "load_split", "open_store", "probe", "register_model", "runs", "seed_everything",
+    "snapshot", "split", "start_run", "transform", "__version__",
 ]
