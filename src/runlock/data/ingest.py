@@ -7,8 +7,8 @@ after; if it differs, the file changed while it was read and it is read again (u
 ``ATTEMPTS`` times, then an error). A file the stat cache knows, unchanged, is not read at all.
 
 On the local backend the scratch copies become objects together at the end: one ``sync`` for
-all of them, then a rename each, then an fsync of each object folder touched (instead of two
-fsyncs per file). Interrupted before that, they are only scratch files, never objects; other
+all of them, then a rename each, then one more ``sync`` for the renames (instead of two fsyncs
+per file). Interrupted before that, they are only scratch files, never objects; other
 backends get one ``put_file`` per file.
 """
 
@@ -30,7 +30,7 @@ from runlock.hashing import ALGORITHM, CHUNK
 from runlock.store.objects import LocalObjectStore, ObjectStore
 
 ATTEMPTS = 3
-WORKERS = max(4, 2 * (os.cpu_count() or 1))
+WORKERS = max(8, 4 * (os.cpu_count() or 1))  # threads: hashing and I/O release the GIL
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,18 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-def ingest(objects: ObjectStore, files: list[tuple[str, Path]], *, cache: StatCache | None = None,
+def ingest(objects: ObjectStore, files: list[tuple[str, str]], *, cache: StatCache | None = None,
            on_progress: ProgressFn | None = None, workers: int = WORKERS) -> list[Entry]:
     """Store every ``(relative path, absolute path)`` in ``objects``; entries in the same order."""
     job = _Job(objects, files, cache)
+    entries = job.known_entries()           # stat cache hits, in this thread: no pool overhead
+    todo = [i for i, e in enumerate(entries) if e is None]
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runlock-hash")
     try:
-        futures = [pool.submit(job.one, i) for i in range(len(files))]
-        _wait_all(futures, job, on_progress)
-        entries = [f.result() for f in futures]
+        futures = {i: pool.submit(job.one, i) for i in todo}
+        _wait_all(list(futures.values()), job, on_progress)
+        for i, f in futures.items():
+            entries[i] = f.result()
         job.commit()
     except BaseException:
         job.stop.set()
@@ -79,12 +82,14 @@ def ingest(objects: ObjectStore, files: list[tuple[str, Path]], *, cache: StatCa
 
 def _wait_all(futures: list[Future], job: "_Job", on_progress: ProgressFn | None) -> None:
     pending = set(futures)
-    while pending:
+    while True:
+        if on_progress is not None:
+            on_progress(job.progress(len(job.files) - len(pending)))
+        if not pending:
+            return
         done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
         for f in done:
             f.result()  # raise the first error at once
-        if on_progress is not None:
-            on_progress(job.progress(len(futures) - len(pending)))
 
 
 class _Stopped(Exception):
@@ -92,20 +97,32 @@ class _Stopped(Exception):
 
 
 class _Job:
-    def __init__(self, objects: ObjectStore, files: list[tuple[str, Path]], cache: StatCache | None) -> None:
+    def __init__(self, objects: ObjectStore, files: list[tuple[str, str]], cache: StatCache | None) -> None:
         self.objects = objects
         self.files = files
         self.local = isinstance(objects, LocalObjectStore)
-        self.known = cache.lookup([str(p) for _, p in files]) if cache is not None else {}
+        self.known = cache.lookup([p for _, p in files]) if cache is not None else {}
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.pending: list[tuple[str, Path]] = []      # (object id, scratch copy) to commit
         self.cache_rows: list[tuple[str, Signature, str]] = []
         self.bytes_done = 0
-        self.bytes_total = sum(_size(p) for _, p in files)
+        self.bytes_total = 0
 
     def progress(self, files_done: int) -> Progress:
         return Progress(files_done, len(self.files), self.bytes_done, self.bytes_total)
+
+    def known_entries(self) -> list[Entry | None]:
+        """Stat every file once: an entry for each the stat cache vouches for, else None."""
+        entries: list[Entry | None] = []
+        for rel, path in self.files:
+            st = _stat(path, rel)
+            self.bytes_total += st.st_size
+            known = self.known.get(path)
+            hit = known is not None and known[0] == signature(st) and self.objects.has(known[1])
+            entries.append(Entry(rel, st.st_size, known[1]) if hit else None)
+            self.bytes_done += st.st_size if hit else 0
+        return entries
 
     def one(self, i: int) -> Entry:
         rel, path = self.files[i]
@@ -113,22 +130,18 @@ class _Job:
             if self.stop.is_set():
                 raise _Stopped()
             before = _stat(path, rel)
-            known = self.known.get(str(path))
-            if known and known[0] == signature(before) and self.objects.has(known[1]):
-                self._count(before.st_size)
-                return Entry(rel, before.st_size, known[1])
             started = time.time_ns()
             oid, size, scratch = self._copy(path, rel)
             after = _stat(path, rel)
             if signature(before) == signature(after) and size == after.st_size:
-                self._keep(oid, scratch, str(path), signature(after), started)
+                self._keep(oid, scratch, path, signature(after), started)
                 return Entry(rel, size, oid)
             if scratch is not None:
                 scratch.unlink(missing_ok=True)
         raise InvalidInput(f"{rel} kept changing while it was read ({ATTEMPTS} attempts).",
                            hint="Stop whatever is writing it, then snapshot again.")
 
-    def _copy(self, path: Path, rel: str) -> tuple[str, int, Path | None]:
+    def _copy(self, path: str, rel: str) -> tuple[str, int, Path | None]:
         if not self.local:
             try:
                 oid = self.objects.put_file(path)
@@ -146,7 +159,7 @@ class _Job:
             scratch.unlink(missing_ok=True)
             raise
 
-    def _stream(self, path: Path, fd: int, rel: str) -> tuple[str, int]:
+    def _stream(self, path: str, fd: int, rel: str) -> tuple[str, int]:
         h = hashlib.sha256()
         buf = bytearray(CHUNK)
         view = memoryview(buf)
@@ -180,7 +193,6 @@ class _Job:
         if not self.pending:
             return
         os.sync()
-        folders = set()
         for oid, scratch in self.pending:
             dest = self.objects.path_of(oid)
             if dest.exists():
@@ -189,9 +201,7 @@ class _Job:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(scratch, 0o444)
             os.replace(scratch, dest)
-            folders.add(dest.parent)
-        for folder in folders:
-            _fsync_dir(folder)
+        os.sync()  # the renames: one journal commit instead of an fsync per object folder
         self.pending = []
 
     def abort(self) -> None:
@@ -205,7 +215,7 @@ def _write_all(out, view: memoryview) -> None:
         view = view[out.write(view):]
 
 
-def _stat(path: Path, rel: str) -> os.stat_result:
+def _stat(path: str, rel: str) -> os.stat_result:
     try:
         return os.stat(path)
     except FileNotFoundError:
@@ -215,7 +225,7 @@ def _stat(path: Path, rel: str) -> os.stat_result:
         raise _unreadable(rel, e) from None
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
         return os.stat(path).st_size
     except OSError:
@@ -226,10 +236,3 @@ def _unreadable(rel: str, e: OSError) -> InvalidInput:
     return InvalidInput(f"Cannot read {rel}: {e.strerror or e}.",
                         hint="Check its permissions, or snapshot a folder without it.")
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

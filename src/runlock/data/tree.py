@@ -20,40 +20,40 @@ from runlock.errors import InvalidInput
 from runlock.store import DIRNAME
 
 
-def list_files(root: str | Path) -> list[tuple[str, Path]]:
+def list_files(root: str | Path) -> list[tuple[str, str]]:
     """``[(relative path, absolute path)]`` sorted by relative path."""
     root = Path(root).absolute()
-    st = _stat(root, root.name)
+    st = _stat(str(root), root.name)
     if stat.S_ISREG(st.st_mode):
-        return [(_clean_name(root.name, root.name), root)]
+        return [(_clean_name(root.name, root.name), str(root))]
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidInput(f"{root} is not a regular file or a folder.")
-    found: dict[str, Path] = {}
-    stack = [(root, "", frozenset({(st.st_dev, st.st_ino)}))]
+    found: dict[str, str] = {}
+    stack = [(str(root), "", frozenset({(st.st_dev, st.st_ino)}))]
     while stack:
         folder, prefix, ancestors = stack.pop()
         for entry in _scan(folder, prefix or "."):
             rel = prefix + _clean_name(entry.name, prefix + entry.name)
-            est = _stat(Path(entry.path), rel)
+            est = entry.stat() if not entry.is_symlink() else _stat(entry.path, rel)
             if stat.S_ISDIR(est.st_mode):
                 key = (est.st_dev, est.st_ino)
                 if key in ancestors:
                     raise InvalidInput(f"Symbolic link loop: {rel} leads back to a folder above it.",
                                        hint="Remove the link, or snapshot a folder without it.")
                 if entry.name != DIRNAME:
-                    stack.append((Path(entry.path), rel + "/", ancestors | {key}))
+                    stack.append((entry.path, rel + "/", ancestors | {key}))
             elif stat.S_ISREG(est.st_mode):
                 if rel in found:
                     raise InvalidInput(f"Two files map to the same name {rel!r} after Unicode normalisation.",
                                        hint="Rename one of them.")
-                found[rel] = Path(entry.path)
+                found[rel] = entry.path
             else:
                 raise InvalidInput(f"{rel} is not a regular file (a FIFO, socket or device).",
                                    hint="Move it out of the folder, or snapshot a folder without it.")
     return sorted(found.items())
 
 
-def _scan(folder: Path, label: str) -> list[os.DirEntry]:
+def _scan(folder: str, label: str) -> list[os.DirEntry]:
     try:
         with os.scandir(folder) as it:
             return list(it)
@@ -62,7 +62,7 @@ def _scan(folder: Path, label: str) -> list[os.DirEntry]:
                            hint="Check its permissions, or snapshot a folder without it.") from None
 
 
-def _stat(path: Path, label: str) -> os.stat_result:
+def _stat(path: str, label: str) -> os.stat_result:
     try:
         return os.stat(path)
     except FileNotFoundError:
