@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import pytest
 from runlock.data import create_snapshot
 from runlock.store import Store
 from runlock.tracking import records
+from runlock.workspace import init
 
 TRAIN = textwrap.dedent('''
     import argparse, os, tempfile
@@ -31,7 +32,7 @@ TRAIN = textwrap.dedent('''
     a = p.parse_args()
     with runlock.start_run(project="toy", name="fit", config={"lr": a.lr, "steps": a.steps}, seed=a.seed) as run:
         run.use(a.data)
-        folder = input_path(a.data, os.environ.get("TOY_DATA"))
+        folder = input_path(a.data)
         xy = np.loadtxt(os.path.join(folder, "train.csv"), delimiter=",")
         x, y = xy[:, :-1], xy[:, -1]
         rng = np.random.default_rng(a.seed)
@@ -71,7 +72,7 @@ class Toy:
     def train(self, *args: str, env: dict[str, str] | None = None) -> str:
         """Run train.py as a user would (python train.py ARGS); return the run id it made."""
         before = {r.id for r in records.list_runs(self.store)}
-        full = {**os.environ, "RUNLOCK_STORE": str(self.store.root), "TOY_DATA": str(self.data), **(env or {})}
+        full = {**os.environ, "RUNLOCK_STORE": str(self.store.root), **(env or {})}
         full.pop("RUNLOCK_RUN_ID", None)
         subprocess.run([sys.executable, "train.py", *args], cwd=self.repo, env=full, check=True,
                        capture_output=True, text=True)
@@ -85,21 +86,26 @@ class Toy:
         return git(self.repo, "rev-parse", "HEAD")
 
 
-@pytest.fixture
-def make_toy(tmp_path: Path, make_store: Callable[..., Store]) -> Callable[[], Toy]:
-    """Factory: a fresh toy project (repo + data snapshot ds:train@v1 + store)."""
-    def factory(name: str = "toy") -> Toy:
-        repo = tmp_path / name / "repo"
-        repo.mkdir(parents=True)
-        git(repo, "init", "-q", "-b", "main")
-        git(repo, "config", "user.email", "t@example.com")
-        git(repo, "config", "user.name", "t")
-        (repo / "train.py").write_text(TRAIN)
-        store = make_store(f"{name}-store")
-        toy = Toy(repo, tmp_path / name / "data", store)
-        toy.commit("toy training script")
-        write_data(toy.data)
-        create_snapshot(store, toy.data, "train")
-        return toy
+def toy_project(base: Path, store: Store) -> Toy:
+    """A git repository with train.py committed, and its data snapshotted as ds:train@v1."""
+    repo = base / "repo"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    (repo / "train.py").write_text(TRAIN)
+    toy = Toy(repo, base / "data", store)
+    toy.commit("toy training script")
+    write_data(toy.data)
+    create_snapshot(store, toy.data, "train")
+    return toy
 
-    return factory
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toy]:
+    """One toy project per test module (training runs cost seconds; tests share them)."""
+    base = tmp_path_factory.mktemp("toy")
+    (base / "store").mkdir()
+    store = init(base / "store")
+    yield toy_project(base, store)
+    store.close()

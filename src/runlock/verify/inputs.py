@@ -14,8 +14,8 @@ The rerun finds them through environment variables, one per input and one more p
     RUNLOCK_INPUT_DS_TICKETS_V1=/tmp/…/ds-tickets-v1
     RUNLOCK_INPUTS=/tmp/…/inputs.json                    {ref: path} for every input
 
-``input_path("ds:tickets@v1", default)`` reads them from inside a script, so the same script
-reads the rebuilt data under a rerun and its usual path otherwise.
+``input_path("ds:tickets@v1")`` reads them from inside a script: the rebuilt copy under a rerun,
+otherwise a fresh checkout of the snapshot, so a script always reads the bytes it declared.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from runlock.hashing import is_digest
 from runlock.refs import resolve
 from runlock.store import Store
 from runlock.store.schema import artifacts as artifacts_table
+from runlock.workspace import open_store
 
 ENV_PREFIX = "RUNLOCK_INPUT_"
 ENV_INDEX = "RUNLOCK_INPUTS"
@@ -67,11 +69,22 @@ def _upper(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper()
 
 
-def input_path(ref: str, default: str | os.PathLike | None = None) -> str | None:
-    """Where a rerun put input ``ref`` (``ds:NAME@vN``), else ``default``."""
+def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Store | None = None) -> str:
+    """The files of input ``ref`` (``ds:NAME@vN``): where a rerun rebuilt them; else ``default``;
+    else a fresh checkout of the snapshot from the store (into a new temporary folder)."""
     versioned, short = env_names(ref)
-    return os.environ.get(versioned) or (short and os.environ.get(short)) or (
-        str(default) if default is not None else None)
+    found = os.environ.get(versioned) or (short and os.environ.get(short))
+    if found or default is not None:
+        return found or str(default)
+    if not ref.startswith("ds:"):
+        raise InvalidInput(f"{ref!r} is not a snapshot reference, so it cannot be checked out here.",
+                           hint="Pass the path to use outside a rerun as the default.")
+    opened = store or open_store()
+    try:
+        return checkout(opened, ref, Path(tempfile.mkdtemp(prefix="runlock-input-")) / "files").dest
+    finally:
+        if store is None:
+            opened.close()
 
 
 def materialize(store: Store, inputs: list[dict], dest: Path) -> tuple[list[Materialized], dict[str, str]]:
