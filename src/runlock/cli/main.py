@@ -39,9 +39,11 @@ def root(
 # -- command groups (one line each; keep this block sorted) -------------------------------------
 from runlock.cli import artifacts as _artifacts  # noqa: E402
 from runlock.cli import audit as _audit  # noqa: E402
+from runlock.cli import config as _config  # noqa: E402
 from runlock.cli import data as _data  # noqa: E402
 from runlock.cli import governance as _governance  # noqa: E402
 from runlock.cli import lineage as _lineage  # noqa: E402
+from runlock.cli import metrics as _metrics  # noqa: E402
 from runlock.cli import registry as _registry  # noqa: E402
 from runlock.cli import run as _run  # noqa: E402
 from runlock.cli import runs as _runs  # noqa: E402
@@ -54,6 +56,9 @@ app.command("migrate")(_store.migrate)
 app.command("fsck")(_store.fsck)
 app.command("run", context_settings={"allow_interspersed_args": False})(_run.run)
 app.add_typer(_runs.app, name="runs")
+app.command("metrics")(_metrics.metrics)
+app.command("plot")(_metrics.plot)
+app.add_typer(_config.app, name="config")
 app.add_typer(_data.app, name="data")
 app.add_typer(_split.app, name="split")
 app.add_typer(_artifacts.app, name="artifacts")
