@@ -55,6 +55,10 @@ class ResolvedConfig:
     def digest(self) -> str:
         return canonical.digest(self.values)
 
+    def leaves(self) -> dict[str, object]:
+        """``{"lora.r": 16, ...}``: every leaf value by its dotted key."""
+        return flatten(self.values)
+
     def provenance(self) -> dict:
         return {"sources": [s.to_dict() for s in self.sources], "origins": dict(self.origins)}
 

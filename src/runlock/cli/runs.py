@@ -1,4 +1,4 @@
-"""``runlock runs``: list, show and diff recorded runs."""
+"""``runlock runs``: list (with filters), show, diff and compare recorded runs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from runlock import artifacts
 from runlock.cli import common
 from runlock.tracking import diff as diffs
 from runlock.tracking import lock as locks
-from runlock.tracking import records
+from runlock.tracking import query, records, series
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
+
+
+WHERE_HELP = ("Filter, e.g. \"config.lr > 1e-4 and summary.eval_f1 >= 0.9\": comparisons (== != < <= > >= in) "
+              "of config.X, summary.X, metrics.X (latest value), tags.X or a run field (status, name, "
+              "last_step, started_at ...) with literals, joined by and / or / not. A dotted name matches "
+              "keys whose other characters are _ (summary.eval_f1 matches eval/f1); summary[\"eval/f1\"] "
+              "matches exactly. A run without the key does not match.")
 
 
 @app.command("list")
@@ -19,15 +26,27 @@ def list_(
     ctx: typer.Context,
     project: str = typer.Option(None, "--project", "-p", help="Only runs of this project."),
     status: str = typer.Option(None, "--status", help="Only runs with this status."),
+    where: str = typer.Option(None, "--where", "-w", help=WHERE_HELP),
+    sort: str = typer.Option(None, "--sort", "-s",
+                             help="Sort by these fields, comma-separated; '-' in front for descending "
+                                  "(e.g. -summary.eval_f1). Default: newest first."),
     limit: int = typer.Option(50, "--limit", "-n", help="At most this many runs (0: all)."),
     as_json: bool = common.JSON_OPTION,
 ) -> None:
-    """List runs, newest first."""
-    found = records.list_runs(common.store(ctx), project=project, status=status, limit=limit or None)
-    common.emit(found, as_json, lambda rs: common.console.print(common.table(
-        None, ["run", "project", "name", "status", "started", "last step", "recipe"],
-        [(r.id, r.project, r.name, r.status, r.started_at[:19], r.last_step, common.short(r.recipe_id))
-         for r in rs])))
+    """List runs, newest first, or filtered with --where and ordered with --sort."""
+    found = query.find_runs(common.store(ctx), project=project, status=status, where=where, sort=sort,
+                            limit=limit or None)
+    common.emit(found, as_json, _render_list)
+
+
+def _render_list(found: list[query.FoundRun]) -> None:
+    extra = list(dict.fromkeys(k for f in found for k in f.fields
+                               if k not in ("status", "project", "name", "id", "last_step")))
+    common.console.print(common.table(
+        None, ["run", "project", "name", "status", "started", "last step", *extra, "recipe"],
+        [(f.record.id, f.record.project, f.record.name, f.record.status, f.record.started_at[:19],
+          f.record.last_step, *(common.to_jsonable(f.fields.get(k)) for k in extra),
+          common.short(f.record.recipe_id)) for f in found]))
 
 
 @app.command("show")
@@ -89,3 +108,19 @@ def _render_diff(d: diffs.RunDiff) -> None:
              for m in d.metrics]
     if mrows:
         common.console.print(common.table("metrics", ["key", "steps A", "steps B", "last A", "last B", "identical"], mrows))
+
+
+@app.command("compare")
+def compare(ctx: typer.Context, runs: list[str] = typer.Argument(..., help="Two or more runs."),
+            differences: bool = typer.Option(False, "--differences", "-d", help="Only rows whose values differ."),
+            as_json: bool = common.JSON_OPTION) -> None:
+    """Runs side by side: status, recipe, every config and summary value and the latest metrics."""
+    result = series.compare(common.store(ctx), runs, only_differences=differences)
+    common.emit(result, as_json, _render_compare)
+
+
+def _render_compare(c: series.Comparison) -> None:
+    rows = [(r.section, ("[bold]" if r.differs else "") + r.key,
+             *(common.short(v, 24) if isinstance(v, str) else common.to_jsonable(v) for v in r.values))
+            for r in c.rows]
+    common.console.print(common.table(None, ["section", "key", *(i[-8:] for i in c.runs)], rows))

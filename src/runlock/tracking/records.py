@@ -62,7 +62,7 @@ class RunRecord:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-def _record(row: sa.Row) -> RunRecord:
+def from_row(row: sa.Row) -> RunRecord:
     return RunRecord(
         id=row.id, project=row.project, name=row.name, status=row.status, recipe_id=row.recipe_id,
         created_by=row.created_by, started_at=row.started_at, ended_at=row.ended_at,
@@ -145,7 +145,7 @@ def get(store: Store, ref: str) -> RunRecord:
         raise NotFound("run", ref, hint="List runs with `runlock runs list`.")
     if len(rows) > 1 and rows[0].id != ident:
         raise InvalidInput(f"Run reference {ref!r} matches several runs; give more characters.")
-    return _record(rows[0])
+    return from_row(rows[0])
 
 
 def list_runs(store: Store, *, project: str | None = None, status: str | None = None,
@@ -160,7 +160,7 @@ def list_runs(store: Store, *, project: str | None = None, status: str | None = 
     if limit:
         q = q.limit(limit)
     with store.db.read() as conn:
-        return [_record(r) for r in conn.execute(q)]
+        return [from_row(r) for r in conn.execute(q)]
 
 
 def _is_dead(row: sa.Row, host: str, now: dt.datetime) -> bool:

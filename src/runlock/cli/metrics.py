@@ -1,0 +1,62 @@
+"""``runlock metrics RUN`` (keys, or every point as CSV) and ``runlock plot RUN... -o PNG``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from runlock.cli import common
+from runlock.errors import InvalidInput
+from runlock.tracking import plot as plots
+from runlock.tracking import series
+
+KEY_OPTION = typer.Option(None, "--key", "-k", help="Metric key (repeat for several).")
+RANK_HELP = "Only points logged by this rank (default: every rank)."
+
+
+def metrics(
+    ctx: typer.Context,
+    run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    keys: list[str] = KEY_OPTION,
+    rank: int = typer.Option(None, "--rank", help=RANK_HELP),
+    as_csv: bool = typer.Option(False, "--csv", help="Print every point as CSV: step,value,key,rank,time."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the CSV to this file instead of stdout."),
+    as_json: bool = common.JSON_OPTION,
+) -> None:
+    """A run's metrics: one line per key, or every point with --csv."""
+    store = common.store(ctx)
+    if not as_csv:
+        if output is not None:
+            raise InvalidInput("--output goes with --csv.")
+        found = [s for s in series.summarize(store, run, rank=rank) if not keys or s.key in keys]
+        common.emit(found, as_json, lambda ss: common.console.print(common.table(
+            None, ["key", "points", "first step", "last step", "latest"],
+            [(s.key, s.points, s.first_step, s.last_step, s.latest) for s in ss])))
+        return
+    stream = series.points(store, run, keys=keys or None, rank=rank)
+    if output is None:
+        series.write_csv(stream, sys.stdout)
+        return
+    try:
+        with output.open("w", newline="") as f:
+            n = series.write_csv(stream, f)
+    except OSError as e:
+        raise InvalidInput(f"Cannot write {output}: {e.strerror}.") from None
+    common.err_console.print(f"wrote {n} rows to {output}")
+
+
+def plot(
+    ctx: typer.Context,
+    runs: list[str] = typer.Argument(..., help="One or more runs."),
+    keys: list[str] = KEY_OPTION,
+    output: Path = typer.Option(..., "--output", "-o", help="PNG file to write."),
+    rank: int = typer.Option(0, "--rank", help="Rank whose points to draw."),
+    title: str = typer.Option(None, "--title", help="Title above the panels."),
+    as_json: bool = common.JSON_OPTION,
+) -> None:
+    """Plot metric curves of several runs into a PNG: one panel per --key, one line per run."""
+    result = plots.plot_metrics(common.store(ctx), runs, keys or [], output, rank=rank, title=title)
+    common.emit(result, as_json, lambda r: common.console.print(
+        f"wrote {r.path} ({sum(1 for c in r.curves if c.points)} curves)"))
