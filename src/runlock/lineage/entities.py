@@ -45,6 +45,8 @@ def resolve(store: Store, text: str) -> str:
     """The lineage node key that ``text`` names, or NotFound."""
     text = text.strip()
     head, _, rest = text.partition(":")
+    if head in lineage.NODE_TYPES and is_digest(rest):      # a node key: split:sha256:…
+        return _known(store, text)
     if head in REF_NODE_TYPE:
         return lineage.node(REF_NODE_TYPE[head], refs.resolve(store, text, head).target)
     if head == "model":
