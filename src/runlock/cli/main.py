@@ -44,6 +44,7 @@ from runlock.cli import data as _data  # noqa: E402
 from runlock.cli import governance as _governance  # noqa: E402
 from runlock.cli import lineage as _lineage  # noqa: E402
 from runlock.cli import metrics as _metrics  # noqa: E402
+from runlock.cli import probe as _probe  # noqa: E402
 from runlock.cli import registry as _registry  # noqa: E402
 from runlock.cli import run as _run  # noqa: E402
 from runlock.cli import runs as _runs  # noqa: E402
@@ -55,6 +56,7 @@ app.command("init")(_store.init)
 app.command("migrate")(_store.migrate)
 app.command("fsck")(_store.fsck)
 app.command("run", context_settings={"allow_interspersed_args": False})(_run.run)
+app.command("probe", context_settings={"allow_interspersed_args": False})(_probe.probe)
 app.add_typer(_runs.app, name="runs")
 app.command("metrics")(_metrics.metrics)
 app.command("plot")(_metrics.plot)
