@@ -221,10 +221,13 @@ def _cut(keys: np.ndarray, counts: np.ndarray, ids: Any, rows: np.ndarray) -> np
     bounds = np.cumsum(counts)[:-1]
     inner, mult = np.unique(bounds[(bounds > 0) & (bounds < n)], return_counts=True)
     kth = np.partition(keys, inner)[inner] if len(inner) else np.zeros(0, np.uint64)
-    if len(kth) and (np.count_nonzero(np.isin(keys, kth)) > len(kth)):
+    if any(np.count_nonzero(keys == k) > 1 for k in kth):
         return _cut_sorted(keys, counts, ids, rows)
-    steps = np.concatenate([[0], np.cumsum(mult)]) + int((bounds <= 0).sum())
-    return steps[np.searchsorted(kth, keys, side="right")].astype(np.int8)
+    above = np.zeros(n, np.int8)
+    for k in kth:
+        above += keys >= k
+    steps = (np.concatenate([[0], np.cumsum(mult)]) + int((bounds <= 0).sum())).astype(np.int8)
+    return steps[above]
 
 
 def _cut_sorted(keys: np.ndarray, counts: np.ndarray, ids: Any, rows: np.ndarray) -> np.ndarray:
