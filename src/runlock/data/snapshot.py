@@ -11,8 +11,10 @@ an interrupted snapshot leaves no trace but scratch files and unreferenced objec
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -45,6 +47,7 @@ snapshots = sa.Table(
 )
 
 STAT_CACHE = "cache/stat.sqlite"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,17 @@ class Snapshot:
 def snapshot(path: str | Path, name: str | None = None, *, id_column: str | None = None,
              store: Store | None = None, on_progress: ProgressFn | None = None) -> Snapshot:
     """Snapshot a file, folder or table as ``ds:NAME@vN`` (the public API; opens the store)."""
+    return with_store(store, lambda s: create_snapshot(s, path, name, id_column=id_column,
+                                                        on_progress=on_progress))
+
+
+def with_store(store: Store | None, fn: Callable[[Store], T]) -> T:
+    """``fn(store)``, opening (and then closing) the workspace's store when none is given."""
     if store is not None:
-        return create_snapshot(store, path, name, id_column=id_column, on_progress=on_progress)
+        return fn(store)
     opened = open_store()
     try:
-        return create_snapshot(opened, path, name, id_column=id_column, on_progress=on_progress)
+        return fn(opened)
     finally:
         opened.close()
 
@@ -254,8 +263,12 @@ def _table_format(p: Path, kind: str | None, id_column: str | None) -> str | Non
 
 
 def _default_name(p: Path) -> str:
-    base = p.stem if p.is_file() else p.name
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("._-")[:128] or "data"
+    return safe_name(p.stem if p.is_file() else p.name)
+
+
+def safe_name(text: str) -> str:
+    """``text`` made into an allowed dataset name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("._-")[:128] or "data"
 
 
 def _latest_target(conn: sa.Connection, name: str) -> str | None:

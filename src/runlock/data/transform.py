@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import re
 import sys
 import tempfile
 import textwrap
@@ -36,11 +35,11 @@ import sqlalchemy as sa
 
 from runlock import canonical
 from runlock.data.checkout import checkout
-from runlock.data.snapshot import Snapshot, create_snapshot, load_snapshot, read_table, save, snapshots
+from runlock.data.snapshot import (Snapshot, create_snapshot, load_snapshot, read_table, safe_name, save, snapshots,
+                                   with_store)
 from runlock.data.tabular import RECORD_ID, jsonable
 from runlock.errors import InvalidInput
 from runlock.store import Store
-from runlock.workspace import open_store
 
 RECIPE_FORMAT = "runlock.recipe/1"
 _CODE_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type,
@@ -50,13 +49,7 @@ _CODE_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, 
 def transform(snapshot: str | Snapshot, fn: Callable, params: dict | None = None, name: str | None = None,
               *, store: Store | None = None) -> Snapshot:
     """Apply ``fn`` to a snapshot and record the result as a derived snapshot (public API)."""
-    if store is not None:
-        return derive(store, snapshot, fn, params, name)
-    opened = open_store()
-    try:
-        return derive(opened, snapshot, fn, params, name)
-    finally:
-        opened.close()
+    return with_store(store, lambda s: derive(s, snapshot, fn, params, name))
 
 
 def derive(store: Store, parent: str | Snapshot, fn: Callable, params: dict | None = None,
@@ -188,5 +181,4 @@ def _kept_id_column(base: Snapshot, out: Path) -> str | None:
 
 
 def _default_name(base: Snapshot, fn: Callable) -> str:
-    stem = base.name or "derived"
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stem}.{fn.__name__}").strip("._-")[:128]
+    return safe_name(f"{base.name or 'derived'}.{fn.__name__}")
