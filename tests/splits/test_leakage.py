@@ -62,3 +62,11 @@ def test_duplicates_keep_the_smallest_id_per_cluster() -> None:
     texts = pa.array([BASE, near, BASE.upper(), "unrelated words only here", None])
     got = L.duplicates(["d", "c", "b", "a", "e"], texts)
     assert got == [{"id": "c", "kept": "b", "kind": "near"}, {"id": "d", "kept": "b", "kind": "exact"}]
+
+
+def test_temporal_leak_on_timestamps_is_reported_as_text() -> None:
+    times = np.array(["2024-01-05", "2024-01-02", "2024-01-03"], dtype="datetime64[ns]")
+    report = L.check(L.Inputs(["a", "b", "c"], np.array([0, 1, 1]), NAMES, times=times))
+    assert report.temporal[0]["earlier_max"].startswith("2024-01-05")
+    assert report.temporal[0]["later_min"].startswith("2024-01-02")
+    assert L.LeakageReport.from_dict(report.to_dict()) == report

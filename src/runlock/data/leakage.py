@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from runlock.data.minhash import NearDupSettings, arrow, near_duplicates, normalise
+from runlock.data.strategies import plain
 
 MAX_PAIRS = 10_000
 REPORT_FORMAT = "runlock.leakage/1"
@@ -158,7 +159,7 @@ def _group_leaks(inputs: Inputs) -> list[dict]:
     spread = np.bincount(g, minlength=len(keys))
     out = []
     for k in np.flatnonzero(spread > 1).tolist():
-        out.append({"group": _plain(keys[k]), "partitions": [inputs.names[i] for i in p[g == k]],
+        out.append({"group": plain(keys[k]), "partitions": [inputs.names[i] for i in p[g == k]],
                     "records": int((code == k).sum())})
     return out
 
@@ -170,7 +171,7 @@ def _temporal_leaks(inputs: Inputs) -> list[dict]:
         earlier, later = inputs.times[inputs.part == i], inputs.times[inputs.part == j]
         if earlier.max() >= later.min():
             out.append({"earlier": inputs.names[i], "later": inputs.names[j],
-                        "earlier_max": _plain(earlier.max()), "later_min": _plain(later.min()),
+                        "earlier_max": plain(earlier.max()), "later_min": plain(later.min()),
                         "records": int((later <= earlier.max()).sum())})
     return out
 
@@ -182,7 +183,7 @@ def _balance(inputs: Inputs) -> dict:
     totals = table.sum(0)
     out = {"classes": {}, "missing": []}
     for c, row in zip(classes, table):
-        name = str(_plain(c))
+        name = str(plain(c))
         out["classes"][name] = {n: {"count": int(v), "fraction": round(float(v / t), 6) if t else 0.0}
                                 for n, v, t in zip(inputs.names, row, totals)}
         out["missing"] += [{"class": name, "partition": n} for n, v in zip(inputs.names, row) if v == 0]
@@ -220,8 +221,3 @@ def duplicates(ids: Sequence[str], texts: Any,
             kind = "exact" if cluster[r] == cluster[root] and cluster[r] >= 0 else "near"
             out.append({"id": str(ids[r]), "kept": str(ids[root]), "kind": kind})
     return sorted(out, key=lambda d: d["id"])
-
-
-def _plain(value: object) -> object:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value

@@ -117,14 +117,13 @@ def apply_split(store: Store, ref: Split | str, snapshot: Snapshot | str, *, nam
     recs = records(store, snapshot)
     ids = recs.ids.to_pylist()
     names = list(old.partitions)
-    where = {rid: i for i, p in enumerate(names) for rid in old.ids(p)}
+    part = _partition_of(old, ids)
     dropped = {r["id"] for r in old.manifest.get("removed", [])}
     present = set(ids)
-    part = np.array([where.get(r, -1) for r in ids], np.int8)
-    fresh = np.array([r not in where and r not in dropped for r in ids], bool)
+    fresh = np.array([p < 0 and r not in dropped for r, p in zip(ids, part.tolist())], bool)
     part[fresh] = _place_new(old, recs.table, part, fresh)
     keep = part >= 0
-    missing = sorted(r for r in where if r not in present)
+    missing = sorted(r for p in names for r in old.ids(p) if r not in present)
     params = dict(old.params)
     applied = {"from": old.id, "added": {p: int(((part == i) & fresh).sum()) for i, p in enumerate(names)},
                "missing": missing}
@@ -165,6 +164,12 @@ def _place_new(old: Split, table, part: np.ndarray, fresh: np.ndarray) -> np.nda
     return placed
 
 
+def _partition_of(sp: Split, ids: list[str]) -> np.ndarray:
+    """The partition index of each id in ``sp`` (-1 where it has none)."""
+    where = {rid: i for i, p in enumerate(sp.partitions) for rid in sp.ids(p)}
+    return np.array([where.get(r, -1) for r in ids], np.int8)
+
+
 def _column_of(table, name: str, temporal: bool = False) -> np.ndarray:
     return time_column(table, name) if temporal else column(table, name, "group")
 
@@ -183,9 +188,7 @@ def check_split(store: Store, ref: Split | str, *, settings: NearDupSettings = N
     """Run the leakage checks on a stored split; store the report as the split's latest."""
     sp = load(store, ref)
     recs = records(store, sp.snapshot_id)
-    ids = recs.ids.to_pylist()
-    where = {rid: i for i, p in enumerate(sp.partitions) for rid in sp.ids(p)}
-    part = np.array([where.get(r, -1) for r in ids], np.int8)
+    part = _partition_of(sp, recs.ids.to_pylist())
     table = recs.table.filter(arrow()[0].array(part >= 0))
     by, group = sp.params.get("by"), sp.params.get("group")
     cols = _text_columns(recs, text_columns, (by, group))

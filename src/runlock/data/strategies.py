@@ -262,7 +262,7 @@ def _stratified(keys: np.ndarray, ids: Any, labels: np.ndarray, weights: Sequenc
         rows = by_class[starts[c]:starts[c + 1]]
         part[rows] = _cut(keys[rows], table[c], ids, rows)
     need = -(-sum(weights) // min(weights))
-    small = [str(_plain(c)) for c, s in zip(classes, sizes) if s < need]
+    small = [str(plain(c)) for c, s in zip(classes, sizes) if s < need]
     warnings = (f"{len(small)} classes have fewer than {need} records and may be missing from a "
                 f"partition: {', '.join(small[:10])}{' …' if len(small) > 10 else ''}",) if small else ()
     return Assignment(part, warnings, {"classes": len(classes), "small_classes": small[:100]})
@@ -387,7 +387,7 @@ def _temporal(times: np.ndarray, weights: Sequence[int], allow_empty: bool) -> A
     part = np.empty(len(st), np.int8)
     for i in range(len(weights)):
         part[order[bounds[i]:bounds[i + 1]]] = i
-    starts = [_plain(st[b]) for b in bounds[1:-1]]
+    starts = [plain(st[b]) for b in bounds[1:-1]]
     return Assignment(part, (), {"boundaries": starts, "ties_moved_at": moved})
 
 
@@ -400,9 +400,13 @@ def _check_nonempty(part: np.ndarray, weights: Sequence[int], strategy: str) -> 
 
 
 def _as_text(values: Any) -> list[str]:
-    return [str(_plain(v)) for v in values]
+    return [str(plain(v)) for v in values]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A NumPy scalar as its Python value, a time as ISO-8601 text; anything else unchanged."""
+    if isinstance(value, np.datetime64):
+        return str(value)
     item = getattr(value, "item", None)
-    return item() if callable(item) else value
+    value = item() if callable(item) else value
+    return value.isoformat() if hasattr(value, "isoformat") else value
