@@ -3,6 +3,7 @@ the same losses and the same adapter bytes when repeated, in this process and in
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -12,11 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 
+import runlock
+from runlock.artifacts import for_run
 from runlock.demo.data import CATEGORIES, generate_tickets, read_tickets, write_tickets
 from runlock.demo.model import BaseRecipe, LoraRecipe, build_base, format_ticket, train_tokenizer
+from runlock.demo.runner import run_demo
 from runlock.demo.train import Trained, fine_tune, pretrain_base
 from runlock.errors import InvalidInput
+from runlock.tracking import lock as locks
+from runlock.tracking import records
 
 TINY_BASE = BaseRecipe(vocab_size=400, n_embd=32, n_head=2, seq_len=48, max_steps=12,
                        batch_size=8, warmup_steps=2)
@@ -182,3 +189,31 @@ def test_a_fresh_process_gives_the_same_adapter_bytes(base: Trained, tmp_path: P
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == here.weights_digest
+
+
+# --- the whole demo -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_run_demo_reproduces_the_adapter_and_records_it(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)              # outside any git work tree: a stable code section
+    console = Console(file=io.StringIO(), width=100, force_terminal=False)
+    result = run_demo(tmp_path / "demo", console)
+    a, b = result.runs
+    assert result.reproduced
+    assert (a.name, b.name) == ("lora-r8", "lora-r8-repeat")
+    assert a.recipe_id == b.recipe_id and a.id != b.id
+    assert len(a.losses) == LoraRecipe().max_steps and a.losses == b.losses
+    assert a.losses[-1][1] < a.losses[0][1]
+    assert a.weights_sha256 == b.weights_sha256
+    store = runlock.open_store(tmp_path / "demo")
+    assert [r.status for r in records.list_runs(store, project="support-bot")] == ["finished"] * 3
+    for run in (a, b):
+        arts = {x.name: x for x in for_run(store, run.id)}
+        assert arts["adapter"].kind == "model" and arts["adapter"].digest == run.adapter_digest
+        lock = locks.load(store, run.recipe_id)
+        assert {i["ref"] for i in lock["inputs"]} >= {result.split_ref}
+        assert lock["config"]["base_model"] == result.base_digest
+        assert records.get(store, run.id).summary["eval/perplexity"] == pytest.approx(run.perplexity)
+    text = console.file.getvalue()
+    assert "Reproduced" in text and f"runlock runs diff {a.id} {b.id}" in text

@@ -45,6 +45,7 @@ class BaseRecipe:
     learning_rate: float = 3e-3
     warmup_steps: int = 10
     weight_decay: float = 0.01
+    torch_threads: int = 1
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +67,7 @@ class LoraRecipe:
     learning_rate: float = 5e-3
     warmup_steps: int = 5
     weight_decay: float = 0.0
+    torch_threads: int = 1
 
     def to_config(self) -> dict[str, Any]:
         cfg = asdict(self)

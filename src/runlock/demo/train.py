@@ -1,8 +1,11 @@
 """One fine-tune of the demo recipe with ``transformers.Trainer`` on CPU, bit for bit repeatable.
 
 ``Trainer(full_determinism=True)`` seeds Python, NumPy and torch globally and switches torch to
-deterministic algorithms for the rest of the process. :func:`_process_state_kept` saves that global
-state before training and puts it back afterwards, so a fine-tune leaves no trace on its caller.
+deterministic algorithms for the rest of the process. Training runs on ``recipe.torch_threads``
+threads (default 1): a float sum's order, hence the last bits of every weight, can depend on the
+thread count, and one thread is also the fastest for a model this small on a busy machine.
+:func:`_process_state_kept` saves that global state before training and puts it back afterwards,
+so a fine-tune leaves no trace on its caller.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class Trained:
 
 
 @contextlib.contextmanager
-def _process_state_kept() -> Iterator[None]:
+def _process_state_kept(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads; afterwards put back the global RNGs,
+    determinism switches, environment variables, thread count and progress-bar setting."""
     env = {k: os.environ.get(k) for k in _ENV_TOUCHED}
     py_state, np_state = random.getstate(), np.random.get_state()
     det, det_warn = torch.are_deterministic_algorithms_enabled(), \
@@ -60,11 +65,14 @@ def _process_state_kept() -> Iterator[None]:
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     bars_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             yield
     finally:
+        torch.set_num_threads(threads_before)
         if bars_on:
             hf_logging.enable_progress_bar()
         random.setstate(py_state)
@@ -114,7 +122,7 @@ def pretrain_base(recipe: BaseRecipe, train_texts: Sequence[str], eval_texts: Se
                   output_dir: str | Path, *, callbacks: Sequence[TrainerCallback] = ()) -> Trained:
     """Train a tokenizer and a tiny GPT-2 from scratch; save both to ``output_dir/model``."""
     started, output_dir = time.perf_counter(), Path(output_dir)
-    with _process_state_kept():
+    with _process_state_kept(recipe.torch_threads):
         tokenizer = train_tokenizer(train_texts, recipe.vocab_size)
         model = build_base(recipe, tokenizer)
         trainer, eval_loss = _train(
@@ -131,7 +139,7 @@ def fine_tune(recipe: LoraRecipe, base_dir: str | Path, train_texts: Sequence[st
     """Fit a LoRA adapter on the base model in ``base_dir``; save it to ``output_dir/adapter``,
     naming its base ``base_name`` (a location-free name, e.g. the base artifact's ref)."""
     started, output_dir = time.perf_counter(), Path(output_dir)
-    with _process_state_kept():
+    with _process_state_kept(recipe.torch_threads):
         base, tokenizer = load_base(base_dir)
         model = add_lora(recipe, base)
         seq_len = base.config.n_positions
