@@ -74,8 +74,9 @@ class Toy:
         before = {r.id for r in records.list_runs(self.store)}
         full = {**os.environ, "RUNLOCK_STORE": str(self.store.root), **(env or {})}
         full.pop("RUNLOCK_RUN_ID", None)
-        subprocess.run([sys.executable, "train.py", *args], cwd=self.repo, env=full, check=True,
-                       capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "train.py", *args], cwd=self.repo, env=full,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
         made = [r.id for r in records.list_runs(self.store) if r.id not in before]
         assert len(made) == 1, made
         return made[0]

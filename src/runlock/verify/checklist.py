@@ -17,6 +17,7 @@ Rules and their options (defaults):
     inputs-pinned         require_inputs = true        every input is pinned by a content id the
                                                        store holds
     split-leakage         require_split = false        every split used has a passed leakage report
+                                                       (its latest one, ``runlock split check``)
     seeds-recorded        require_seeding_report = true, require_deterministic = false,
                           require_hashseed = false     a seed, and how seeding was done
     environment-complete  (none)                       interpreter, OS, packages, knobs; torch and
@@ -36,7 +37,8 @@ from pathlib import Path
 import sqlalchemy as sa
 import yaml
 
-from runlock import canonical, refs
+from runlock import refs
+from runlock.data.split import load as load_split
 from runlock.errors import InvalidInput, NotFound
 from runlock.hashing import is_digest
 from runlock.store import Store
@@ -184,14 +186,12 @@ def split_leakage(ctx: _Ctx, opts: dict) -> RuleResult:
 
 
 def _leakage_passed(store: Store, split_id: str) -> bool | None:
+    """Whether the split's latest leakage report passed (None: no report, or no such split)."""
     try:
-        manifest = canonical.loads(store.objects.get_bytes(split_id))
-        report = manifest.get("leakage") if isinstance(manifest, dict) else None
-        if isinstance(report, str) and is_digest(report):
-            report = canonical.loads(store.objects.get_bytes(report))
-    except (NotFound, ValueError):
+        report = load_split(store, split_id).leakage
+    except (NotFound, InvalidInput):
         return None
-    return report.get("passed") if isinstance(report, dict) else None
+    return None if report is None else report.passed
 
 
 def seeds_recorded(ctx: _Ctx, opts: dict) -> RuleResult:
