@@ -41,6 +41,7 @@ from runlock.cli import artifacts as _artifacts  # noqa: E402
 from runlock.cli import audit as _audit  # noqa: E402
 from runlock.cli import config as _config  # noqa: E402
 from runlock.cli import data as _data  # noqa: E402
+from runlock.cli import demo as _demo  # noqa: E402
 from runlock.cli import governance as _governance  # noqa: E402
 from runlock.cli import lineage as _lineage  # noqa: E402
 from runlock.cli import metrics as _metrics  # noqa: E402
@@ -73,6 +74,7 @@ app.add_typer(_governance.roles, name="roles")
 app.add_typer(_governance.keys, name="keys")
 app.add_typer(_governance.attest, name="attest")
 app.add_typer(_verify.app)  # top-level: rerun, compare, variance, verify, check, env
+app.command("demo")(_demo.demo)
 # -- end of command groups ------------------------------------------------------------------
 
 
