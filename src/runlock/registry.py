@@ -37,6 +37,10 @@ from runlock.workspace import open_store
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 RESERVED = ("latest",)
 
+# Names by content (``refs.names_for``, lineage labels) look ``refs`` up by target, which its
+# primary key (namespace, name, version) cannot serve; this index can.
+ix_refs_target = sa.Index("ix_refs_target", refs_table.c.namespace, refs_table.c.target)
+
 model_aliases = sa.Table(
     # The current position of every alias.
     "model_aliases", METADATA,

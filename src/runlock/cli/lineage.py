@@ -38,13 +38,12 @@ def lineage(
         raise InvalidInput(f"Unknown format {fmt!r}; use one of {', '.join(export.FORMATS)}.")
     direction = "both" if upstream and downstream else "downstream" if downstream else "upstream"
     view = entities.view(common.store(ctx), entity, direction, depth, max_nodes)
-    if as_json or fmt == "json":
-        fmt = "json"
-    if fmt == "tree":
-        _render(view)
-        if output:
-            raise InvalidInput("--output needs --format json, dot, png, prov-json or openlineage.")
+    fmt = "json" if as_json else fmt
+    if output is None and fmt in ("tree", "json"):
+        common.emit(view, fmt == "json", _render)
         return
+    if fmt == "tree":
+        raise InvalidInput("--output needs --format json, dot, png, prov-json or openlineage.")
     if output is not None:
         export.write(view, fmt, output)
         return

@@ -127,11 +127,12 @@ def _artifacts(conn: sa.Connection, digests: list[str]) -> dict[str, NodeInfo]:
 
 
 def _named(conn: sa.Connection, kind: str, targets: list[str]) -> dict[str, NodeInfo]:
+    # No ORDER BY: sorting by (name, version) would lead SQLite to scan the primary key instead
+    # of looking the targets up in ix_refs_target.
     rows = conn.execute(sa.select(refs_table).where(
-        refs_table.c.namespace == NODE_NAMESPACE[kind], refs_table.c.target.in_(targets))
-        .order_by(refs_table.c.name, refs_table.c.version))
+        refs_table.c.namespace == NODE_NAMESPACE[kind], refs_table.c.target.in_(targets)))
     names: dict[str, list[sa.Row]] = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r.name, r.version)):
         names.setdefault(r.target, []).append(r)
     return {f"{kind}:{t}": NodeInfo(
         f"{kind}:{t}", kind, t, f"{rs[0].namespace}:{rs[0].name}@v{rs[0].version}",

@@ -1,4 +1,4 @@
-"""registry: model aliases and the record of every alias move
+"""registry: model aliases, the record of every alias move, refs by target
 
 Revision ID: 0006
 Revises: 0001
@@ -39,8 +39,10 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text, nullable=False),
     )
     op.create_index("ix_model_alias_moves_name", "model_alias_moves", ["name", "alias", "at"])
+    op.create_index("ix_refs_target", "refs", ["namespace", "target"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_refs_target", "refs")
     op.drop_table("model_alias_moves")
     op.drop_table("model_aliases")
