@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 import torch  # noqa: F401  (imported before any run: every lock here sees the same torch knobs)
 import typer
 from typer.testing import CliRunner
@@ -71,3 +73,17 @@ def test_verify_needs_a_run_or_a_sample(store: Store) -> None:
     assert result.exit_code == 2 and "--sample" in result.output
     missing = CliRunner().invoke(app, ["--store", str(store.root), "rerun", "01NOSUCHRUN0000"])
     assert missing.exit_code == 1 and "No run" in missing.output and "Traceback" not in missing.output
+
+
+def test_the_example_ci_workflow_uses_real_commands() -> None:
+    workflow = yaml.safe_load((Path(__file__).parents[2] / "docs" / "examples" / "runlock-gate.yml").read_text())
+    script = "\n".join(str(step.get("run", "")) for job in workflow["jobs"].values() for step in job["steps"])
+    calls = re.findall(r"runlock ([a-z]+)((?: [^|>)\n]*)?)", script)
+    root = typer.main.get_command(app)
+    for name, rest in calls:
+        cmd = root.commands[name]
+        if hasattr(cmd, "commands"):
+            cmd = cmd.commands[rest.split()[0]]
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        assert set(re.findall(r"(?<!\S)(--?[a-z][a-z-]*)", rest)) <= opts, (name, rest)
+    assert {name for name, _ in calls} == {"init", "data", "runs", "verify", "check", "env"}
