@@ -122,7 +122,7 @@ def append(conn: Connection, actor: str, action: str, target: str, *, before: st
            "target": target, "before": before, "after": after, "details": details,
            "prev_hash": last.entry_hash if last else GENESIS}
     row["entry_hash"] = entry_hash(row)
-    conn.execute(audit_log.insert().values(**row))
+    conn.execute(audit_log.insert(), row)
     if row["seq"] % CHECKPOINT_EVERY == 0:
         _record_checkpoint(conn, row["seq"])
     return row["seq"]
