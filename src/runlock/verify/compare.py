@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from runlock import artifacts
 from runlock.store import Store
 from runlock.tracking import lock as locks
@@ -100,17 +102,26 @@ def first_divergence(ma: dict, mb: dict, outputs: list[Output]) -> dict | None:
     found = []
     for key in sorted(set(ma) | set(mb)):
         xs, ys = ma.get(key, []), mb.get(key, [])
-        for i in range(max(len(xs), len(ys))):
+        i = _first_difference(xs, ys)
+        if i is not None:
             x, y = (xs[i] if i < len(xs) else None), (ys[i] if i < len(ys) else None)
-            if x is None or y is None or x[0] != y[0] or not _equal(x[1], y[1]):
-                found.append({"metric": key, "step": min(p[0] for p in (x, y) if p is not None),
-                              "a": x[1] if x else None, "b": y[1] if y else None})
-                break
+            found.append({"metric": key, "step": min(p[0] for p in (x, y) if p is not None),
+                          "a": x[1] if x else None, "b": y[1] if y else None})
     if found:
         return min(found, key=lambda d: (d["step"], d["metric"]))
     other = next((o for o in outputs if o.tier != "bitwise"), None)
     return None if other is None else {other.name.split(":", 1)[0]: other.name.split(":", 1)[1],
                                        "a": other.a, "b": other.b}
+
+
+def _first_difference(xs: list, ys: list) -> int | None:
+    """Index of the first point where two series differ in step or value (NaN equals NaN)."""
+    n = min(len(xs), len(ys))
+    (sa_, va), (sb, vb) = _arrays(xs[:n]), _arrays(ys[:n])
+    differ = np.flatnonzero((sa_ != sb) | ~((va == vb) | (np.isnan(va) & np.isnan(vb))))
+    if differ.size:
+        return int(differ[0])
+    return n if len(xs) != len(ys) else None
 
 
 def diagnose(lock_a: dict, lock_b: dict) -> list[dict]:
@@ -147,9 +158,11 @@ class _Close:
         return _equal(x, y) or abs(x - y) <= self.atol + self.k * (s.get("std") or 0.0)
 
     def series(self, key: str, xs: list, ys: list) -> str:
-        if len(xs) == len(ys) and all(p[0] == q[0] and _equal(p[1], q[1]) for p, q in zip(xs, ys)):
+        if _first_difference(xs, ys) is None:
             return "bitwise"
-        if xs and len(xs) == len(ys) and all(p[0] == q[0] and self.near(p[1], q[1]) for p, q in zip(xs, ys)):
+        (sa_, va), (sb, vb) = _arrays(xs), _arrays(ys)
+        if xs and len(xs) == len(ys) and np.array_equal(sa_, sb) and bool(
+                np.all(np.isclose(va, vb, rtol=self.rtol, atol=self.atol, equal_nan=True))):
             return "tolerance"
         return "statistical" if xs and ys and self.within_spread(key, xs[-1][1], ys[-1][1]) else "different"
 
@@ -169,6 +182,13 @@ def _number(v: object) -> bool:
 
 def _equal(x: float, y: float) -> bool:
     return x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+
+
+def _arrays(series: list) -> tuple[np.ndarray, np.ndarray]:
+    if not series:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    steps, values = zip(*series)
+    return np.asarray(steps, np.int64), np.asarray(values, np.float64)
 
 
 def _last(series: list | None) -> float | None:
