@@ -18,6 +18,7 @@ import mimetypes
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,15 +139,23 @@ def get(store: Store, run_id: str, name: str) -> Artifact:
     return _artifact(row)
 
 
-def materialize(store: Store, art: Artifact, dest: str | Path) -> Path:
+ProgressFn = Callable[[int, int], None]      # (bytes written, bytes in all)
+
+
+def materialize(store: Store, art: Artifact, dest: str | Path, on_progress: ProgressFn | None = None) -> Path:
     """Write an artifact's exact bytes to ``dest`` (every file verified against its hash)."""
     dest = Path(dest)
     if art.manifest is None:
         store.objects.copy_to(art.digest, dest)
+        if on_progress:
+            on_progress(art.size, art.size)
         return dest
-    entries = folder_entries(store, art)
-    for e in entries:
+    done = 0
+    for e in folder_entries(store, art):
         store.objects.copy_to(e["digest"], dest / e["path"])
+        done += e["size"]
+        if on_progress:
+            on_progress(done, art.size)
     return dest
 
 
@@ -244,7 +253,8 @@ def show(store: Store, ref: str) -> ArtifactDetail:
     return ArtifactDetail(art, producers, models, folder_entries(store, art))
 
 
-def download(store: Store, art: Artifact, dest: str | Path, *, force: bool = False) -> Download:
+def download(store: Store, art: Artifact, dest: str | Path, *, force: bool = False,
+             on_progress: ProgressFn | None = None) -> Download:
     """Write ``art`` to ``dest``, which must not exist unless ``force``. The bytes land in a
     scratch path beside ``dest`` first and replace it only once every file has been verified."""
     dest = Path(dest).absolute()
@@ -256,7 +266,7 @@ def download(store: Store, art: Artifact, dest: str | Path, *, force: bool = Fal
     except OSError as e:
         raise InvalidInput(f"Cannot write to {dest.parent}: {e.strerror}.") from e
     try:
-        written = materialize(store, art, scratch / "content")
+        written = materialize(store, art, scratch / "content", on_progress)
         if dest.is_dir() and not dest.is_symlink():
             shutil.rmtree(dest)
         elif dest.exists() or dest.is_symlink():
@@ -267,10 +277,11 @@ def download(store: Store, art: Artifact, dest: str | Path, *, force: bool = Fal
     return Download(art.ref, art.digest, str(dest), art.files, art.size)
 
 
-def get_artifact(store: Store, ref: str, dest: str | Path, *, force: bool = False) -> Download:
+def get_artifact(store: Store, ref: str, dest: str | Path, *, force: bool = False,
+                 on_progress: ProgressFn | None = None) -> Download:
     """Download the artifact ``ref`` names to ``dest`` and record the read in the audit log."""
     art = find(store, ref)
-    result = download(store, art, dest, force=force)
+    result = download(store, art, dest, force=force, on_progress=on_progress)
     store.db.run_write(lambda conn: audit.append(conn, store.actor, "artifact.read", art.lineage_node,
                                                  after=art.digest, details={"dest": result.dest}))
     return result

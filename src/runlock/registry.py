@@ -219,11 +219,12 @@ def list_models(store: Store, name: str | None = None) -> list[ModelVersion]:
     return out
 
 
-def get(store: Store, text: str, dest: str | Path, *, force: bool = False) -> artifacts.Download:
+def get(store: Store, text: str, dest: str | Path, *, force: bool = False,
+        on_progress: artifacts.ProgressFn | None = None) -> artifacts.Download:
     """Download the exact bytes of a model version to ``dest`` (verified), recording the read."""
     mv = resolve(store, text)
     art = _artifact_of(store, mv)
-    result = artifacts.download(store, art, dest, force=force)
+    result = artifacts.download(store, art, dest, force=force, on_progress=on_progress)
 
     def write(conn: Connection) -> None:
         audit.append(conn, store.actor, "model.read", mv.ref, after=mv.digest,

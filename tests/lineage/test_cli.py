@@ -45,7 +45,7 @@ def test_every_format_writes_a_file_or_stdout(store: Store, make_world, tmp_path
 
 def test_bad_input_is_one_line_and_a_nonzero_exit(store: Store, make_world) -> None:
     make_world(store)
-    for args in (["ds:nope@v1"], ["model:support-bot@production"], ["nonsense"], ["ds:tickets@v1", "-f", "xml"],
+    for args in (["ds:nope@v1"], ["model:support-bot@live"], ["nonsense"], ["ds:tickets@v1", "-f", "xml"],
                  ["ds:tickets@v1", "-o", "x.txt"]):
         result = cli(store, "lineage", *args)
         assert result.exit_code != 0, args

@@ -16,8 +16,8 @@ from runlock.store import Store
 
 def test_card_front_matter_is_what_the_hub_reads(store: Store, make_world, tmp_path: Path) -> None:
     w = make_world(store)
-    registry.set_alias(store, w.model.ref, "production", reason="launch")
-    written = cards.write_card(store, "model:support-bot@production", tmp_path)
+    registry.set_alias(store, w.model.ref, "live", reason="launch")
+    written = cards.write_card(store, "model:support-bot@live", tmp_path)
     assert written.path == str(tmp_path / "README.md")
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.base_model == "gpt2"

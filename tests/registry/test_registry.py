@@ -60,45 +60,45 @@ def test_a_run_that_did_not_finish_cannot_be_registered(any_store: Store, make_r
 def test_alias_moves_are_recorded_with_who_when_and_why(any_store: Store, make_run) -> None:
     v1 = registry.register(any_store, make_run(any_store, "a", b"1").id, "adapter", "bot")
     v2 = registry.register(any_store, make_run(any_store, "b", b"2").id, "adapter", "bot")
-    first = registry.set_alias(any_store, v1.ref, "production", reason="passed eval")
+    first = registry.set_alias(any_store, v1.ref, "live", reason="passed eval")
     registry.set_alias(any_store, v2.ref, "staging", reason="candidate")
-    second = registry.set_alias(any_store, "model:bot@staging", "production", reason="promote v2")
-    assert registry.resolve(any_store, "model:bot@production").version == 2
-    assert registry.resolve(any_store, "bot@production").aliases == ("production", "staging")
+    second = registry.set_alias(any_store, "model:bot@staging", "live", reason="promote v2")
+    assert registry.resolve(any_store, "model:bot@live").version == 2
+    assert registry.resolve(any_store, "bot@live").aliases == ("live", "staging")
     with pytest.raises(Conflict):
-        registry.set_alias(any_store, v2.ref, "production", reason="again")
+        registry.set_alias(any_store, v2.ref, "live", reason="again")
     removed = registry.remove_alias(any_store, "bot", "staging", reason="done")
     moves = registry.history(any_store, "bot")
     assert [(m.alias, m.from_version, m.to_version, m.reason) for m in moves] == [
-        ("production", None, 1, "passed eval"), ("staging", None, 2, "candidate"),
-        ("production", 1, 2, "promote v2"), ("staging", 2, None, "done")]
+        ("live", None, 1, "passed eval"), ("staging", None, 2, "candidate"),
+        ("live", 1, 2, "promote v2"), ("staging", 2, None, "done")]
     assert all(m.actor == any_store.actor and m.at for m in moves)
     assert moves[2].target == v2.digest and removed.to_version is None
-    assert [m.reason for m in registry.history(any_store, "bot", "production")] == ["passed eval", "promote v2"]
-    assert audit_actions(any_store, "model:bot@production") == [("model.alias", "model:bot@production")] * 2
-    # what was in production just before / after the promotion
-    assert registry.aliases_at(any_store, "bot", first.at).aliases == {"production": "model:bot@v1"}
-    assert registry.aliases_at(any_store, "bot", second.at).aliases == {"production": "model:bot@v2",
+    assert [m.reason for m in registry.history(any_store, "bot", "live")] == ["passed eval", "promote v2"]
+    assert audit_actions(any_store, "model:bot@live") == [("model.alias", "model:bot@live")] * 2
+    # what was in live just before / after the promotion
+    assert registry.aliases_at(any_store, "bot", first.at).aliases == {"live": "model:bot@v1"}
+    assert registry.aliases_at(any_store, "bot", second.at).aliases == {"live": "model:bot@v2",
                                                                          "staging": "model:bot@v2"}
     assert registry.aliases_at(any_store, "bot", "2000-01-01").aliases == {}
     today = second.at[:10]
-    assert registry.aliases_at(any_store, "bot", today, "production").aliases == {"production": "model:bot@v2"}
+    assert registry.aliases_at(any_store, "bot", today, "live").aliases == {"live": "model:bot@v2"}
     with pytest.raises(InvalidInput):
         registry.aliases_at(any_store, "bot", "last tuesday")
 
 def test_unknown_and_malformed_aliases_are_refused(any_store: Store, make_run) -> None:
     v1 = registry.register(any_store, make_run(any_store).id, "adapter", "bot")
-    with pytest.raises(NotFound, match="production"):
-        registry.resolve(any_store, "model:bot@production")
+    with pytest.raises(NotFound, match="live"):
+        registry.resolve(any_store, "model:bot@live")
     for bad in ("v2", "latest", "pro duction", "1st", ""):
         with pytest.raises(InvalidInput):
             registry.set_alias(any_store, v1.ref, bad, reason="x")
     with pytest.raises(InvalidInput):
-        registry.set_alias(any_store, v1.ref, "production", reason="  ")
+        registry.set_alias(any_store, v1.ref, "live", reason="  ")
     with pytest.raises(NotFound):
-        registry.remove_alias(any_store, "bot", "production", reason="never set")
+        registry.remove_alias(any_store, "bot", "live", reason="never set")
     with pytest.raises(NotFound):
-        registry.set_alias(any_store, "model:bot@v7", "production", reason="no such version")
+        registry.set_alias(any_store, "model:bot@v7", "live", reason="no such version")
 
 def test_a_gate_can_refuse_a_move_and_then_nothing_is_written(any_store: Store, make_run) -> None:
     v1 = registry.register(any_store, make_run(any_store).id, "adapter", "bot")
@@ -106,23 +106,25 @@ def test_a_gate_can_refuse_a_move_and_then_nothing_is_written(any_store: Store, 
 
     def gate(conn, move: registry.AliasMove) -> None:  # noqa: ANN001
         seen.append(move)
-        if move.alias == "production":
+        if move.alias == "live":
             raise PermissionDenied(move.actor, "promote", f"model:{move.name}@{move.alias}", "approver")
 
     before = audit_actions(any_store, "model:bot@")
     with pytest.raises(PermissionDenied):
-        registry.set_alias(any_store, v1.ref, "production", reason="ship it", gate=gate)
+        registry.set_alias(any_store, v1.ref, "live", reason="ship it", gate=gate)
     assert registry.history(any_store, "bot") == [] and audit_actions(any_store, "model:bot@") == before
     registry.set_alias(any_store, v1.ref, "staging", reason="try", gate=gate)
-    assert [(m.alias, m.to_version, m.target) for m in seen] == [("production", 1, v1.digest), ("staging", 1, v1.digest)]
+    assert [(m.alias, m.to_version, m.target) for m in seen] == [("live", 1, v1.digest), ("staging", 1, v1.digest)]
 
 def test_get_writes_the_exact_bytes_checks_them_and_records_the_read(any_store: Store, make_run,
                                                                      tmp_path: Path) -> None:
     run = make_run(any_store, payload=b"exact weights")
     v1 = registry.register(any_store, run.id, "adapter", "bot")
-    registry.set_alias(any_store, v1.ref, "production", reason="go")
-    got = registry.get(any_store, "model:bot@production", tmp_path / "dl")
+    registry.set_alias(any_store, v1.ref, "live", reason="go")
+    seen: list[tuple[int, int]] = []
+    got = registry.get(any_store, "model:bot@live", tmp_path / "dl", on_progress=lambda *p: seen.append(p))
     assert got.ref == v1.ref and got.files == 3
+    assert len(seen) == 3 and seen[-1] == (got.size, got.size)
     assert (tmp_path / "dl" / "adapter_model.safetensors").read_bytes() == b"exact weights"
     assert (tmp_path / "dl" / "sub" / "tokenizer.json").read_text() == "{}"
     assert ("model.read", v1.ref) in audit_actions(any_store, v1.ref)
@@ -140,3 +142,13 @@ def test_get_writes_the_exact_bytes_checks_them_and_records_the_read(any_store: 
     with pytest.raises(IntegrityError):
         registry.get(any_store, v1.ref, tmp_path / "dl2")
     assert not (tmp_path / "dl2").exists()
+
+
+def test_production_needs_the_governance_gate_and_a_refusal_writes_nothing(any_store: Store, make_run) -> None:
+    """@production is special: governance refuses the move (inside the same transaction) until the
+    version has passed the attestation gate; the registry then records nothing."""
+    v1 = registry.register(any_store, make_run(any_store).id, "adapter", "bot")
+    with pytest.raises(Conflict, match="production gate"):
+        registry.set_alias(any_store, v1.ref, "production", reason="ship it")
+    assert registry.history(any_store, "bot") == [] and registry.resolve(any_store, v1.ref).aliases == ()
+    assert audit_actions(any_store, "model:bot@production") == []
