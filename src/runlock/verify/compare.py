@@ -66,13 +66,13 @@ def compare(store: Store, run_a: str, run_b: str, *, rtol: float = RTOL, atol: f
     """Compare the outputs of two runs; ``spread`` defaults to the newest one measured for
     either run or for a run either of them reproduces."""
     a, b = records.get(store, run_a), records.get(store, run_b)
-    ma, mb = metric_series(store, a.id), metric_series(store, b.id)
+    ma, mb = _arrays(metric_series(store, a.id)), _arrays(metric_series(store, b.id))
     if spread is None:
         spread = vrecords.latest_spread(store, [a.id, b.id, *vrecords.reproduced(store, a.id),
                                                 *vrecords.reproduced(store, b.id)])
     stats = spread.stats if spread else {}
     close = _Close(rtol, atol, k, stats)
-    outputs = [Output(f"metric:{key}", close.series(key, ma.get(key, []), mb.get(key, [])),
+    outputs = [Output(f"metric:{key}", close.series(key, ma.get(key, _EMPTY), mb.get(key, _EMPTY)),
                       _last(ma.get(key)), _last(mb.get(key))) for key in sorted(set(ma) | set(mb))]
     outputs += [Output(f"summary:{key}", close.value(key, a.summary.get(key), b.summary.get(key)),
                        a.summary.get(key), b.summary.get(key)) for key in sorted(set(a.summary) | set(b.summary))]
@@ -101,12 +101,12 @@ def first_divergence(ma: dict, mb: dict, outputs: list[Output]) -> dict | None:
     """The earliest step, then metric, where the two runs' curves differ bitwise."""
     found = []
     for key in sorted(set(ma) | set(mb)):
-        xs, ys = ma.get(key, []), mb.get(key, [])
+        xs, ys = ma.get(key, _EMPTY), mb.get(key, _EMPTY)
         i = _first_difference(xs, ys)
         if i is not None:
             x, y = (xs[i] if i < len(xs) else None), (ys[i] if i < len(ys) else None)
-            found.append({"metric": key, "step": min(p[0] for p in (x, y) if p is not None),
-                          "a": x[1] if x else None, "b": y[1] if y else None})
+            found.append({"metric": key, "step": int(min(p[0] for p in (x, y) if p is not None)),
+                          "a": None if x is None else float(x[1]), "b": None if y is None else float(y[1])})
     if found:
         return min(found, key=lambda d: (d["step"], d["metric"]))
     other = next((o for o in outputs if o.tier != "bitwise"), None)
@@ -114,10 +114,10 @@ def first_divergence(ma: dict, mb: dict, outputs: list[Output]) -> dict | None:
                                        "a": other.a, "b": other.b}
 
 
-def _first_difference(xs: list, ys: list) -> int | None:
+def _first_difference(xs: np.ndarray, ys: np.ndarray) -> int | None:
     """Index of the first point where two series differ in step or value (NaN equals NaN)."""
     n = min(len(xs), len(ys))
-    (sa_, va), (sb, vb) = _arrays(xs[:n]), _arrays(ys[:n])
+    (sa_, va), (sb, vb) = xs[:n].T, ys[:n].T
     differ = np.flatnonzero((sa_ != sb) | ~((va == vb) | (np.isnan(va) & np.isnan(vb))))
     if differ.size:
         return int(differ[0])
@@ -157,14 +157,14 @@ class _Close:
             return False
         return _equal(x, y) or abs(x - y) <= self.atol + self.k * (s.get("std") or 0.0)
 
-    def series(self, key: str, xs: list, ys: list) -> str:
+    def series(self, key: str, xs: np.ndarray, ys: np.ndarray) -> str:
+        """Tier of one metric curve; a curve is an (n, 2) array of (step, value) rows."""
         if _first_difference(xs, ys) is None:
             return "bitwise"
-        (sa_, va), (sb, vb) = _arrays(xs), _arrays(ys)
-        if xs and len(xs) == len(ys) and np.array_equal(sa_, sb) and bool(
-                np.all(np.isclose(va, vb, rtol=self.rtol, atol=self.atol, equal_nan=True))):
+        if len(xs) and len(xs) == len(ys) and np.array_equal(xs[:, 0], ys[:, 0]) and bool(
+                np.all(np.isclose(xs[:, 1], ys[:, 1], rtol=self.rtol, atol=self.atol, equal_nan=True))):
             return "tolerance"
-        return "statistical" if xs and ys and self.within_spread(key, xs[-1][1], ys[-1][1]) else "different"
+        return "statistical" if len(xs) and len(ys) and self.within_spread(key, _last(xs), _last(ys)) else "different"
 
     def value(self, key: str, x: object, y: object) -> str:
         if _number(x) and _number(y):
@@ -184,15 +184,16 @@ def _equal(x: float, y: float) -> bool:
     return x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
 
 
-def _arrays(series: list) -> tuple[np.ndarray, np.ndarray]:
-    if not series:
-        return np.empty(0, np.int64), np.empty(0, np.float64)
-    steps, values = zip(*series)
-    return np.asarray(steps, np.int64), np.asarray(values, np.float64)
+_EMPTY = np.empty((0, 2))
 
 
-def _last(series: list | None) -> float | None:
-    return series[-1][1] if series else None
+def _arrays(series: dict[str, list[tuple[int, float]]]) -> dict[str, np.ndarray]:
+    """Each metric's points as an (n, 2) float array of (step, value); steps stay exact below 2**53."""
+    return {k: np.array(v, dtype=np.float64).reshape(-1, 2) for k, v in series.items()}
+
+
+def _last(series: np.ndarray | None) -> float | None:
+    return float(series[-1, 1]) if series is not None and len(series) else None
 
 
 def _final(summary: dict, series: dict, key: str) -> object:
