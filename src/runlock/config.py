@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -35,7 +36,7 @@ CODE_ORIGIN = "start_run(config=...)"
 
 @dataclass(frozen=True)
 class Source:
-    label: str                  # the file as given, or "override lr=3e-4", or "defaults"
+    label: str                  # the file (relative to the working directory), "override lr=3e-4", "defaults"
     kind: str                   # file | override | mapping
     digest: str | None = None   # sha256 of a file's bytes
 
@@ -113,13 +114,19 @@ def _load(path: Path) -> tuple[Source, DictConfig]:
     conf = _guard(str(path), lambda: OmegaConf.create(data.decode("utf-8")))
     if not isinstance(conf, DictConfig):
         raise InvalidInput(f"Config file {path} does not hold a mapping at its top level.")
-    return Source(str(path), "file", hashing.digest_bytes(data)), conf
+    return Source(_label(path), "file", hashing.digest_bytes(data)), conf
+
+
+def _label(path: Path) -> str:
+    """A file's path relative to the working directory when it lies inside it."""
+    full, cwd = path.resolve(), Path.cwd().resolve()
+    return str(full.relative_to(cwd)) if full.is_relative_to(cwd) else str(full)
 
 
 def _guard(what: str, fn):  # noqa: ANN001, ANN202
     try:
         return fn()
-    except (OmegaConfBaseException, ValueError, UnicodeDecodeError) as e:
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InvalidInput(f"Cannot use {what} as config: {first}") from None
 

@@ -59,7 +59,8 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     if not any(c.points for c in curves):
         raise NotFound("metric", ", ".join(keys), hint="List a run's metrics with `runlock metrics RUN`.")
     if title:
