@@ -106,6 +106,11 @@ class Run:
                                hint="Check the store (disk space, database server) and call flush() again.")
 
     @property
+    def ended(self) -> bool:
+        """True once the run is finished here, or sealed by the process that owns it."""
+        return self._ended
+
+    @property
     def dropped_points(self) -> int:
         """Points given up on (the store refused them past the buffer bound, or the run was sealed)."""
         return self._writer.dropped_points
