@@ -66,7 +66,7 @@ def test_derive_seed_rejects_ambiguous_input(bad):
 
 
 def test_seed_everything_reproduces_every_global_stream():
-    torch = pytest.importorskip("torch")
+    import torch
 
     def draws():
         return random.random(), float(np.random.rand()), float(torch.rand(1))
@@ -80,7 +80,7 @@ def test_seed_everything_reproduces_every_global_stream():
 
 
 def test_seed_everything_report_is_json_and_honest(monkeypatch):
-    torch = pytest.importorskip("torch")
+    import torch
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     monkeypatch.delenv("PYTHONHASHSEED", raising=False)
     try:
@@ -100,7 +100,7 @@ def test_seed_everything_report_is_json_and_honest(monkeypatch):
 
 
 def test_cublas_config_is_not_set_once_cuda_is_initialised(monkeypatch):
-    torch = pytest.importorskip("torch")
+    import torch
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     try:
@@ -143,7 +143,7 @@ def test_core_imports_and_seeds_without_torch():
 
 
 def test_knobs_record_flags_env_and_declared(monkeypatch):
-    torch = pytest.importorskip("torch")
+    import torch
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("high")

@@ -210,7 +210,7 @@ def _run_once(argv, steps, hashseed, path: Path, cwd, timeout) -> dict[str, Any]
         raise RunlockError(f"The probed command exited with status {done.returncode}: " + " | ".join(tail))
     if not path.exists():
         raise RunlockError("The probed command recorded no steps.",
-                           hint="Call runlock.probe.record_step(step, metrics=…, params=model) after each step.")
+                           hint="Call record_step(step, metrics=…, params=model) after each step (from runlock.probe import record_step).")
     data = json.loads(path.read_text())
     data["workers"] = _read_lines(Path(f"{path}.workers"))
     return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from runlock.torch import WorkerSeeder, loader_kwargs  # noqa: E402
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
-peft = pytest.importorskip("peft")
+import torch
+import peft
 
 from runlock.seeding import seed_everything  # noqa: E402
 from runlock.torch import seeded_peft_model  # noqa: E402

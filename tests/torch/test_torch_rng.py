@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from runlock.errors import InvalidInput  # noqa: E402
 from runlock.seeding import seed_everything  # noqa: E402

@@ -16,8 +16,8 @@ def probe(
 ) -> None:
     """Run COMMAND's first steps twice from identical state (and once with another hash seed),
     and report the first step, metric or tensor that differs, the RNG streams each step used and
-    the nondeterministic kernels that ran. The program marks steps with runlock.probe.record_step
-    (run.log does it for you)."""
+    the nondeterministic kernels that ran. The program marks steps with record_step from
+    the runlock.probe module (run.log does it for you)."""
     report = probe_command(command, steps, timeout=timeout)
     common.emit(report, as_json, _render)
     if not report.reproducible:
