@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from runlock import canonical
 from runlock.store import Store
 from runlock.store.objects import ObjectProblem
 from runlock.store.schema import artifacts, refs, runs
@@ -29,16 +30,35 @@ class FsckReport:
 
 
 def referenced(store: Store) -> list[tuple[str, str]]:
-    """(object id, who points at it) for every object the metadata names directly."""
+    """(object id, who points at it) for every object the records name: locks, artifacts and the
+    files inside them, snapshot manifests with their files and records index, split manifests."""
     out: list[tuple[str, str]] = []
     with store.db.read() as conn:
         for r in conn.execute(sa.select(runs.c.id, runs.c.recipe_id).where(runs.c.recipe_id.is_not(None))):
             out.append((r.recipe_id, f"lock of run:{r.id}"))
         for r in conn.execute(sa.select(artifacts)):
-            out.append((r.manifest or r.digest, f"artifact {r.name} of run:{r.run_id}"))
+            who = f"artifact {r.name} of run:{r.run_id}"
+            out.append((r.manifest or r.digest, who))
+            out += [(oid, f"{path} in {who}") for path, oid in _manifest_files(store, r.manifest)]
         for r in conn.execute(sa.select(refs).where(refs.c.namespace.in_(("ds", "split")))):
-            out.append((r.target, f"{r.namespace}:{r.name}@v{r.version}"))
-    return out
+            who = f"{r.namespace}:{r.name}@v{r.version}"
+            out.append((r.target, who))
+            if r.namespace == "ds":
+                out += [(oid, f"{path} in {who}") for path, oid in _manifest_files(store, r.target)]
+    return list(dict.fromkeys(out))
+
+
+def _manifest_files(store: Store, manifest_id: str | None) -> list[tuple[str, str]]:
+    """(path, object id) of every file a folder or snapshot manifest lists; nothing if the
+    manifest itself is missing or corrupt (that is reported on its own)."""
+    if not manifest_id or store.objects.verify_one(manifest_id) is not None:
+        return []
+    doc = canonical.loads(store.objects.get_bytes(manifest_id))
+    files = [(e["path"], e.get("sha256") or e.get("digest")) for e in doc.get("entries", [])]
+    table = doc.get("table") or {}
+    if table.get("records"):
+        files.append(("records index", table["records"]))
+    return files
 
 
 def fsck(store: Store, progress: Callable[[int], None] | None = None) -> FsckReport:

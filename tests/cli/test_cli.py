@@ -109,3 +109,16 @@ def test_init_on_a_path_that_does_not_exist(tmp_path: Path) -> None:
 
 def test_version() -> None:
     assert invoke("--version").output.strip() == f"runlock {runlock.__version__}"
+
+
+def test_fsck_names_a_lost_data_file_inside_a_snapshot(store: Store, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("alpha\n")
+    (data / "b.txt").write_text("beta\n")
+    snap = runlock.snapshot(data, name="files", store=store)
+    lost = next(e for e in snap.entries if e["path"] == "b.txt")["sha256"]
+    store.objects.delete(lost)
+    report = json.loads(invoke("--store", str(store.root), "fsck", "--json").output)
+    assert report["ok"] is False
+    assert report["referenced_missing"] == [{"id": lost, "referenced_by": f"b.txt in {snap.ref}"}]
