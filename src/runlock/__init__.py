@@ -12,6 +12,13 @@ The public API a training script needs::
         run.log({"train/loss": loss}, step=step)
         run.log_artifact("out/adapter", name="adapter", kind="model")
         run.set_summary({"eval/f1": f1})
+
+Verification (``runlock.verify`` is the package; its functions take the store first)::
+
+    store = runlock.open_store()
+    runlock.compare(store, "run:A", "run:B")      # bitwise / tolerance / statistical / different
+    runlock.verify.verify(store, "run:A")          # rerun from the lock, compare, record
+    runlock.check(store, "model:support-bot@v3")   # the reproducibility checklist
 """
 
 __version__ = "0.1.0"  # first: modules below record it in manifests
@@ -25,10 +32,11 @@ from runlock.registry import register_model
 from runlock.seeding import derive_seed
 from runlock.tracking.query import runs
 from runlock.tracking.run import Run, current_run, join_run, seed_everything, start_run
+from runlock.verify import check, compare, input_path, rerun, variance
 from runlock.workspace import init, open_store
 
 __all__ = [
-    "RunlockError", "Run", "Snapshot", "Split", "current_run", "derive_seed", "init", "join_run",
-    "load_snapshot", "load_split", "open_store", "probe", "register_model", "runs", "seed_everything",
-    "snapshot", "split", "start_run", "transform", "__version__",
+    "RunlockError", "Run", "Snapshot", "Split", "check", "compare", "current_run", "derive_seed", "init",
+    "input_path", "join_run", "load_snapshot", "load_split", "open_store", "probe", "register_model", "rerun",
+    "runs", "seed_everything", "snapshot", "split", "start_run", "transform", "variance", "__version__",
 ]
