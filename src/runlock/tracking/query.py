@@ -33,8 +33,9 @@ from runlock.errors import InvalidInput
 from runlock.store import Store
 from runlock.store.schema import runs as runs_t
 from runlock.tracking import fields as fieldidx
+from runlock.tracking import records
 from runlock.tracking.fields import run_fields
-from runlock.tracking.records import STATUSES, RunRecord, from_row
+from runlock.tracking.records import RunRecord, from_row
 from runlock.workspace import open_store
 
 RUN_COLUMNS = ("id", "project", "name", "status", "recipe_id", "created_by", "host", "started_at",
@@ -227,14 +228,8 @@ def _sort_columns(name: Name) -> list[ColumnElement]:
 def find_runs(store: Store, *, project: str | None = None, status: str | None = None,
               where: str | None = None, sort: str | None = None, limit: int | None = None) -> list[FoundRun]:
     """Runs matching every condition, sorted (default: newest first), with the named fields."""
-    q = sa.select(runs_t)
+    q = records.select_runs(project, status)
     names: list[Name] = []
-    if project:
-        q = q.where(runs_t.c.project == project)
-    if status:
-        if status not in STATUSES:
-            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
-        q = q.where(runs_t.c.status == status)
     if where and where.strip():
         cond, used = compile_where(where)
         q, names = q.where(cond), names + used

@@ -148,15 +148,21 @@ def get(store: Store, ref: str) -> RunRecord:
     return from_row(rows[0])
 
 
-def list_runs(store: Store, *, project: str | None = None, status: str | None = None,
-              limit: int | None = None) -> list[RunRecord]:
-    q = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+def select_runs(project: str | None = None, status: str | None = None) -> sa.Select:
+    """The runs of a project and/or with a status (unordered)."""
+    q = sa.select(runs)
     if project:
         q = q.where(runs.c.project == project)
     if status:
         if status not in STATUSES:
             raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
         q = q.where(runs.c.status == status)
+    return q
+
+
+def list_runs(store: Store, *, project: str | None = None, status: str | None = None,
+              limit: int | None = None) -> list[RunRecord]:
+    q = select_runs(project, status).order_by(runs.c.started_at.desc(), runs.c.id.desc())
     if limit:
         q = q.limit(limit)
     with store.db.read() as conn:

@@ -152,11 +152,10 @@ class MetricWriter:
                 for m in markers:
                     m.done.set()
                 markers.clear()
+                next_beat = self._beat(next_beat)   # also while the queue never empties
                 if not self._queue:
                     break
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + self.settings.heartbeat_s
-                self._beat()
+            next_beat = self._beat(next_beat)
             if self._stop.is_set() and (pause or not self._queue):
                 self._give_up(pending, markers, "the run ended while the store refused them")
                 return
@@ -272,11 +271,15 @@ class MetricWriter:
             warnings.warn(f"runlock: {lost} points of run {self.run_id} were not written: {why}.",
                           RuntimeWarning, stacklevel=1)
 
-    def _beat(self) -> None:
+    def _beat(self, due: float) -> float:
+        """Refresh the run's heartbeat if it is due; return when the next one is."""
+        if time.monotonic() < due:
+            return due
         try:
             records.heartbeat(self.store, self.run_id, None)
         except RunlockError:
             pass  # the next beat will try again; a missed beat is not an error
+        return time.monotonic() + self.settings.heartbeat_s
 
 
 def _sqlite_insert(conn: Connection) -> str:
