@@ -122,3 +122,13 @@ def test_fsck_names_a_lost_data_file_inside_a_snapshot(store: Store, tmp_path: P
     report = json.loads(invoke("--store", str(store.root), "fsck", "--json").output)
     assert report["ok"] is False
     assert report["referenced_missing"] == [{"id": lost, "referenced_by": f"b.txt in {snap.ref}"}]
+
+
+def test_progress_bar_is_off_unless_wanted_and_ticks_when_on() -> None:
+    from runlock.cli import common
+
+    with common.progress("x", False) as tick:
+        assert tick is None
+    with common.progress("hashing", True, unit="bytes") as tick:
+        tick(5, 10, note="1/2 files")
+        tick(10, 10, description="done")

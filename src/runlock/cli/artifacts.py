@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.tree import Tree
 
 from runlock import artifacts
@@ -17,20 +13,7 @@ from runlock.cli import common
 app = typer.Typer(help="Browse and download artifacts (stored by content).", no_args_is_help=True)
 
 ART_HELP = "art:sha256:…, a content id, or RUN_ID/NAME."
-PROGRESS_OPTION = typer.Option(None, "--progress/--no-progress",
-                               help="Show a progress bar on stderr (default: when it is a terminal).")
-
-
-@contextmanager
-def progress_bar(wanted: bool | None) -> Iterator[artifacts.ProgressFn | None]:
-    """A byte progress bar on stderr for a download, or None when not wanted."""
-    if not (wanted if wanted is not None else sys.stderr.isatty()):
-        yield None
-        return
-    with Progress(TextColumn("writing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=common.err_console, transient=True) as bar:
-        task = bar.add_task("writing", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+PROGRESS_OPTION = common.PROGRESS_OPTION
 
 
 @app.command("list")
@@ -79,7 +62,7 @@ def get(ctx: typer.Context, art: str = typer.Argument(..., help=ART_HELP),
         force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
         progress: bool = PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Download an artifact's exact bytes (every file verified against its hash)."""
-    with progress_bar(progress) as on_progress:
+    with common.progress("writing", progress, unit="bytes") as on_progress:
         result = artifacts.get_artifact(common.store(ctx), art, dest, force=force, on_progress=on_progress)
     common.emit(result, as_json, lambda r: common.console.print(
         f"wrote {r.ref} to {r.dest} ({r.files} file(s), {r.size} B, verified)", highlight=False))

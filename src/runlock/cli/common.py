@@ -10,13 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import click
 import typer
 from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -28,6 +31,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+PROGRESS_OPTION = typer.Option(None, "--progress/--no-progress",
+                               help="Show a progress bar on stderr (default: when it is a terminal).")
+
+Tick = Callable[..., None]  # tick(done, total, description=None, note=None)
 
 
 @dataclass
@@ -62,6 +69,26 @@ def store(ctx: typer.Context) -> Store:
         st._store = open_store(st.store_path, token=st.token)
         ctx.find_root().call_on_close(st._store.close)
     return st._store
+
+
+@contextmanager
+def progress(label: str, wanted: bool | None = None, *, unit: str = "items") -> Iterator[Tick | None]:
+    """A progress bar on stderr, or None when not wanted (default: only on a terminal).
+    Yields ``tick(done, total, description=None, note=None)``; ``unit="bytes"`` shows sizes."""
+    if not (wanted if wanted is not None else err_console.is_terminal):
+        yield None
+        return
+    counter = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    columns = (TextColumn("{task.description}"), BarColumn(), counter, TextColumn("{task.fields[note]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None, note="")
+
+        def tick(done: int, total: int | None, description: str | None = None, note: str | None = None) -> None:
+            extra = {k: v for k, v in (("description", description), ("note", note)) if v is not None}
+            bar.update(task, completed=done, total=total, **extra)
+
+        yield tick
 
 
 def to_jsonable(value: Any) -> Any:

@@ -9,7 +9,6 @@ from rich.tree import Tree
 
 from runlock import cards, registry
 from runlock.cli import common
-from runlock.cli.artifacts import PROGRESS_OPTION, progress_bar
 
 app = typer.Typer(help="Register models, move aliases, download exact bytes, write model cards.",
                   no_args_is_help=True)
@@ -66,9 +65,9 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
 def get(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
         dest: Path = typer.Argument(..., help="Where to write the model (must not exist)."),
         force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
-        progress: bool = PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
+        progress: bool = common.PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Download a model version's exact bytes, verified, and record the read in the audit log."""
-    with progress_bar(progress) as on_progress:
+    with common.progress("writing", progress, unit="bytes") as on_progress:
         result = registry.get(common.store(ctx), ref, dest, force=force, on_progress=on_progress)
     common.emit(result, as_json, lambda r: common.console.print(
         f"wrote {r.ref} to {r.dest} ({r.files} file(s), {r.size} B, verified {r.digest})", highlight=False))

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runlock.cli import common
 from runlock.data.leakage import LeakageReport
 from runlock.data.minhash import NearDupSettings
-from runlock.data.split import ProgressFn, Split, SplitInfo, create_split, list_splits, load
+from runlock.data.split import Split, SplitInfo, create_split, list_splits, load
 from runlock.data.split_ops import Checked, Exported, apply_split, check_split, export_split, import_split
 from runlock.data.strategies import STRATEGIES
 from runlock.errors import InvalidInput
@@ -22,7 +17,7 @@ app = typer.Typer(help="Static, versioned splits of a dataset snapshot, with lea
 
 SPLIT_ARG = typer.Argument(..., help="A split: split:NAME@vN, split:NAME (latest), NAME, or a sha256 id.")
 SNAP_ARG = typer.Argument(..., help="A table snapshot: ds:NAME@vN, ds:NAME, NAME, or a sha256 id.")
-PROGRESS = typer.Option(None, "--progress/--no-progress", help="Show progress (default: on a terminal).")
+PROGRESS = common.PROGRESS_OPTION
 SHINGLE = typer.Option(2, "--shingle", help="Words per shingle for near duplicates.")
 THRESHOLD = typer.Option(0.7, "--threshold", help="Jaccard similarity from which two texts are near duplicates.")
 BANDS = typer.Option(20, "--bands", help="LSH bands (more finds lower similarities, slower).")
@@ -49,7 +44,8 @@ def create_cmd(
 ) -> None:
     """Split SNAPSHOT into partitions and name the result split:NAME@vN."""
     store = common.store(ctx)
-    with _progress(progress) as on_progress:
+    with common.progress("split", progress) as tick:
+        on_progress = (lambda stage, done, total: tick(done, total, description=stage)) if tick else None
         result = create_split(store, snapshot, name=name, ratios=_floats(ratios), seed=seed, strategy=strategy,
                               by=by, group=group, names=_names(names), dedup=dedup, check=not no_check,
                               text_columns=text or None, settings=NearDupSettings(shingle, threshold, bands, rows),
@@ -186,18 +182,3 @@ def _floats(text: str) -> list[float]:
 
 def _names(text: str | None) -> list[str] | None:
     return [x.strip() for x in text.split(",")] if text else None
-
-
-@contextmanager
-def _progress(wanted: bool | None) -> Iterator[ProgressFn | None]:
-    if not (wanted if wanted is not None else sys.stderr.isatty()):
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=common.err_console, transient=True) as bar:
-        task = bar.add_task("split", total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
-        yield update

@@ -6,12 +6,9 @@ output goes to stderr, so ``--json`` on stdout stays machine-readable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from runlock import verify as v
 from runlock.cli import common
@@ -72,7 +69,7 @@ def variance(ctx: typer.Context, run: str = RUN_ARG,
              in_place: bool = IN_PLACE, repo: Path = REPO, as_json: bool = common.JSON_OPTION) -> None:
     """Rerun RUN with different seeds and store the spread of its final metrics."""
     store = common.store(ctx)
-    with _progress("reruns", as_json) as tick:
+    with common.progress("reruns", False if as_json else None) as tick:
         spread = v.variance(store, run, seeds=seeds, seed_arg=None if seed_env else seed_arg,
                             isolated=not in_place, repo=repo, progress=tick)
     common.emit(spread, as_json, lambda s: common.console.print(common.table(
@@ -99,7 +96,7 @@ def verify(ctx: typer.Context,
     _check_tier(require)
     store = common.store(ctx)
     if sample is not None:
-        with _progress("verifying", as_json) as tick:
+        with common.progress("verifying", False if as_json else None) as tick:
             done = v.rehearse(store, sample, project=project, since=since, seed=seed, isolated=not in_place,
                               repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
         common.emit(done, as_json, _render_rehearsal)
@@ -230,12 +227,3 @@ def _check_tier(tier: str | None) -> None:
 def _gate(tier: str, require: str | None, *, fail: bool = False) -> None:
     if fail or (require is not None and tier_rank(tier) > tier_rank(require)):
         raise typer.Exit(1)
-
-
-@contextmanager
-def _progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr, shown only on a terminal."""
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=common.err_console,
-                  transient=True, disable=as_json or not common.err_console.is_terminal) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
