@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from runlock.cli import common
 from runlock.data.checkout import checkout as checkout_snapshot
 from runlock.data.diff import SnapshotDiff, diff as diff_snapshots
-from runlock.data.ingest import Progress as IngestProgress, ProgressFn
 from runlock.data.snapshot import Snapshot, SnapshotInfo, create_snapshot, list_snapshots, load_snapshot
 from runlock.data.verify import VerifyReport, verify as verify_snapshots
 
@@ -29,12 +24,14 @@ def snapshot_cmd(
     id_column: str = typer.Option(None, "--id-column", help="Column holding each record's id (tables)."),
     kind: str = typer.Option(None, "--kind", help="Force 'files' (store a table as a plain file) or 'table'."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-hash every file, ignoring the stat cache."),
-    progress: bool = typer.Option(None, "--progress/--no-progress", help="Show a progress bar (default: on a terminal)."),
+    progress: bool = common.PROGRESS_OPTION,
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Snapshot PATH as the next version of ds:NAME (no new version if nothing changed)."""
     store = common.store(ctx)
-    with _progress_bar(progress) as on_progress:
+    with common.progress("hashing", progress, unit="bytes") as tick:
+        on_progress = (lambda p: tick(p.bytes_done, p.bytes_total, note=f"{p.files_done}/{p.files_total} files")
+                       ) if tick else None
         snap = create_snapshot(store, path, name, id_column=id_column, kind=kind, on_progress=on_progress,
                                use_cache=not no_cache)
     common.emit(snap, as_json, _render_snapshot)
@@ -137,20 +134,3 @@ def _bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
-
-
-@contextmanager
-def _progress_bar(wanted: bool | None) -> Iterator[ProgressFn | None]:
-    if not (wanted if wanted is not None else sys.stderr.isatty()):
-        yield None
-        return
-    columns = (TextColumn("hashing"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[files]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=common.err_console, transient=True) as bar:
-        task = bar.add_task("hashing", total=None, files="")
-
-        def update(p: IngestProgress) -> None:
-            bar.update(task, completed=p.bytes_done, total=p.bytes_total,
-                       files=f"{p.files_done}/{p.files_total} files")
-
-        yield update
