@@ -220,6 +220,11 @@ def test_read_only_store_reads_and_refuses_writes_clearly(store: Store) -> None:
     joined = join_run(live.id, store=ro, rank=1, settings=FAST_RETRY)
     messages = _log_while_refused(joined, range(100))
     assert any("read-only" in m for m in messages)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        joined.finish(timeout=0.5)        # the loop ends; what the store never took is reported
+    assert joined.dropped_points == 200 and any("200 points" in str(w.message) for w in caught)
+    assert runlock.current_run() is live
     live.finish()
     ro.close()
 

@@ -113,12 +113,14 @@ def record_latest(conn: Connection, run_id: str, latest: dict[str, tuple]) -> No
                                             set_={"num": ex.num, "text": ex.text, "step": ex.step}))
 
 
-def for_runs(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, object]]:
-    """``{run_id: {"config.lr": 0.1, "summary.eval/f1": 0.9, "metrics.loss": 0.2, ...}}``."""
+def for_runs(conn: Connection, run_ids: list[str],
+             only: sa.ColumnElement | None = None) -> dict[str, dict[str, object]]:
+    """``{run_id: {"config.lr": 0.1, "summary.eval/f1": 0.9, "metrics.loss": 0.2, ...}}``
+    (only the rows matching ``only``, when given)."""
     out: dict[str, dict[str, object]] = {r: {} for r in run_ids}
     for i in range(0, len(run_ids), 500):
         chunk = run_ids[i:i + 500]
-        q = sa.select(run_fields).where(run_fields.c.run_id.in_(chunk)).order_by(
+        q = sa.select(run_fields).where(run_fields.c.run_id.in_(chunk), *(() if only is None else (only,))).order_by(
             run_fields.c.run_id, run_fields.c.section, run_fields.c.key)
         for r in conn.execute(q):
             out[r.run_id][f"{r.section}.{r.key}"] = untyped(r.kind, r.num, r.text)

@@ -15,7 +15,8 @@ character other than letters, digits, ``_`` and ``.`` counts as ``_``, so ``summ
 matches ``eval/f1`` (and ``eval-f1``). A quoted part (``summary["eval/f1"]``) matches exactly.
 Literals: numbers, strings, ``True``/``False``, ``None``, and lists of those after ``in``.
 A comparison with a key that a run does not have is false for that run (so ``not`` of it is true);
-a number never equals a string.
+a number never equals a string. Each comparison becomes ``runs.id IN (SELECT run_id FROM run_fields
+WHERE section, slug and value match)``, which the database evaluates once over an index.
 
 Sorting: comma-separated names, ``-`` in front for descending; runs without the value come last.
 """
@@ -177,7 +178,7 @@ def _leaf(name: Name, op: ast.cmpop, value: object, text: str) -> ColumnElement:
             return col.is_(None) if isinstance(op, ast.Eq) else col.is_not(None)
         return sa.and_(col.is_not(None), getattr(col, _OPS[type(op)])(value))
     f = run_fields.alias()
-    where = [f.c.run_id == runs_t.c.id, f.c.section == name.section, _key_match(f, name)]
+    where = [f.c.section == name.section, _key_match(f, name)]
     if value is None:
         if type(op) not in (ast.Eq, ast.NotEq):
             raise InvalidInput(f"None can only be compared with == or != in {text!r}.", hint=_HELP)
@@ -188,10 +189,10 @@ def _leaf(name: Name, op: ast.cmpop, value: object, text: str) -> ColumnElement:
         where += [f.c.kind == "num", getattr(f.c.num, _OPS[type(op)])(float(value))]
     else:
         where += [f.c.kind == "str", getattr(f.c.text, _OPS[type(op)])(value)]
-    return sa.exists(sa.select(sa.literal(1)).select_from(f).where(*where))
+    return runs_t.c.id.in_(sa.select(f.c.run_id).where(*where))   # evaluated once, not per run
 
 
-def _key_match(f: sa.Alias, name: Name) -> ColumnElement:
+def _key_match(f: sa.Table | sa.Alias, name: Name) -> ColumnElement:
     return f.c.key == name.key if name.exact else f.c.slug == fieldidx.slug(name.key)
 
 
@@ -242,7 +243,9 @@ def find_runs(store: Store, *, project: str | None = None, status: str | None = 
         q = q.limit(limit)
     with store.db.read() as conn:
         rows = conn.execute(q).all()
-        values = fieldidx.for_runs(conn, [r.id for r in rows]) if names else {}
+        named = sa.or_(*(sa.and_(run_fields.c.section == n.section, _key_match(run_fields, n))
+                         for n in names if n.section is not None))
+        values = fieldidx.for_runs(conn, [r.id for r in rows], named) if names else {}
     found = [from_row(r) for r in rows]
     return [FoundRun(rec, _named(rec, values.get(rec.id, {}), names)) for rec in found]
 

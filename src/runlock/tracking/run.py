@@ -200,12 +200,13 @@ class Run:
             audit.append(conn, self.store.actor, "run.lock", self.ref, before=before, after=self.recipe_id)
 
     # -- ending ---------------------------------------------------------------------------
-    def finish(self, status: str = "finished", error: str | None = None) -> None:
-        """Flush and seal the run (only the owning process seals)."""
+    def finish(self, status: str = "finished", error: str | None = None, *, timeout: float = 60) -> None:
+        """Flush (waiting at most ``timeout`` seconds for a failing store) and seal the run
+        (only the owning process seals)."""
         if self._ended:
             return
         self._ended = True
-        self._writer.close(timeout=60)
+        self._writer.close(timeout=timeout)
         _pop(self)
         if self.owned:
             records.end(self.store, self.id, status, error=error)
