@@ -1,7 +1,7 @@
 """Hierarchical configuration: layers of YAML/JSON files and ``key=value`` overrides, merged by
 OmegaConf into one frozen, canonical config, with the origin of every value.
 
-    cfg = runlock.resolve_config(["conf/project.yaml", "conf/exp/lora.yaml"], ["lr=3e-4", "lora.r=16"])
+    cfg = runlock.config.resolve(["conf/project.yaml", "conf/exp/lora.yaml"], ["lr=3e-4", "lora.r=16"])
     with runlock.start_run(project="bot", config=cfg) as run: ...
 
 Later layers win: a project's defaults, then an experiment file, then command-line overrides
