@@ -23,6 +23,8 @@ Verification (``runlock.verify`` is the package; its functions take the store fi
 
 __version__ = "0.1.0"  # first: modules below record it in manifests
 
+from runlock.config import ResolvedConfig
+from runlock.config import resolve as resolve_config
 from runlock.data.snapshot import Snapshot, load_snapshot, snapshot
 from runlock.data.split import Split, load_split, split
 from runlock.data.transform import transform
@@ -32,11 +34,12 @@ from runlock.registry import register_model
 from runlock.seeding import derive_seed
 from runlock.tracking.query import runs
 from runlock.tracking.run import Run, current_run, join_run, seed_everything, start_run
+from runlock.tracking.writer import WriterSettings
 from runlock.verify import check, compare, input_path, rerun, variance
 from runlock.workspace import init, open_store
 
 __all__ = [
-    "RunlockError", "Run", "Snapshot", "Split", "check", "compare", "current_run", "derive_seed", "init",
+    "ResolvedConfig", "RunlockError", "Run", "Snapshot", "Split", "WriterSettings", "check", "compare", "current_run", "derive_seed", "init",
     "input_path", "join_run", "load_snapshot", "load_split", "open_store", "probe", "register_model", "rerun",
-    "runs", "seed_everything", "snapshot", "split", "start_run", "transform", "variance", "__version__",
+    "resolve_config", "runs", "seed_everything", "snapshot", "split", "start_run", "transform", "variance", "__version__",
 ]

@@ -1,4 +1,5 @@
-"""What the code was: git commit, branch, remote, dirty flag, and the uncommitted work.
+"""What the code was: git commit, dirty flag, and the uncommitted work (``capture``, for the
+lock); and where it sat: branch, remote, untracked files (``context``, for the run record).
 
 The uncommitted diff (``git diff HEAD --binary``, staged and unstaged) is stored as an object, so a run can be rebuilt from its commit plus that diff. Outside a
 git repository the lock says so instead of guessing.
@@ -42,19 +43,28 @@ def capture(objects: ObjectStore, cwd: str | Path | None = None) -> dict:
         return {"git": None, "reason": "not inside a git repository"}
     root = Path(top.strip())
     commit = (_git(root, "rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
-    branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None
-    remote = (_git(root, "config", "--get", "remote.origin.url") or "").strip() or None
     diff = _git_bytes(root, "diff", "HEAD", "--binary") if commit else _git_bytes(root, "diff", "--cached", "--binary")
     return {
         "git": {
             "commit": commit,
-            "branch": branch if branch != "HEAD" else None,
-            "remote": remote,
             "dirty": bool(diff),
             "diff": objects.put_bytes(diff) if diff else None,
             "subdir": str(cwd.resolve().relative_to(root.resolve())) if cwd.resolve().is_relative_to(root.resolve()) else None,
         }
     }
+
+
+def context(objects: ObjectStore, cwd: str | Path | None = None) -> dict:
+    """Where the code sat, for a person: branch, remote and untracked files. None of it decides
+    the result, so it goes in the run record, not the lock: a rerun from a detached worktree or
+    another clone keeps the recipe id."""
+    cwd = Path(cwd or Path.cwd())
+    git = None
+    if shutil.which("git") is not None and _git(cwd, "rev-parse", "--show-toplevel") is not None:
+        branch = (_git(cwd, "rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None
+        git = {"branch": branch if branch != "HEAD" else None,
+               "remote": (_git(cwd, "config", "--get", "remote.origin.url") or "").strip() or None}
+    return {"git": git, **untracked(objects, cwd)}
 
 
 def untracked(objects: ObjectStore, cwd: str | Path | None = None) -> dict:

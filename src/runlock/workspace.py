@@ -42,5 +42,7 @@ def init(path: str | Path = ".", *, database: str | None = None, objects: str | 
 
 
 def _after_open(store: Store) -> None:
+    if store.db.read_only:
+        return  # a store on a read-only filesystem is only read: nothing to tidy, nothing to sign
     reap_crashed(store)
     audit.sign_pending(store)

@@ -130,8 +130,9 @@ RECIPE = """
 """
 
 
-def test_recipe_id_is_equal_across_fresh_processes(store: Store) -> None:
-    ids = {subprocess.run(_script(store.root, RECIPE), capture_output=True, text=True, check=True).stdout.strip()
+def test_recipe_id_is_equal_across_fresh_processes(store: Store, tmp_path: Path) -> None:
+    ids = {subprocess.run(_script(store.root, RECIPE), capture_output=True, text=True, check=True,
+                          cwd=tmp_path).stdout.strip()
            for _ in range(2)}
     assert len(ids) == 1 and next(iter(ids)).startswith("sha256:")
 
@@ -164,7 +165,9 @@ def test_lock_records_commit_and_the_uncommitted_diff(store: Store, tmp_path: Pa
     with runlock.start_run(project="p", store=store) as dirty:
         pass
     g0, g1 = clean.lock["code"]["git"], dirty.lock["code"]["git"]
-    assert g0["commit"] == g1["commit"] and len(g0["commit"]) == 40 and g0["branch"] == "main"
+    assert g0["commit"] == g1["commit"] and len(g0["commit"]) == 40
+    assert records.get(store, clean.id).context["git"] == {"branch": "main", "remote": None}
+    assert "branch" not in g0 and "remote" not in g0  # where the code sat is not part of the recipe
     assert not g0["dirty"] and g0["diff"] is None
     assert g1["dirty"] and b"+lr = 0.2" in store.objects.get_bytes(g1["diff"])
     assert records.get(store, dirty.id).context["untracked_count"] == 1

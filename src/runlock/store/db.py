@@ -8,7 +8,9 @@ Driver errors are translated into ``runlock.errors`` here, where they enter.
 
 from __future__ import annotations
 
+import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +36,12 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
+
+    @property
+    def read_only(self) -> bool:
+        """True for a SQLite file on a read-only filesystem (or in a folder we may not write):
+        it is opened immutable, reads work, and every write is refused with a clear error."""
+        return _sqlite_read_only(self.url)
 
     @property
     def engine(self) -> Engine:
@@ -76,7 +84,20 @@ class Database:
         raise AssertionError("unreachable")
 
 
+def _sqlite_path(url: str) -> str | None:
+    path = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    return path if path and path != ":memory:" else None
+
+
+def _sqlite_read_only(url: str) -> bool:
+    path = _sqlite_path(url)
+    return bool(path) and os.path.exists(path) and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+
+
 def _make_engine(url: str) -> Engine:
+    if _sqlite_read_only(url):
+        uri = f"file:{_sqlite_path(url)}?immutable=1"
+        return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
 
@@ -124,7 +145,7 @@ def _translated(url: str) -> Iterator[None]:
         if any(m in text for m in _BUSY_MARKERS):
             raise StoreBusy(f"The metadata database stayed locked: {e.orig}.",
                             hint="Another process holds a long write; try again.") from e
-        if "readonly" in text or "read-only" in text:
+        if "readonly" in text or "read-only" in text or "read only" in text:
             raise StoreError("The metadata database is read-only here.",
                              hint="Open the store with write permission, or only read from it.") from e
         if "disk" in text and "full" in text or "no space" in text:

@@ -42,6 +42,7 @@ def build(store: Store, *, config: object, seed: int | None, argv: list[str] | N
         raise InvalidInput(f"The run's config cannot be recorded: {e.message}", hint=e.hint) from None
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise InvalidInput(f"Seed {seed!r} is not a non-negative integer.")
+    env = environment.capture()  # first: it imports torch when installed, so the knobs see torch too
     return {
         "schema": LOCK_SCHEMA,
         "config": config,
@@ -50,7 +51,7 @@ def build(store: Store, *, config: object, seed: int | None, argv: list[str] | N
         "knobs": canonical.normalize(seeding.knobs(**(declared_knobs or {}))),
         "code": code.capture(store.objects),
         "entrypoint": entrypoint(argv),
-        "environment": environment.capture(),
+        "environment": env,
         "inputs": [],
     }
 

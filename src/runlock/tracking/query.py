@@ -243,7 +243,7 @@ def find_runs(store: Store, *, project: str | None = None, status: str | None = 
         q = q.limit(limit)
     with store.db.read() as conn:
         rows = conn.execute(q).all()
-        named = sa.or_(*(sa.and_(run_fields.c.section == n.section, _key_match(run_fields, n))
+        named = sa.or_(sa.false(), *(sa.and_(run_fields.c.section == n.section, _key_match(run_fields, n))
                          for n in names if n.section is not None))
         values = fieldidx.for_runs(conn, [r.id for r in rows], named) if names else {}
     found = [from_row(r) for r in rows]

@@ -8,21 +8,25 @@
 
 from __future__ import annotations
 
+import atexit
 import numbers
 import os
+import sys
 import threading
 import traceback
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from ulid import ULID
-
 import sqlalchemy as sa
+from ulid import ULID
 
 from runlock import artifacts, audit, canonical, code, lineage, refs, seeding
 from runlock.config import ResolvedConfig
 from runlock.errors import InvalidInput, RunlockError, SealedError
+from runlock.probe import activate as activate_probe
+from runlock.probe import active as probing
+from runlock.probe import record_step
 from runlock.refs import check_name
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
@@ -36,7 +40,6 @@ ENV_RANK = "RUNLOCK_RANK"
 MAX_KEY_LENGTH = 250
 MAX_STEP = 2**63 - 1
 
-_local = threading.local()
 _stack: list["Run"] = []
 _stack_lock = threading.Lock()
 
@@ -56,6 +59,7 @@ class Run:
         self._lock = lock
         self._ended = False
         self._auto_step = -1
+        self._probing = probing()  # under `runlock probe`, each logged step is fingerprinted
         self._known_keys: set[str] = set()
         self._writer = MetricWriter(store, self.id, rank=rank, start_seq=start_seq,
                                     settings=settings, on_sealed=self._mark_sealed)
@@ -94,6 +98,8 @@ class Run:
         else:
             values = values.copy()
         self._writer.append(step, values)
+        if self._probing:
+            record_step(step, metrics=values)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is in the store."""
@@ -132,10 +138,9 @@ class Run:
         entry = _input_entry(self.store, thing)
 
         def write(conn):  # noqa: ANN001, ANN202
-            records.require_running(conn, self.id)
-            if self._lock is not None:
-                if locks.add_input(self._lock, entry):
-                    self._store_lock(conn)
+            row = records.require_running(conn, self.id)
+            if locks.add_input(self._current_lock(row), entry):
+                self._store_lock(conn)
             lineage.record_edge(conn, "used", self.lineage_node, entry["node"])
 
         self.store.db.run_write(write)
@@ -181,15 +186,19 @@ class Run:
         self._update_lock(lambda lk: lk.update(config=canonical.normalize(config)))
 
     def _update_lock(self, change) -> None:  # noqa: ANN001
-        if self._lock is None:
-            self._lock = locks.load(self.store, self.recipe_id)
-
         def write(conn):  # noqa: ANN001, ANN202
-            records.require_running(conn, self.id)
-            change(self._lock)
+            change(self._current_lock(records.require_running(conn, self.id)))
             self._store_lock(conn)
 
         self.store.db.run_write(write)
+
+    def _current_lock(self, row: sa.Row) -> dict:
+        """The lock as the store holds it now. A joined run (or one whose owner changed the lock
+        since) reloads it, so its change applies on top of everyone else's."""
+        if self._lock is None or row.recipe_id != self.recipe_id:
+            self.recipe_id = row.recipe_id
+            self._lock = locks.load(self.store, row.recipe_id)
+        return self._lock
 
     def _store_lock(self, conn) -> None:  # noqa: ANN001
         before = self.recipe_id
@@ -368,7 +377,7 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
         return run
     store = _as_store(store)
     name = check_name(name, "run name") if name else project
-    context = {"cwd": str(Path.cwd()), **code.untracked(store.objects)}
+    context = {"cwd": str(Path.cwd()), **code.context(store.objects)}
     if isinstance(config, ResolvedConfig):
         context["config"] = config.provenance()
         config = config.values
@@ -387,7 +396,43 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
     store.db.run_write(write)
     run = Run(store, records.get(store, run_id), lock, owned=True, settings=settings)
     _push(run)
+    _seal_at_exit()
     return run
+
+
+# -- a run left open when the interpreter exits ------------------------------------------------
+_uncaught: list[tuple] = []
+_exit_hooked: list[bool] = []
+
+
+def _seal_at_exit() -> None:
+    """Once per process: at exit, seal every run this process still owns, as ``failed`` with the
+    traceback if an exception ended the program, else ``finished`` (a script that never left its
+    ``with`` block, or a Trainer callback whose train() raised)."""
+    if _exit_hooked:
+        return
+    _exit_hooked.append(True)
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):  # noqa: ANN001, ANN202
+        _uncaught.append((exc_type, exc, tb))
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+    atexit.register(_finish_open_runs)
+
+
+def _finish_open_runs() -> None:
+    with _stack_lock:
+        owned = [r for r in _stack if r.owned and not r.ended]
+    for run in reversed(owned):
+        try:
+            if _uncaught:
+                run.finish("failed", "".join(traceback.format_exception(*_uncaught[-1])))
+            else:
+                run.finish("finished")
+        except RunlockError:
+            pass  # the store is gone or refuses: the next open marks the run crashed
 
 
 def _as_store(store: Store | str | Path | None) -> Store:
@@ -398,6 +443,7 @@ def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = Fal
     """Seed every source of randomness (see ``runlock.seeding``) and record the report in the
     current run's lock, if a run is active."""
     report = seeding.seed_everything(seed, deterministic=deterministic, warn_only=warn_only)
+    activate_probe()  # under `runlock probe`: record from the freshly seeded state on
     run = current_run()
     if run is not None:
         run.record_seeding(report.to_dict(), seed=seed)
