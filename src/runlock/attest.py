@@ -204,7 +204,8 @@ def provenance(store: Store, rec: records.RunRecord, lock: dict) -> dict:
             "buildType": BUILD_TYPE,
             "externalParameters": {k: lock.get(k) for k in ("config", "seed", "knobs", "entrypoint")},
             "internalParameters": {"project": rec.project, "run_name": rec.name, "seeding": lock.get("seeding")},
-            "resolvedDependencies": dependencies(store, lock, rec.recipe_id),
+            "resolvedDependencies": dependencies(store, lock, rec.recipe_id,
+                                                 remote=((rec.context or {}).get("git") or {}).get("remote")),
         },
         "runDetails": {
             "builder": {"id": "https://runlock.dev/builder/local",
@@ -214,11 +215,13 @@ def provenance(store: Store, rec: records.RunRecord, lock: dict) -> dict:
     }
 
 
-def dependencies(store: Store, lock: dict, recipe_id: str) -> list[dict]:
+def dependencies(store: Store, lock: dict, recipe_id: str, *, remote: str | None = None) -> list[dict]:
+    """SLSA resolved dependencies: the code (commit, and the remote it came from when known),
+    every input, the environment and the lock itself."""
     git = (lock.get("code") or {}).get("git") or {}
     out = []
     if git.get("commit"):
-        uri = f"git+{git['remote']}@{git['commit']}" if git.get("remote") else f"git+{git['commit']}"
+        uri = f"git+{remote}@{git['commit']}" if remote else f"git+{git['commit']}"
         out.append({"name": "code", "uri": uri, "digest": {"gitCommit": git["commit"]},
                     "annotations": {"dirty": bool(git.get("dirty")), "diff": git.get("diff")}})
     for entry in lock.get("inputs") or []:
