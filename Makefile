@@ -6,7 +6,7 @@ PIP     = $(PY) -m pip --disable-pip-version-check -q
 # torch first, pinned to the CPU wheel this machine carries, so nothing pulls a CUDA build.
 TORCH   = torch==2.13.0
 
-.PHONY: test demo bench install clean
+.PHONY: test demo bench install clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ demo: $(VENV)/.installed-demo
 
 bench: $(VENV)/.installed-bench
 	@echo "Each benchmark prints its own ratios; see docs/benchmarks.md for the commands."
+
+docs: $(VENV)/.installed-test
+	$(PY) -m typer runlock.cli.main utils docs --name runlock --title "runlock CLI reference" --output docs/cli.md
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -30,7 +30,7 @@ def read_only_copy(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         subprocess.run(["mount", "-o", "remount,ro,bind", str(mnt)], check=True)
         yield mnt, run.id
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+        subprocess.run(["umount", "--lazy", str(mnt)], check=True)  # lazy: never leave it mounted
 
 
 def test_read_only_store_reads_and_refuses_writes_clearly(read_only_copy: tuple[Path, str]) -> None:
