@@ -47,17 +47,22 @@ def test_variance_stores_the_spread_and_compare_uses_it(toy: Toy, original: str)
     assert any(d["field"] == "seed" for d in found.diagnosis)
 
 
-def test_a_different_package_version_is_named(toy: Toy, original: str, tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    dist = site / "runlock_dummy-2.0.dist-info"
+def dummy_site(root: Path, version: str) -> Path:
+    """A folder holding one installed distribution, runlock-dummy at ``version``, for PYTHONPATH."""
+    dist = root / f"site-{version}" / f"runlock_dummy-{version}.dist-info"
     dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: runlock-dummy\nVersion: 2.0\n")
-    other = toy.train(*ARGS, env={"PYTHONPATH": str(site)})
-    found = compare(toy.store, original, other)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: runlock-dummy\nVersion: {version}\n")
+    return dist.parent
+
+
+def test_a_different_package_version_is_named(toy: Toy, tmp_path: Path) -> None:
+    old = toy.train(*ARGS, env={"PYTHONPATH": str(dummy_site(tmp_path, "1.0"))})
+    new = toy.train(*ARGS, env={"PYTHONPATH": str(dummy_site(tmp_path, "2.0"))})
+    found = compare(toy.store, old, new)
     assert found.tier == "bitwise"  # the outputs agree, and the diagnosis still names the package
-    assert found.diagnosis == [{"field": "environment.packages.runlock-dummy", "a": "<absent>", "b": "2.0",
+    assert found.diagnosis == [{"field": "environment.packages.runlock-dummy", "a": "1.0", "b": "2.0",
                                 "kind": "package"}]
-    drift = plan_rerun(toy.store, other).drift  # this process lacks the package
+    drift = plan_rerun(toy.store, new).drift  # this process lacks the package
     assert [(d.group, d.field, d.recorded, d.current) for d in drift.drift] == [
         ("packages", "packages.runlock-dummy", "2.0", "<absent>")]
     assert drift.expectation == "tolerance or statistical"
