@@ -4,8 +4,9 @@
 2. Snapshot them (``ds:tickets@v1``) and split them 80/10/10 (``split:tickets-split@v1``).
 3. Pre-train a tiny GPT-2 on the training partition (run ``base-lm``) and store it as an artifact.
 4. Fine-tune a LoRA adapter on it twice with the same recipe (runs ``lora-r8`` and
-   ``lora-r8-repeat``); each run uses the split and the base model, logs every step through the
-   ``RunlockCallback``, stores its adapter and evaluates on the validation partition.
+   ``lora-r8-repeat``), each in its own process through ``python -m runlock.demo.finetune``, so
+   each run's lock records a command ``runlock rerun`` can replay; each run uses the split and
+   the base model, logs every step, stores its adapter and evaluates on the validation partition.
 5. Show that both runs have the same recipe id, the same stored loss curve and the same adapter
    bytes, and say where to look next.
 
@@ -14,8 +15,13 @@ This module is the demo's surface, so it prints, through the rich console it is 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +33,19 @@ from rich.table import Table
 from transformers import TrainerCallback
 
 import runlock
-from runlock.demo.data import Ticket, generate_tickets, write_tickets
-from runlock.demo.model import BaseRecipe, LoraRecipe, format_ticket
-from runlock.demo.train import Trained, fine_tune, pretrain_base
-from runlock.errors import InvalidInput
-from runlock.integrations.hf import RunlockCallback
+from runlock.demo import finetune
+from runlock.demo.data import TicketFile, generate_tickets, write_tickets
+from runlock.demo.model import BaseRecipe, LoraRecipe
+from runlock.demo.train import Trained, pretrain_base
+from runlock.errors import RunlockError
 from runlock.store import Store
 from runlock.tracking.diff import metric_series
 
-PROJECT = "support-bot"
-RUN_NAMES = ("lora-r8", "lora-r8-repeat")
+PROJECT = finetune.PROJECT
+RUN_NAMES = (finetune.DEFAULT_NAME, "lora-r8-repeat")
 N_TICKETS = 1000
 DATA_SEED = 0
 SPLIT_SEED = 42
-VALIDATION_NAMES = ("validation", "val", "valid", "dev")
 
 
 @dataclass(frozen=True)
@@ -94,55 +99,61 @@ def _step_bar(console: Console, label: str, steps: int) -> Iterator[_StepBar]:
         yield _StepBar(progress, progress.add_task(label, total=steps))
 
 
-def _validation_ids(split: Any) -> list[str]:
-    names = [str(n) for n in getattr(split, "partitions", None) or VALIDATION_NAMES]
-    for name in VALIDATION_NAMES:
-        if name in names:
-            return list(split.ids(name))
-    raise InvalidInput(f"Split {split.ref} has no validation partition (it has {names}).")
+def make_data(store: Store, workdir: Path, n: int = N_TICKETS) -> tuple[TicketFile, Any, Any]:
+    """Write ``n`` tickets to ``workdir/data/tickets.jsonl``; snapshot (``ds:tickets``) and split
+    them (``split:tickets-split``). Returns the file, the snapshot and the split."""
+    data = write_tickets(workdir / "data" / "tickets.jsonl", generate_tickets(n, seed=DATA_SEED))
+    snap = runlock.snapshot(data.path, name="tickets", id_column="id", store=store)
+    split = runlock.split(snap, name="tickets-split", ratios=(0.8, 0.1, 0.1), seed=SPLIT_SEED,
+                          store=store)
+    return data, snap, split
 
 
-def _texts(tickets: dict[str, Ticket], ids: Sequence[str], *, label: bool) -> list[str]:
-    return [format_ticket(tickets[i], label=label) for i in ids]
-
-
-def _base_run(store: Store, console: Console, split: Any, train: list[str], val: list[str],
-              workdir: Path) -> tuple[str, Any, Trained]:
-    recipe = BaseRecipe()
+def pretrain(store: Store, split: Any, data: Path, workdir: Path, recipe: BaseRecipe = BaseRecipe(),
+             callbacks: Sequence[Any] = ()) -> tuple[str, Any, Trained]:
+    """Run ``base-lm``: pre-train the base model on the split's training texts from the JSONL
+    file ``data``; store it as an artifact. Returns the run id, the artifact and the result."""
+    by_id = finetune.load_tickets(data)
+    train = finetune.texts(by_id, split.ids("train"), label=False)
+    val = finetune.texts(by_id, finetune.validation_ids(split), label=False)
     with runlock.start_run(project=PROJECT, name="base-lm", config=recipe.to_config(),
                            seed=recipe.seed, store=store) as run:
         run.use(split)
-        with _step_bar(console, "pre-train base-lm", recipe.max_steps) as bar:
-            trained = pretrain_base(recipe, train, val, workdir / "out" / "base-lm",
-                                    callbacks=[RunlockCallback(store=store), bar])
+        trained = pretrain_base(recipe, train, val, workdir / "out" / "base-lm",
+                                callbacks=[finetune.DemoCallback(store=store), *callbacks])
         art = run.log_artifact(trained.model_dir, name="base-lm", kind="model")
         run.set_summary({"eval/loss": trained.eval_loss, "eval/perplexity": trained.perplexity})
         return run.id, art, trained
 
 
-def _lora_run(store: Store, console: Console, name: str, split: Any, base_art: Any,
-              base_dir: Path, train: list[str], val: list[str], workdir: Path) -> DemoRun:
-    recipe = LoraRecipe()
-    config = {**recipe.to_config(), "base_model": base_art.digest}
-    with runlock.start_run(project=PROJECT, name=name, config=config, seed=recipe.seed,
-                           store=store) as run:
-        run.use(split)
-        run.use(base_art)
-        with _step_bar(console, f"fine-tune {name}", recipe.max_steps) as bar:
-            trained = fine_tune(recipe, base_dir, train, val, workdir / "out" / name,
-                                base_name=base_art.digest,
-                                callbacks=[RunlockCallback(store=store), bar])
-        art = run.log_artifact(trained.model_dir, name="adapter", kind="model")
-        run.set_summary({"eval/loss": trained.eval_loss, "eval/perplexity": trained.perplexity,
-                         "adapter_sha256": trained.weights_digest})
-        run.flush()
-        run_id = run.id
-    stored = metric_series(store, run_id, "loss").get("loss", [])
-    return DemoRun(id=run_id, name=name, recipe_id=run.recipe_id, adapter_digest=art.digest,
-                   weights_sha256=trained.weights_digest,
+def run_finetune(store: Store, workdir: Path, name: str, split_ref: str, base_ref: str,
+                 args: Sequence[str] = (), on_step: Callable[[int], None] | None = None) -> DemoRun:
+    """Run ``python -m runlock.demo.finetune --split SPLIT --base BASE ARGS`` in ``workdir`` as
+    run ``name`` in a fresh process (its output folder ``workdir/out/NAME``)."""
+    env = {k: v for k, v in os.environ.items() if k != "RUNLOCK_RUN_ID"}
+    env.update({"RUNLOCK_STORE": str(store.root), finetune.ENV_NAME: name, finetune.ENV_REPORT: "1",
+                finetune.ENV_OUT: str(workdir / "out" / name)})
+    cmd = [sys.executable, "-m", "runlock.demo.finetune", "--split", split_ref, "--base", base_ref, *args]
+    lines: list[dict] = []
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
+        for line in proc.stdout or ():
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+                if on_step and "step" in lines[-1]:
+                    on_step(lines[-1]["step"])
+        rc = proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace").strip()
+    if rc != 0 or not lines or "run" not in lines[-1]:
+        raise RunlockError(f"The fine-tune {name} failed (exit status {rc}): {stderr[-2000:] or 'no output'}",
+                           hint=f"Run it by hand to see everything: {' '.join(cmd)}")
+    made = lines[-1]
+    stored = metric_series(store, made["run"], "loss").get("loss", [])
+    return DemoRun(id=made["run"], name=name, recipe_id=made["recipe_id"], adapter_digest=made["adapter"],
+                   weights_sha256=made["weights_sha256"],
                    losses=tuple((int(s), float(v)) for s, v in stored),
-                   eval_loss=trained.eval_loss, perplexity=trained.perplexity,
-                   seconds=trained.seconds)
+                   eval_loss=made["eval_loss"], perplexity=made["perplexity"], seconds=made["seconds"])
 
 
 def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
@@ -156,28 +167,23 @@ def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
     console.print(f"Store: [cyan]{workdir / '.runlock'}[/]")
 
     with console.status("Generating tickets, snapshot and split…"):
-        tickets = generate_tickets(N_TICKETS, seed=DATA_SEED)
-        data = write_tickets(workdir / "data" / "tickets.jsonl", tickets)
-        snap = runlock.snapshot(data.path, name="tickets", id_column="id", store=store)
-        split = runlock.split(snap, name="tickets-split", ratios=(0.8, 0.1, 0.1), seed=SPLIT_SEED,
-                              store=store)
+        data, snap, split = make_data(store, workdir)
     console.print(f"Dataset: {data.count} tickets ({data.exact_duplicates} exact and "
                   f"{data.near_duplicates} near duplicates) -> [cyan]{snap.ref}[/] -> "
                   f"[cyan]{split.ref}[/]")
-    by_id = {t.id: t for t in tickets}
-    train_ids, val_ids = list(split.ids("train")), _validation_ids(split)
-
-    base_id, base_art, base = _base_run(
-        store, console, split, _texts(by_id, train_ids, label=False),
-        _texts(by_id, val_ids, label=False), workdir)
+    base_recipe = BaseRecipe()
+    with _step_bar(console, "pre-train base-lm", base_recipe.max_steps) as bar:
+        base_id, base_art, base = pretrain(store, split, data.path, workdir, base_recipe, [bar])
     console.print(f"Base model: run [cyan]{base_id}[/], eval loss {base.eval_loss:.3f}, "
                   f"stored as [cyan]{base_art.ref[:19]}…[/]")
-    train, val = _texts(by_id, train_ids, label=True), _texts(by_id, val_ids, label=True)
-    runs = tuple(_lora_run(store, console, name, split, base_art, base.model_dir, train, val,
-                           workdir) for name in RUN_NAMES)
+    runs = []
+    for name in RUN_NAMES:
+        with _step_bar(console, f"fine-tune {name}", LoraRecipe().max_steps) as bar:
+            runs.append(run_finetune(store, workdir, name, split.ref, base_art.ref,
+                                     on_step=lambda step, bar=bar: bar.progress.update(bar.task, completed=step)))
     result = DemoResult(workdir=workdir, dataset=data.path, snapshot_ref=snap.ref,
                         split_ref=split.ref, base_run_id=base_id, base_digest=base_art.digest,
-                        runs=runs, seconds=time.perf_counter() - started)
+                        runs=(runs[0], runs[1]), seconds=time.perf_counter() - started)
     _show(console, result)
     return result
 
