@@ -82,7 +82,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true", help="1,000 files / 200 MB and a 400 MB file")
     ap.add_argument("--dir", default=None, help="where to put the data (default: a temp folder)")
+    ap.add_argument("--no-sync", action="store_true",
+                    help="diagnosis only: skip runlock's two syncs, to see how much of the cold time is the disk")
     args = ap.parse_args()
+    if args.no_sync:
+        os.sync = lambda: None  # this process only; runlock never runs like this outside the benchmark
+        print("NOTE: --no-sync: runlock's objects are not synced in this run (not durable)")
     files, total, big = (1_000, 200 << 20, 400 << 20) if args.small else (10_000, 2 << 30, 4 << 30)
     base = Path(tempfile.mkdtemp(prefix="bench-snapshot-", dir=args.dir))
     try:
