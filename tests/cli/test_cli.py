@@ -132,3 +132,23 @@ def test_progress_bar_is_off_unless_wanted_and_ticks_when_on() -> None:
     with common.progress("hashing", True, unit="bytes") as tick:
         tick(5, 10, note="1/2 files")
         tick(10, 10, description="done")
+
+
+def test_error_text_in_brackets_is_printed_as_written() -> None:
+    """An install hint like runlock[plot] must not be eaten as console markup."""
+    import typer
+
+    from runlock.cli import common
+    from runlock.errors import InvalidInput
+
+    demo = typer.Typer(cls=common.RunlockGroup)
+
+    @demo.command()
+    def fail() -> None:
+        raise InvalidInput("Plotting needs matplotlib.", hint="Install it with `pip install 'runlock[plot]'`.")
+
+    @demo.command()
+    def other() -> None: ...
+
+    result = runner.invoke(demo, ["fail"], catch_exceptions=False)
+    assert result.exit_code == 2 and "runlock[plot]" in result.output
