@@ -214,6 +214,10 @@ def test_run_demo_reproduces_the_adapter_and_records_it(tmp_path: Path,
         lock = locks.load(store, run.recipe_id)
         assert {i["ref"] for i in lock["inputs"]} >= {result.split_ref}
         assert lock["config"]["base_model"] == result.base_digest
+        argv = lock["entrypoint"]["argv"]    # a script `runlock rerun` can replay
+        assert Path(argv[0]).name == "finetune.py" and argv[1:] == [
+            "--split", result.split_ref, "--base", f"art:{result.base_digest}"]
         assert records.get(store, run.id).summary["eval/perplexity"] == pytest.approx(run.perplexity)
     text = console.file.getvalue()
     assert "Reproduced" in text and f"runlock runs diff {a.id} {b.id}" in text
+    assert f"runlock verify {a.id} --in-place" in text

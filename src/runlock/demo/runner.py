@@ -222,5 +222,6 @@ def _show(console: Console, result: DemoResult) -> None:
         console.print("[bold red]Not reproduced:[/] see `runlock runs diff` below for what differs.")
     console.print(f"Done in {result.seconds:.1f} s. Look around: cd {result.workdir}, then")
     for line in (f"runlock runs list --project {PROJECT}", f"runlock runs show {a.id}",
-                 f"runlock runs diff {a.id} {b.id}", "runlock fsck"):
+                 f"runlock runs diff {a.id} {b.id}", f"runlock verify {a.id} --in-place",
+                 "runlock fsck"):
         console.print(f"  [bold]{line}[/]")
