@@ -60,7 +60,9 @@ def test_callback_starts_logs_and_finishes_its_own_run(store: Store, tmp_path: P
     loss = metric_series(store, rec.id, "loss")["loss"]
     assert [step for step, _ in loss] == list(range(1, STEPS + 1))
     assert all(math.isfinite(v) for _, v in loss)
-    assert {"learning_rate", "grad_norm", "epoch", "train_runtime"} <= set(metric_series(store, rec.id))
+    logged = set(metric_series(store, rec.id))
+    assert {"learning_rate", "grad_norm", "epoch", "train_loss"} <= logged
+    assert not any(k.endswith(("_runtime", "_per_second")) for k in logged)  # wall-clock timings are not results
     arts = {a.name: a for a in for_run(store, rec.id)}
     assert {n: a.kind for n, a in arts.items()} == {
         "checkpoint-2": "checkpoint", "checkpoint-4": "checkpoint", "model": "model"}
@@ -120,6 +122,8 @@ def test_scalar_metrics_keeps_numbers_only() -> None:
             "t": torch.tensor(0.5), "v": torch.tensor([1.0, 2.0])}
     assert scalar_metrics(logs) == {"loss": 1.25, "step": 3.0, "t": 0.5}
     assert scalar_metrics(None) == {}
+    timings = {"train_runtime": 3.2, "train_samples_per_second": 9.1, "eval_runtime": 0.4, "train_loss": 1.5}
+    assert scalar_metrics(timings) == {"train_loss": 1.5}
 
 
 def test_a_non_dict_run_config_is_refused(store: Store, tmp_path: Path) -> None:

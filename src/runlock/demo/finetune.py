@@ -46,7 +46,6 @@ PROJECT = "support-bot"
 DEFAULT_NAME = "lora-r8"
 ENV_NAME, ENV_OUT, ENV_REPORT = "RUNLOCK_DEMO_RUN_NAME", "RUNLOCK_DEMO_OUT", "RUNLOCK_DEMO_REPORT"
 VALIDATION_NAMES = ("validation", "val", "valid", "dev")
-_WALL_CLOCK = ("_runtime", "_per_second")  # Trainer timings: they differ in every rerun
 
 
 def validation_ids(split: Any) -> list[str]:
@@ -60,16 +59,6 @@ def validation_ids(split: Any) -> list[str]:
 
 def texts(tickets: dict[str, Ticket], ids: Sequence[str], *, label: bool) -> list[str]:
     return [format_ticket(tickets[i], label=label) for i in ids]
-
-
-class DemoCallback(RunlockCallback):
-    """``RunlockCallback`` without the Trainer's wall-clock timings (``train_runtime``,
-    ``eval_samples_per_second``…): they are not results, and they would keep every rerun of the
-    same recipe from comparing bitwise."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
-        kept = {k: v for k, v in (logs or {}).items() if not str(k).endswith(_WALL_CLOCK)}
-        super().on_log(args, state, control, logs=kept, **kwargs)
 
 
 class _Report(TrainerCallback):
@@ -132,7 +121,7 @@ def run(store: Store, args: argparse.Namespace, work: Path, *, report: bool = Fa
                            config=config, seed=recipe.seed, store=store) as active:
         active.use(split)
         active.use(base)
-        callbacks = [DemoCallback(store=store), *([_Report()] if report else [])]
+        callbacks = [RunlockCallback(store=store), *([_Report()] if report else [])]
         trained = fine_tune(recipe, base_dir, train, val, out, base_name=base.digest, callbacks=callbacks)
         art = active.log_artifact(trained.model_dir, name="adapter", kind="model")
         active.set_summary({"eval/loss": trained.eval_loss, "eval/perplexity": trained.perplexity,

@@ -36,6 +36,7 @@ import runlock
 from runlock.demo import finetune
 from runlock.demo.data import TicketFile, generate_tickets, write_tickets
 from runlock.demo.model import BaseRecipe, LoraRecipe
+from runlock.integrations.hf import RunlockCallback
 from runlock.demo.train import Trained, pretrain_base
 from runlock.errors import RunlockError
 from runlock.store import Store
@@ -120,7 +121,7 @@ def pretrain(store: Store, split: Any, data: Path, workdir: Path, recipe: BaseRe
                            seed=recipe.seed, store=store) as run:
         run.use(split)
         trained = pretrain_base(recipe, train, val, workdir / "out" / "base-lm",
-                                callbacks=[finetune.DemoCallback(store=store), *callbacks])
+                                callbacks=[RunlockCallback(store=store), *callbacks])
         art = run.log_artifact(trained.model_dir, name="base-lm", kind="model")
         run.set_summary({"eval/loss": trained.eval_loss, "eval/perplexity": trained.perplexity})
         return run.id, art, trained

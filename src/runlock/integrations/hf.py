@@ -63,11 +63,16 @@ def training_config(args: TrainingArguments) -> dict[str, Any]:
     return {k: v for k, v in json_safe(args.to_dict()).items() if k not in LOCATION_KEYS}
 
 
+WALL_CLOCK = ("_runtime", "_per_second")  # train_runtime, eval_samples_per_second, ...
+
+
 def scalar_metrics(logs: dict[str, Any] | None) -> dict[str, float]:
-    """The entries of a Trainer log that are one real number (bools, strings, lists dropped)."""
+    """The entries of a Trainer log that are one real number (bools, strings, lists dropped).
+    The Trainer's wall-clock timings are dropped too: they are not results, and they would keep
+    every rerun of the same recipe from comparing bitwise."""
     out: dict[str, float] = {}
     for key, value in (logs or {}).items():
-        if isinstance(value, bool) or not isinstance(key, str):
+        if isinstance(value, bool) or not isinstance(key, str) or key.endswith(WALL_CLOCK):
             continue
         if isinstance(value, numbers.Real):
             out[key] = float(value)
