@@ -152,3 +152,14 @@ def test_error_text_in_brackets_is_printed_as_written() -> None:
 
     result = runner.invoke(demo, ["fail"], catch_exceptions=False)
     assert result.exit_code == 2 and "runlock[plot]" in result.output
+
+
+def test_table_cells_are_shown_as_written() -> None:
+    from rich.console import Console
+
+    from runlock.cli import common
+
+    out = Console(width=120, record=True)
+    out.print(common.table("t", ["a", "b"], [("[/]", "runlock[plot]"), ("[bold]x", common.styled("no", "red"))]))
+    text = out.export_text()
+    assert "[/]" in text and "runlock[plot]" in text and "[bold]x" in text and "no" in text

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from runlock.errors import RunlockError
@@ -118,12 +119,19 @@ def emit(value: Any, as_json: bool, render: Callable[[Any], None]) -> None:
 
 
 def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
+    """A table of values shown exactly as they are (user data is never read as markup); a cell
+    that should be coloured is passed as ``styled(text, style)``."""
     t = Table(title=title, title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in r])
     return t
+
+
+def styled(text: str, style: str) -> Text:
+    """A table cell in a colour or style."""
+    return Text(text, style=style)
 
 
 def short(value: str | None, n: int = 19) -> str:

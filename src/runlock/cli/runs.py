@@ -104,7 +104,7 @@ def _render_diff(d: diffs.RunDiff) -> None:
             for section, cs in d.fields.items() for c in cs]
     if rows:
         common.console.print(common.table("lock and summary fields that differ", ["section", "field", "A", "B"], rows))
-    mrows = [(m.key, m.a_steps, m.b_steps, m.a_last, m.b_last, "yes" if m.identical else "[red]no[/]")
+    mrows = [(m.key, m.a_steps, m.b_steps, m.a_last, m.b_last, "yes" if m.identical else common.styled("no", "red"))
              for m in d.metrics]
     if mrows:
         common.console.print(common.table("metrics", ["key", "steps A", "steps B", "last A", "last B", "identical"], mrows))

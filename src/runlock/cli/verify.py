@@ -207,7 +207,7 @@ def _render_history(found: list[v.Verification]) -> None:
 
 def _render_check(r: v.CheckReport) -> None:
     common.console.print(common.table(f"{r.target} (run:{r.run_id}) against {r.policy}", ["rule", "result", "evidence"],
-                                      [(x.rule, "[green]pass[/]" if x.passed else "[red]FAIL[/]", x.detail)
+                                      [(x.rule, common.styled("pass", "green") if x.passed else common.styled("FAIL", "red"), x.detail)
                                        for x in r.results]))
 
 
