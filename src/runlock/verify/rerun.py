@@ -105,7 +105,10 @@ def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
         raise RunlockError(f"Run {rec.id} was not started from a command runlock can replay "
                            f"(recorded argv {argv}): it ran interactively or inside another program.",
                            hint="Start the training as a script (`python train.py` or `runlock run -- ...`).")
-    recorded = {**((lock.get("environment") or {}).get("env") or {}), **((lock.get("knobs") or {}).get("env") or {})}
+    # The environment as it was when the run started wins over the knobs: knobs may have been
+    # recorded again later, after the script itself changed a variable (the HF Trainer sets
+    # CUBLAS_WORKSPACE_CONFIG), and the rerun's script will make that change again itself.
+    recorded = {**((lock.get("knobs") or {}).get("env") or {}), **((lock.get("environment") or {}).get("env") or {})}
     notes = []
     if rec.status == "running":
         notes.append("The run is still running; its lock may still change.")
