@@ -103,6 +103,7 @@ def materialize(store: Store, inputs: list[dict], dest: Path) -> tuple[list[Mate
         if len(m.env) > 1 and shorts.count(m.env[1]) == 1:
             env[m.env[1]] = m.path
     index = dest / "inputs.json"
+    dest.mkdir(parents=True, exist_ok=True)  # also for a run that declared no inputs
     index.write_text(json.dumps({m.ref: m.path for m in done}, indent=2, sort_keys=True))
     env[ENV_INDEX] = str(index)
     return done, env
