@@ -32,7 +32,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed-demo
-	$(VENV)/bin/runlock demo --workdir demo-out
+	$(VENV)/bin/runlock demo demo-out
 
 bench: $(VENV)/.installed-bench
 	@echo "Each benchmark prints its own ratios; see docs/benchmarks.md for the commands."

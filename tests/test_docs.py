@@ -29,3 +29,14 @@ def test_every_api_name_the_docs_mention_exists() -> None:
     assert not missing, f"documented but not in runlock: {missing}"
     assert set(runlock.__all__) - {"__version__"} <= named | {"RunlockError"}, \
         f"exported but undocumented: {sorted(set(runlock.__all__) - named - {'__version__', 'RunlockError'})}"
+
+
+def test_the_makefile_demo_command_is_one_the_cli_accepts() -> None:
+    from typer.testing import CliRunner
+
+    from runlock.cli.main import app
+
+    line = next(ln for ln in (ROOT / "Makefile").read_text().splitlines() if "bin/runlock demo" in ln)
+    args = line.split("bin/runlock", 1)[1].split()
+    result = CliRunner().invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
