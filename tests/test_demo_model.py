@@ -220,4 +220,6 @@ def test_run_demo_reproduces_the_adapter_and_records_it(tmp_path: Path,
         assert records.get(store, run.id).summary["eval/perplexity"] == pytest.approx(run.perplexity)
     text = console.file.getvalue()
     assert "Reproduced" in text and f"runlock runs diff {a.id} {b.id}" in text
+    for picture in ("loss.png", "lineage.png"):  # the curves and the graph, drawn for a person
+        assert (tmp_path / "demo" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"runlock verify {a.id} --in-place" in text

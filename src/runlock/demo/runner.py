@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from transformers import TrainerCallback
@@ -37,6 +38,9 @@ from runlock.demo import finetune
 from runlock.demo.data import TicketFile, generate_tickets, write_tickets
 from runlock.demo.model import BaseRecipe, LoraRecipe
 from runlock.integrations.hf import RunlockCallback
+from runlock.lineage.entities import view
+from runlock.lineage.export import to_png
+from runlock.tracking.plot import plot_metrics
 from runlock.demo.train import Trained, pretrain_base
 from runlock.errors import RunlockError
 from runlock.store import Store
@@ -186,7 +190,23 @@ def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
                         split_ref=split.ref, base_run_id=base_id, base_digest=base_art.digest,
                         runs=(runs[0], runs[1]), seconds=time.perf_counter() - started)
     _show(console, result)
+    _pictures(console, store, workdir, runs)
     return result
+
+
+def _pictures(console: Console, store: Store, workdir: Path, runs: list[DemoRun]) -> None:
+    """The two loss curves and the lineage of the first run, as PNG files beside the store."""
+    try:
+        plot_metrics(store, [r.id for r in runs], ["loss"], workdir / "loss.png",
+                     title="LoRA fine-tune, same recipe twice")
+        console.print(f"Loss curves: [cyan]{workdir / 'loss.png'}[/]")
+    except RunlockError as e:
+        console.print(f"[yellow]No loss plot:[/] {escape(str(e))}")
+    try:
+        (workdir / "lineage.png").write_bytes(to_png(view(store, f"art:{runs[0].adapter_digest}", "upstream", 10)))
+        console.print(f"Lineage (data -> split -> base model -> adapter): [cyan]{workdir / 'lineage.png'}[/]")
+    except RunlockError as e:
+        console.print(f"[yellow]No lineage picture:[/] {escape(str(e))}")
 
 
 def _short(value: str) -> str:
