@@ -27,7 +27,7 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
     out = []
     for name, cmd in group.commands.items():
         out.append((*prefix, name))
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "commands"):  # a group (typer may bring its own click)
             out += all_commands(cmd, (*prefix, name))
     return out
 
@@ -163,3 +163,24 @@ def test_table_cells_are_shown_as_written() -> None:
     out.print(common.table("t", ["a", "b"], [("[/]", "runlock[plot]"), ("[bold]x", common.styled("no", "red"))]))
     text = out.export_text()
     assert "[/]" in text and "runlock[plot]" in text and "[bold]x" in text and "no" in text
+
+
+def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    out = []
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group (typer may bring its own click)
+            out += leaf_commands(cmd, (*prefix, name))
+        else:
+            out.append(((*prefix, name), cmd))
+    return out
+
+
+@pytest.mark.parametrize("path, cmd", [(p, c) for p, c in leaf_commands(get_command(app))
+                                       if p[0] not in ("demo", "run", "probe")], ids=lambda x: " ".join(x)
+                         if isinstance(x, tuple) else "")
+def test_every_command_answers_a_bogus_reference_without_a_traceback(store: Store, path: tuple[str, ...],
+                                                                     cmd: click.Command) -> None:
+    args = [a for p in cmd.params if type(p).__name__ == "Argument" or isinstance(p, click.Argument) for a in ["no-such-thing"] * max(p.nargs, 1)]
+    result = runner.invoke(app, ["--store", str(store.root), *path, *args])
+    assert not result.exception or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
