@@ -184,3 +184,14 @@ def test_every_command_answers_a_bogus_reference_without_a_traceback(store: Stor
     result = runner.invoke(app, ["--store", str(store.root), *path, *args])
     assert not result.exception or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
+
+
+def test_runs_show_prints_config_and_summary_with_brackets_as_written(store: Store) -> None:
+    with runlock.start_run(project="p", name="weird", config={"layers": [1, 2], "tag": "[/]", "opt": {"lr": 1}},
+                           store=store) as run:
+        run.set_summary({"eval/f1": 0.5, "note": "[bold]x"})
+    result = runner.invoke(app, ["--store", str(store.root), "runs", "show", run.id], catch_exceptions=False,
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for text in ("p/weird", "tag = [/]", "layers = [1, 2]", "opt = {1 keys}", "note = [bold]x", "eval/f1 = 0.5"):
+        assert text in result.output, text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.tree import Tree
 
 from runlock import artifacts
@@ -62,12 +63,17 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="Run id (or a u
 
 def _render_show(data: dict) -> None:
     r, lk = data["run"], data["lock"] or {}
-    tree = Tree(f"[bold]run:{r['id']}[/]  {r['project']}/{r['name']}  [{_colour(r['status'])}]{r['status']}[/]")
+    tree = Tree(f"[bold]run:{r['id']}[/]  {escape(r['project'])}/{escape(r['name'])}  "
+                f"[{_colour(r['status'])}]{r['status']}[/]")
     tree.add(f"recipe {r['recipe_id']}")
     tree.add(f"started {r['started_at']} by {r['created_by']} on {r['host']}; ended {r['ended_at'] or '-'}")
     if r["error"]:
-        tree.add("[red]error[/] " + r["error"].strip().splitlines()[-1])
-    tree.add(f"seed {lk.get('seed')}; config {common.to_jsonable(lk.get('config'))}")
+        tree.add("[red]error[/] " + escape(r["error"].strip().splitlines()[-1]))
+    tree.add(escape(f"seed {lk.get('seed')}"))
+    cfg = tree.add("config (nested sections summarised; all of it with --json)")
+    for key, value in sorted((lk.get("config") or {}).items()):
+        shown = f"{{{len(value)} keys}}" if isinstance(value, dict) else common.to_jsonable(value)
+        cfg.add(escape(f"{key} = {shown}"))
     git = (lk.get("code") or {}).get("git")
     tree.add(f"code {git['commit']} {'(dirty, diff ' + str(git['diff']) + ')' if git and git['dirty'] else ''}"
              if git else f"code: {(lk.get('code') or {}).get('reason')}")
@@ -77,12 +83,14 @@ def _render_show(data: dict) -> None:
              f"{len(env.get('packages', {}))} packages")
     ins = tree.add("inputs")
     for i in lk.get("inputs", []):
-        ins.add(f"{i['ref']}  {i['id']}")
+        ins.add(escape(f"{i['ref']}  {i['id']}"))
     arts = tree.add("artifacts")
     for a in data["artifacts"]:
-        arts.add(f"{a['name']} ({a['kind']}, {a['files']} file(s), {a['size']} B)  {a['digest']}")
+        arts.add(escape(f"{a['name']} ({a['kind']}, {a['files']} file(s), {a['size']} B)  {a['digest']}"))
     if r["summary"]:
-        tree.add(f"summary {r['summary']}")
+        summ = tree.add("summary")
+        for key, value in sorted(r["summary"].items()):
+            summ.add(escape(f"{key} = {value}"))
     common.console.print(tree)
 
 
