@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import runlock
+from runlock.tracking import records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,3 +41,30 @@ def test_the_makefile_demo_command_is_one_the_cli_accepts() -> None:
     args = line.split("bin/runlock", 1)[1].split()
     result = CliRunner().invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output
+
+
+QUICKSTART_SETUP = '''
+import json, os
+os.makedirs("data", exist_ok=True)
+with open("data/tickets.jsonl", "w") as f:
+    for i in range(40):
+        f.write(json.dumps({"id": f"t{i}", "text": f"ticket number {i} about billing"}) + "\\n")
+os.makedirs("out/adapter", exist_ok=True)
+open("out/adapter/adapter_model.safetensors", "wb").write(b"weights")
+cfg = {"lr": 3e-4, "lora": {"r": 8}}
+loader = range(3)
+loss, lr, f1 = 0.5, 3e-4, 0.9
+'''
+
+
+def test_the_readme_quickstart_runs(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1).replace("        ...\n", "")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    script = "import runlock\nrunlock.init('.')\n" + QUICKSTART_SETUP + code + "\nprint(run.recipe_id)\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    store = runlock.open_store(tmp_path)
+    (rec,) = records.list_runs(store)
+    assert rec.status == "finished" and rec.summary == {"eval/f1": 0.9} and rec.last_step == 2
+    assert done.stdout.strip().endswith(rec.recipe_id)
