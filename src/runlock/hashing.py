@@ -18,12 +18,15 @@ def digest_bytes(data: bytes) -> str:
     return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
 
 
-def digest_stream(stream: BinaryIO) -> tuple[str, int]:
-    """Hash a binary stream to its end; return (content id, byte count)."""
+def digest_stream(stream: BinaryIO, sink: BinaryIO | None = None) -> tuple[str, int]:
+    """Hash a binary stream to its end, copying every chunk to ``sink`` when one is given, so
+    the copy is exactly the bytes that were hashed; return (content id, byte count)."""
     h = hashlib.sha256()
     size = 0
     while chunk := stream.read(CHUNK):
         h.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
         size += len(chunk)
     return f"{ALGORITHM}:{h.hexdigest()}", size
 

@@ -12,7 +12,6 @@ Reads verify the hash, so corruption is always reported and never returned.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from runlock.errors import IntegrityError, NotFound, StoreError
-from runlock.hashing import ALGORITHM, CHUNK, check_digest, digest_bytes, hex_of
+from runlock.hashing import ALGORITHM, check_digest, digest_bytes, digest_stream, hex_of
 
 
 @dataclass(frozen=True)
@@ -70,12 +69,8 @@ class ObjectStore(ABC):
         """Store a file's bytes; the copy is hashed as it is made, so a file that changes while
         it is read can never be stored under a wrong id."""
         with _scratch_file(self) as tmp:
-            h = hashlib.sha256()
             with open(path, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    dst.write(chunk)
-            oid = f"{ALGORITHM}:{h.hexdigest()}"
+                oid, _ = digest_stream(src, dst)
             if not self.has(oid):
                 self._write_new(oid, tmp)
         return oid
@@ -99,12 +94,8 @@ class ObjectStore(ABC):
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
         try:
-            h = hashlib.sha256()
             with self.open(oid) as src, os.fdopen(fd, "wb") as out:
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-            actual = f"{ALGORITHM}:{h.hexdigest()}"
+                actual, _ = digest_stream(src, out)
             if actual != oid:
                 raise _corrupt(oid, actual)
             os.replace(tmp, dest)
@@ -114,13 +105,10 @@ class ObjectStore(ABC):
 
     def verify_one(self, oid: str) -> ObjectProblem | None:
         try:
-            h = hashlib.sha256()
             with self.open(oid) as f:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
+                actual, _ = digest_stream(f)
         except NotFound:
             return ObjectProblem(oid, "missing")
-        actual = f"{ALGORITHM}:{h.hexdigest()}"
         return None if actual == oid else ObjectProblem(oid, "corrupt", f"content hashes to {actual}")
 
     def scratch_dir(self) -> Path:
