@@ -17,20 +17,18 @@ from runlock.store.objects import ObjectStore
 MAX_UNTRACKED_LISTED = 10_000
 
 
-def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return p.stdout.decode("utf-8", "surrogateescape") if p.returncode == 0 else None
-
-
 def _git_bytes(cwd: Path, *args: str) -> bytes | None:
+    """git's standard output, or None when git fails or is not there."""
     try:
         p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return p.stdout if p.returncode == 0 else None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    out = _git_bytes(cwd, *args)
+    return None if out is None else out.decode("utf-8", "surrogateescape")
 
 
 def capture(objects: ObjectStore, cwd: str | Path | None = None) -> dict:
