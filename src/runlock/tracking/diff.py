@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from runlock.store import Store
 from runlock.store.schema import metrics
 from runlock.tracking import lock as locks
-from runlock.tracking import records
+from runlock.tracking import fields, records
 from runlock.tracking.writer import decode
 
 SECTIONS = ("config", "seed", "seeding", "knobs", "code", "entrypoint", "environment", "inputs")
@@ -57,18 +57,9 @@ class RunDiff:
                 "metrics": [m.__dict__ for m in self.metrics]}
 
 
-def flatten(value: object, prefix: str = "") -> dict[str, object]:
-    """``{"a": {"b": 1}, "l": [1, 2]}`` -> ``{"a.b": 1, "l[0]": 1, "l[1]": 2}``."""
-    out: dict[str, object] = {}
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(value, list) and value and prefix != "inputs":
-        for i, v in enumerate(value):
-            out.update(flatten(v, f"{prefix}[{i}]"))
-    else:
-        out[prefix] = value
-    return out
+def flatten(value: object) -> dict[str, object]:
+    """A document as dotted paths, lists opened: ``{"l": [1, 2]}`` -> ``{"l[0]": 1, "l[1]": 2}``."""
+    return fields.flatten(value, lists=True)
 
 
 def lock_changes(lock_a: dict, lock_b: dict) -> dict[str, list[Change]]:

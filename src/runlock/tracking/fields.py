@@ -49,14 +49,20 @@ def slug(key: str) -> str:
     return _NOT_SLUG.sub("_", key)
 
 
-def flatten(value: object, prefix: str = "") -> dict[str, object]:
-    """Nested dicts to dotted keys; lists and empty dicts stay whole leaves."""
+def flatten(value: object, prefix: str = "", *, lists: bool = False) -> dict[str, object]:
+    """Nested dicts to dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``. Lists stay whole leaves,
+    or with ``lists=True`` are opened too (``{"l": [1, 2]}`` -> ``{"l[0]": 1, "l[1]": 2}``, as a
+    diff wants them); empty dicts and lists stay leaves."""
+    out: dict[str, object] = {}
     if isinstance(value, dict) and value:
-        out: dict[str, object] = {}
         for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value} if prefix else {}
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k), lists=lists))
+    elif lists and isinstance(value, list) and value:
+        for i, v in enumerate(value):
+            out.update(flatten(v, f"{prefix}[{i}]", lists=lists))
+    elif prefix:
+        out[prefix] = value
+    return out
 
 
 def typed(value: object) -> tuple[str, float | None, str | None]:
