@@ -219,3 +219,24 @@ def test_current_run_and_wrapper_child_join(store: Store) -> None:
     failing = run_command(store, [sys.executable, "-c", "raise SystemExit(3)"], project="wrapped")
     assert failing.status == "failed" and failing.returncode == 3
     assert records.get(store, failing.run_id).status == "failed"
+
+
+def test_use_by_reference_resolves_model_aliases_and_artifacts(store: Store, tmp_path: Path) -> None:
+    from runlock import registry
+
+    f = tmp_path / "adapter.bin"
+    f.write_bytes(b"adapter weights")
+    with runlock.start_run(project="p", store=store) as producer:
+        art = producer.log_artifact(f, name="adapter", kind="model")
+    version = runlock.register_model(producer.id, artifact="adapter", name="bot", store=store)
+    registry.set_alias(store, version.ref, "live", reason="test")
+    with runlock.start_run(project="p", store=store) as consumer:
+        consumer.use("model:bot@live")
+        consumer.use(art.ref)
+    assert consumer.lock["inputs"] == sorted([
+        {"node": art.lineage_node, "id": art.digest, "ref": art.ref, "kind": "artifact"},
+        {"node": "model:bot@v1", "id": art.digest, "ref": "model:bot@v1", "kind": "model"},
+    ], key=lambda i: i["node"])
+    with runlock.start_run(project="p", store=store) as other:
+        with pytest.raises(InvalidInput, match="art:sha256"):
+            other.use("weights.bin")

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from ulid import ULID
 
-from runlock import artifacts, audit, canonical, code, lineage, refs, seeding
+from runlock import artifacts, audit, canonical, code, lineage, refs, registry, seeding
 from runlock.config import ResolvedConfig
 from runlock.errors import InvalidInput, RunlockError, SealedError
 from runlock.probe import activate as activate_probe
@@ -299,14 +299,21 @@ def _input_entry(store: Store, thing: Any) -> dict:
 
 
 def _resolve_ref(store: Store, text: str) -> dict:
-    from_refs = {"ds": "snapshot", "split": "split", "model": "model"}
+    """An input named by reference, through the resolver that owns each kind of name: the
+    registry for models (versions and aliases), the catalog for artifacts, refs for data."""
     ns = text.split(":", 1)[0]
-    if ns in from_refs:
-        r = refs.resolve(store, text)
-        node = f"{from_refs[ns]}:{r.target}" if ns != "model" else f"model:{r.name}@v{r.version}"
-        return {"node": node, "id": r.target, "ref": r.ref, "kind": from_refs[ns]}
+    if ns == "model":
+        return _input_entry(store, registry.resolve(store, text))
+    if ns == "art":
+        return _input_entry(store, artifacts.find(store, text))
+    if ns in _DATA_NODES:
+        r = refs.resolve(store, text, ns)
+        return {"node": f"{_DATA_NODES[ns]}:{r.target}", "id": r.target, "ref": r.ref, "kind": _DATA_NODES[ns]}
     raise InvalidInput(f"{text!r} is not a reference run.use() understands; expected ds:NAME@vN, "
-                       "split:NAME@vN or model:NAME@vN.")
+                       "split:NAME@vN, model:NAME@vN (or @ALIAS) or art:sha256:….")
+
+
+_DATA_NODES = {"ds": "snapshot", "split": "split"}
 
 
 # -- the active run -----------------------------------------------------------------------
