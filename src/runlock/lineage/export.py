@@ -29,7 +29,7 @@ from ulid import ULID
 
 from runlock import canonical
 from runlock.errors import InvalidInput, RunlockError
-from runlock.lineage import Edge
+from runlock.lineage import Edge, draw
 from runlock.lineage.entities import LineageView, NodeInfo
 
 FORMATS = ("tree", "json", "dot", "png", "prov-json", "openlineage")
@@ -79,12 +79,11 @@ def _short(key: str) -> str:
 
 
 def to_png(view: LineageView) -> bytes:
-    """Render with Graphviz's ``dot`` (it must be on PATH)."""
+    """Render with Graphviz's ``dot`` when it is on PATH, else with the pure-Python layout in
+    ``lineage.draw`` (matplotlib), so a picture never needs a system package."""
     dot = shutil.which("dot")
     if dot is None:
-        raise RunlockError("Drawing a PNG needs Graphviz's `dot`, which is not on PATH.",
-                           hint="Install Graphviz (`apt-get install graphviz`, `brew install graphviz`), "
-                                "or use --format dot.")
+        return draw.to_png(view)
     done = subprocess.run([dot, "-Tpng"], input=to_dot(view).encode(), capture_output=True, timeout=300)
     if done.returncode != 0:
         raise RunlockError(f"Graphviz failed: {done.stderr.decode(errors='replace').strip()}")
