@@ -18,7 +18,8 @@ from runlock.lineage import entities, export
 from runlock.store import Store
 from runlock.tracking.run import start_run
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "openlineage"
+# The published schemas, kept in the repository as test data (source, version, licence: README.md there).
+SCHEMAS = Path(__file__).resolve().parent / "schemas" / "openlineage"
 
 
 def openlineage_registry() -> Registry:
