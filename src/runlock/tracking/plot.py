@@ -20,7 +20,8 @@ class Curve:
     run_id: str
     key: str
     points: int
-
+    max_abs_diff: float | None = None   # largest |difference| from the key's first drawn run, at shared steps
+    identical: bool | None = None       # every step and value equal to the first drawn run
 
 @dataclass(frozen=True)
 class PlotResult:
@@ -50,17 +51,32 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
     axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
     curves = []
     for ax, key in zip(axes, keys):
+        drawn: list[tuple[str, dict[int, float]]] = []
         for rec in recs:
             pts = list(series.points(store, rec.id, keys=[key], rank=rank))
+            gap, same = None, None
             if pts:
-                ax.plot([p.step for p in pts], [p.value for p in pts], label=f"{rec.name} ({rec.id[-6:]})",
-                        linewidth=1.2)
-            curves.append(Curve(rec.id, key, len(pts)))
+                # the first run is a line, the others markers over it, so identical curves stay visible
+                style = {"linewidth": 1.4} if not drawn else {
+                    "linestyle": "none", "marker": _MARKERS[(len(drawn) - 1) % len(_MARKERS)],
+                    "markersize": 4, "markevery": max(1, len(pts) // 60), "fillstyle": "none"}
+                ax.plot([p.step for p in pts], [p.value for p in pts], label=f"{rec.name} ({rec.id[-6:]})", **style)
+                values = {p.step: p.value for p in pts}
+                if drawn:
+                    gap, same = _difference(drawn[0][1], values)
+                drawn.append((rec.name, values))
+            curves.append(Curve(rec.id, key, len(pts), gap, same))
+        if len(drawn) > 1:
+            notes = [f"{name} vs {drawn[0][0]}: max |Δ| = {c.max_abs_diff:.3g}" + (" (identical)" if c.identical else "")
+                     for (name, _), c in zip(drawn[1:], [c for c in curves if c.key == key and c.identical is not None])]
+            ax.text(0.99, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step")
+        ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="lower left")
     if not any(c.points for c in curves):
         raise NotFound("metric", ", ".join(keys), hint="List a run's metrics with `runlock metrics RUN`.")
     if title:
@@ -71,3 +87,17 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
     except OSError as e:
         raise InvalidInput(f"Cannot write {out}: {e.strerror}.") from None
     return PlotResult(str(out), curves)
+
+
+_MARKERS = ("o", "x", "s", "^", "+", "D")
+
+
+def _difference(first: dict[int, float], other: dict[int, float]) -> tuple[float, bool]:
+    """The largest |difference| at the steps both runs logged, and whether the series are equal
+    (same steps, same values, NaN equal to NaN)."""
+    shared = first.keys() & other.keys()
+    gap = max((abs(first[s] - other[s]) for s in shared if first[s] == first[s] and other[s] == other[s]),
+              default=0.0 if shared else float("nan"))
+    same = first.keys() == other.keys() and all(
+        first[s] == other[s] or (first[s] != first[s] and other[s] != other[s]) for s in shared)
+    return gap, same
