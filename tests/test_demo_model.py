@@ -223,3 +223,8 @@ def test_run_demo_reproduces_the_adapter_and_records_it(tmp_path: Path,
     for picture in ("loss.png", "lineage.png"):  # the curves and the graph, drawn for a person
         assert (tmp_path / "demo" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"runlock verify {a.id} --in-place" in text
+    flat = " ".join(text.split())   # rich wraps long lines at the console's width
+    assert "runlock run -p my-project -- python train.py" in flat      # what to try with their own script
+    assert "max |difference| between the runs: 0" in flat
+    assert [name for name, _ in result.phases] == ["data", "base model", "lora-r8", "lora-r8-repeat", "pictures"]
+    assert f"Demo finished in {result.seconds:.1f} s (data " in flat

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,7 @@ class DemoResult:
     base_digest: str
     runs: tuple[DemoRun, DemoRun]
     seconds: float
+    phases: tuple[tuple[str, float], ...] = ()   # (phase, seconds) in the order they ran
 
     @property
     def reproduced(self) -> bool:
@@ -164,6 +166,13 @@ def run_finetune(store: Store, workdir: Path, name: str, split_ref: str, base_re
 def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
     """Run the demo in ``workdir`` (created if missing) and show it on ``console``."""
     started = time.perf_counter()
+    phases: list[tuple[str, float]] = []
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        phases.append((name, now - since))
+        return now
+
     console = console or Console()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -171,40 +180,48 @@ def run_demo(workdir: Path, console: Console | None = None) -> DemoResult:
     store = runlock.init(workdir)
     console.print(f"Store: [cyan]{workdir / '.runlock'}[/]")
 
+    t = time.perf_counter()
     with console.status("Generating tickets, snapshot and split…"):
         data, snap, split = make_data(store, workdir)
     console.print(f"Dataset: {data.count} tickets ({data.exact_duplicates} exact and "
                   f"{data.near_duplicates} near duplicates) -> [cyan]{snap.ref}[/] -> "
                   f"[cyan]{split.ref}[/]")
+    t = lap("data", t)
     base_recipe = BaseRecipe()
     with _step_bar(console, "pre-train base-lm", base_recipe.max_steps) as bar:
         base_id, base_art, base = pretrain(store, split, data.path, workdir, base_recipe, [bar])
     console.print(f"Base model: run [cyan]{base_id}[/], eval loss {base.eval_loss:.3f}, "
                   f"stored as [cyan]{base_art.ref[:19]}…[/]")
+    t = lap("base model", t)
     runs = []
     for name in RUN_NAMES:
         with _step_bar(console, f"fine-tune {name}", LoraRecipe().max_steps) as bar:
             runs.append(run_finetune(store, workdir, name, split.ref, base_art.ref,
                                      on_step=lambda step, bar=bar: bar.progress.update(bar.task, completed=step)))
+        t = lap(name, t)
+    _pictures(console, store, workdir, runs)
+    lap("pictures", t)
     result = DemoResult(workdir=workdir, dataset=data.path, snapshot_ref=snap.ref,
                         split_ref=split.ref, base_run_id=base_id, base_digest=base_art.digest,
-                        runs=(runs[0], runs[1]), seconds=time.perf_counter() - started)
+                        runs=(runs[0], runs[1]), seconds=time.perf_counter() - started, phases=tuple(phases))
     _show(console, result)
-    _pictures(console, store, workdir, runs)
     return result
 
 
 def _pictures(console: Console, store: Store, workdir: Path, runs: list[DemoRun]) -> None:
     """The two loss curves and the lineage of the first run, as PNG files beside the store."""
     try:
-        plot_metrics(store, [r.id for r in runs], ["loss"], workdir / "loss.png",
-                     title="LoRA fine-tune, same recipe twice")
-        console.print(f"Loss curves: [cyan]{workdir / 'loss.png'}[/]")
+        plotted = plot_metrics(store, [r.id for r in runs], ["loss"], workdir / "loss.png",
+                               title="LoRA fine-tune, same recipe twice")
+        gap = plotted.curves[-1].max_abs_diff
+        console.print(f"Loss curves: [cyan]{workdir / 'loss.png'}[/] (max |difference| between the runs: {gap:.3g})")
     except RunlockError as e:
         console.print(f"[yellow]No loss plot:[/] {escape(str(e))}")
     try:
         (workdir / "lineage.png").write_bytes(to_png(view(store, f"art:{runs[0].adapter_digest}", "upstream", 10)))
-        console.print(f"Lineage (data -> split -> base model -> adapter): [cyan]{workdir / 'lineage.png'}[/]")
+        how = "Graphviz" if shutil.which("dot") else "matplotlib; install Graphviz for a finer layout"
+        console.print(f"Lineage (data -> split -> base model -> adapter): [cyan]{workdir / 'lineage.png'}[/] "
+                      f"(drawn with {how})")
     except RunlockError as e:
         console.print(f"[yellow]No lineage picture:[/] {escape(str(e))}")
 
@@ -241,8 +258,13 @@ def _show(console: Console, result: DemoResult) -> None:
                       "byte-identical adapter weights.")
     else:
         console.print("[bold red]Not reproduced:[/] see `runlock runs diff` below for what differs.")
-    console.print(f"Done in {result.seconds:.1f} s. Look around: cd {result.workdir}, then")
-    for line in (f"runlock runs list --project {PROJECT}", f"runlock runs show {a.id}",
-                 f"runlock runs diff {a.id} {b.id}", f"runlock verify {a.id} --in-place",
-                 "runlock fsck"):
-        console.print(f"  [bold]{line}[/]")
+    console.print(f"Look around: cd {result.workdir}, then")
+    for line in (f"runlock runs list --project {PROJECT}", f"runlock runs diff {a.id} {b.id}",
+                 f"runlock verify {a.id} --in-place", "runlock fsck"):
+        console.print(f"  [bold]{escape(line)}[/]")
+    console.print("Next, with your own script (in its git repository):")
+    for line in ("runlock init", "runlock run -p my-project -- python train.py",
+                 "runlock check RUN   # then: runlock verify RUN"):
+        console.print(f"  [bold]{escape(line)}[/]")
+    parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases)
+    console.print(f"Demo finished in {result.seconds:.1f} s ({parts}).")
