@@ -20,9 +20,9 @@ PROGRESS_OPTION = common.PROGRESS_OPTION
 def list_(
     ctx: typer.Context,
     run: str = typer.Option(None, "--run", "-r", help="Only artifacts of this run (id or prefix)."),
-    kind: str = typer.Option(None, "--kind", "-k", help="Only artifacts of this kind (model, checkpoint, …)."),
+    kind: str = typer.Option(None, "--kind", help="Only artifacts of this kind (model, checkpoint, …)."),
     name: str = typer.Option(None, "--name", help="Only artifacts with this name."),
-    limit: int = typer.Option(50, "--limit", "-n", help="At most this many (0: all)."),
+    limit: int = typer.Option(50, "--limit", "-L", help="At most this many (0: all)."),
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """List artifacts, newest first."""

@@ -25,7 +25,7 @@ def log_(
     target: str = typer.Option(None, "--target", help="Only entries about this target (e.g. model:NAME@v2)."),
     actor: str = typer.Option(None, "--actor", help="Only entries by this identity."),
     action: str = typer.Option(None, "--action", help="Only this action; '*' matches anything (model.*)."),
-    limit: int = typer.Option(100, "--limit", "-n", help="At most the last N matching entries (0: all)."),
+    limit: int = typer.Option(100, "--limit", "-L", help="At most the last N matching entries (0: all)."),
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """List audit entries, oldest first."""

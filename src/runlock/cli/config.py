@@ -31,7 +31,7 @@ def _render_explain(e: configs.Explanation) -> None:
 @app.command("resolve")
 def resolve(
     files: list[Path] = typer.Argument(None, help="Config files (YAML or JSON), lowest priority first."),
-    overrides: list[str] = typer.Option(None, "--set", "-s", help="Override KEY=VALUE (repeat), e.g. lora.r=16."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override KEY=VALUE (repeat), e.g. lora.r=16."),
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Merge config files and overrides as a run would, and show where each value comes from."""

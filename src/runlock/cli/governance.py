@@ -188,7 +188,7 @@ def _render_check(c: attest_mod.AttestationCheck) -> None:
 
 @attest.command("gate")
 def attest_gate(ctx: typer.Context, model: str = typer.Argument(..., help="model:NAME@vN to promote."),
-                attestation: Path = typer.Option(..., "--attestation", "-a", help="Its attestation bundle."),
+                attestation: Path = typer.Option(..., "--attestation", help="Its attestation bundle."),
                 override: str = typer.Option(None, "--override", help="Admin only: let it through anyway, for this reason."),
                 as_json: bool = common.JSON_OPTION) -> None:
     """Decide (and record) whether a model version may become @production. Exits 1 when refused."""

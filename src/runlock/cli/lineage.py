@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.tree import Tree
 
 from runlock import lineage as lineage_graph
-from runlock.cli import common
+from runlock.cli import common, runids
 from runlock.errors import InvalidInput
 from runlock.lineage import entities, export
 
@@ -29,6 +30,7 @@ def lineage(
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     max_nodes: int = typer.Option(lineage_graph.MAX_NODES, "--max-nodes", min=1,
                                   help="Stop after this many nodes (the answer says it was truncated)."),
+    wide: bool = runids.WIDE_OPTION,
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Print the lineage of an entity as a tree, or export it (DOT, PNG, PROV-JSON, OpenLineage).
@@ -37,10 +39,13 @@ def lineage(
     if fmt not in export.FORMATS:
         raise InvalidInput(f"Unknown format {fmt!r}; use one of {', '.join(export.FORMATS)}.")
     direction = "both" if upstream and downstream else "downstream" if downstream else "upstream"
-    view = entities.view(common.store(ctx), entity, direction, depth, max_nodes)
+    store = common.store(ctx)
+    view = entities.view(store, entity, direction, depth, max_nodes)
     fmt = "json" if as_json else fmt
     if output is None and fmt in ("tree", "json"):
-        common.emit(view, fmt == "json", _render)
+        runs = [k[len("run:"):] for k in view.graph.nodes if k.startswith("run:")]
+        short = {} if wide or fmt == "json" else runids.labels(store, runs, wide=False)
+        common.emit(view, fmt == "json", lambda v: _render(v, short))
         return
     if fmt == "tree":
         raise InvalidInput("--output needs --format json, dot, png, prov-json or openlineage.")
@@ -55,28 +60,30 @@ def lineage(
     sys.stdout.buffer.flush()
 
 
-def _label(view: entities.LineageView, node: lineage_graph.TreeNode) -> str:
+def _label(view: entities.LineageView, node: lineage_graph.TreeNode, short: dict[str, str]) -> str:
     info = view.nodes[node.key]
-    via = f"[dim]{node.via}[/] " if node.via else ""
-    text = f"[bold]{info.label}[/]" if info.label != node.key else f"[bold]{node.key}[/]"
+    via = f"[dim]{node.relation}[/] " if node.relation else ""
+    kind, _, ident = node.key.partition(":")
+    key = f"run:{short[ident]}" if kind == "run" and ident in short else (
+        common.short(ident, 19) if info.label != node.key else common.short(node.key, 34))
+    text = f"[bold]{escape(info.label)}[/]" if info.label != node.key else f"[bold]{escape(key)}[/]"
     if info.label != node.key:
-        text += f" [dim]{common.short(node.key, 34)}[/]"
+        text += f" [dim]{escape(key)}[/]"
     if info.status:
         text += f" [{_COLOUR.get(info.status, 'white')}]{info.status}[/]"
     if info.attrs.get("aliases"):
         text += " " + " ".join(f"[cyan]@{a}[/]" for a in info.attrs["aliases"])
-    return via + text + (" [dim](see above)[/]" if node.repeat else "")
+    return via + text + (" [dim](shown above)[/]" if node.repeat else "")
 
 
-def _render(view: entities.LineageView) -> None:
+def _render(view: entities.LineageView, short: dict[str, str]) -> None:
     root = lineage_graph.as_tree(view.graph)
-    tree = Tree(_label(view, root))
-
-    def add(parent: Tree, node: lineage_graph.TreeNode) -> None:
+    tree = Tree(_label(view, root, short))
+    todo = [(tree, root)]
+    while todo:
+        parent, node = todo.pop()
         for child in node.children:
-            add(parent.add(_label(view, child)), child)
-
-    add(tree, root)
+            todo.append((parent.add(_label(view, child, short)), child))
     common.console.print(tree)
     if view.graph.direction != "upstream":
         models = view.impact.get("model", [])

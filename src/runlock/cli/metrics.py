@@ -32,8 +32,9 @@ def metrics(
             raise InvalidInput("--output goes with --csv.")
         found = [s for s in series.summarize(store, run, rank=rank) if not keys or s.key in keys]
         common.emit(found, as_json, lambda ss: common.console.print(common.table(
-            None, ["key", "points", "first step", "last step", "latest"],
-            [(s.key, s.points, s.first_step, s.last_step, s.latest) for s in ss])))
+            None, ["key", "points", "steps", "first step", "last step", "last", "min", "max"],
+            [(s.key, s.points, s.steps, s.first_step, s.last_step, *map(_num, (s.latest, s.min, s.max)))
+             for s in ss])))
         return
     stream = series.points(store, run, keys=keys or None, rank=rank)
     if output is None:
@@ -60,3 +61,7 @@ def plot(
     result = plots.plot_metrics(common.store(ctx), runs, keys or [], output, rank=rank, title=title)
     common.emit(result, as_json, lambda r: common.console.print(
         f"wrote {r.path} ({sum(1 for c in r.curves if c.points)} curves)"))
+
+
+def _num(value: object) -> str:
+    return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)

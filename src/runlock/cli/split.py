@@ -31,7 +31,7 @@ def create_cmd(
     ctx: typer.Context,
     snapshot: str = SNAP_ARG,
     name: str = typer.Option(None, "--name", "-n", help="Name of the split (default: the dataset's name)."),
-    strategy: str = typer.Option("random", "--strategy", "-s", help=f"One of: {', '.join(STRATEGIES)}."),
+    strategy: str = typer.Option("random", "--strategy", help=f"One of: {', '.join(STRATEGIES)}."),
     ratios: str = typer.Option("0.8,0.1,0.1", "--ratios", help="Comma-separated shares that sum to 1."),
     seed: int = typer.Option(0, "--seed", help="Seed of the assignment (0 to 2**63-1)."),
     by: str = typer.Option(None, "--by", help="Column: class (stratified), group (group, hash), time (temporal)."),

@@ -45,6 +45,9 @@ runs = sa.Table(
     sa.Column("tags", sa.JSON, nullable=False, default=dict),
     sa.Column("error", sa.Text, nullable=True),          # traceback of a failed run
     sa.Column("context", sa.JSON, nullable=False, default=dict),  # host, user, cwd, argv: not recipe
+    sa.Column("deleted_at", TIME, nullable=True),        # a tombstone (runs delete): hidden, kept for audit
+    sa.Column("deleted_by", NAME, nullable=True),
+    sa.Column("deleted_reason", sa.Text, nullable=True),
     sa.Index("ix_runs_project_started", "project", "started_at"),
     sa.Index("ix_runs_status", "status"),
 )

@@ -227,9 +227,11 @@ def _sort_columns(name: Name) -> list[ColumnElement]:
 
 # -- the query ----------------------------------------------------------------------------------
 def find_runs(store: Store, *, project: str | None = None, status: str | None = None,
-              where: str | None = None, sort: str | None = None, limit: int | None = None) -> list[FoundRun]:
-    """Runs matching every condition, sorted (default: newest first), with the named fields."""
-    q = records.select_runs(project, status)
+              where: str | None = None, sort: str | None = None, limit: int | None = None,
+              deleted: bool = False) -> list[FoundRun]:
+    """Runs matching every condition, sorted (default: newest first), with the named fields.
+    Deleted runs are left out, or with ``deleted=True`` are the only ones looked at."""
+    q = records.select_runs(project, status, deleted=deleted)
     names: list[Name] = []
     if where and where.strip():
         cond, used = compile_where(where)

@@ -23,6 +23,8 @@ from runlock.store.schema import metrics, runs, utcnow
 
 STATUSES = ("running", "finished", "failed", "crashed")
 ENDED = ("finished", "failed", "crashed")
+MIN_PREFIX = 6          # the shortest run id prefix a reference may give
+SHORT_ID = 8            # the shortest prefix a table shows
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER_SECONDS = 300.0
 
@@ -45,6 +47,9 @@ class RunRecord:
     tags: dict
     error: str | None
     context: dict
+    deleted_at: str | None = None       # a tombstone: hidden from lists, kept for audit
+    deleted_by: str | None = None
+    deleted_reason: str | None = None
 
     @property
     def ref(self) -> str:
@@ -58,6 +63,10 @@ class RunRecord:
     def sealed(self) -> bool:
         return self.status in ENDED
 
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
@@ -68,7 +77,8 @@ def from_row(row: sa.Row) -> RunRecord:
         created_by=row.created_by, started_at=row.started_at, ended_at=row.ended_at,
         heartbeat_at=row.heartbeat_at, host=row.host, pid=row.pid, last_step=row.last_step,
         summary=dict(row.summary or {}), tags=dict(row.tags or {}), error=row.error,
-        context=dict(row.context or {}),
+        context=dict(row.context or {}), deleted_at=row.deleted_at, deleted_by=row.deleted_by,
+        deleted_reason=row.deleted_reason,
     )
 
 
@@ -90,8 +100,11 @@ def create(conn: Connection, store: Store, *, run_id: str, project: str, name: s
     audit.append(conn, store.actor, "run.create", f"run:{run_id}", details={"project": project, "name": name})
 
 
-def require_running(conn: Connection, run_id: str) -> sa.Row:
-    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+def require_running(conn: Connection, run_id: str, *, for_update: bool = False) -> sa.Row:
+    """The row of a running run; ``for_update`` locks it until the transaction ends (PostgreSQL;
+    a SQLite write transaction holds the whole database already), for read-modify-write."""
+    q = sa.select(runs).where(runs.c.id == run_id)
+    row = conn.execute(q.with_for_update() if for_update else q).first()
     if row is None:
         raise NotFound("run", run_id)
     if row.status != "running":
@@ -108,18 +121,22 @@ def update(store: Store, run_id: str, **values: object) -> None:
     store.db.run_write(write)
 
 
-def end(store: Store, run_id: str, status: str, *, error: str | None = None, actor: str | None = None) -> None:
-    """Seal a running run as finished, failed or crashed."""
+def end(store: Store, run_id: str, status: str, *, error: str | None = None, actor: str | None = None,
+        context: dict | None = None) -> None:
+    """Seal a running run as finished, failed or crashed; ``context`` keys are merged into the
+    run's context in the same transaction (e.g. ``lost_points``)."""
     if status not in ENDED:
         raise InvalidInput(f"A run cannot end as {status!r}; use one of {', '.join(ENDED)}.")
 
     def write(conn: Connection) -> None:
-        row = require_running(conn, run_id)
+        row = require_running(conn, run_id, for_update=True)
         last = conn.execute(sa.select(sa.func.max(metrics.c.step)).where(metrics.c.run_id == run_id)).scalar()
+        extra = {"context": {**(row.context or {}), **context}} if context else {}
         conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "running").values(
-            status=status, ended_at=utcnow(), error=error, last_step=last))
+            status=status, ended_at=utcnow(), error=error, last_step=last, **extra))
         audit.append(conn, actor or store.actor, f"run.{'seal' if status == 'finished' else status}",
-                     f"run:{run_id}", before=row.recipe_id, after=row.recipe_id, details={"status": status})
+                     f"run:{run_id}", before=row.recipe_id, after=row.recipe_id,
+                     details={"status": status, **{k: v for k, v in (context or {}).items() if k == "lost_points"}})
 
     store.db.run_write(write)
 
@@ -135,22 +152,57 @@ def heartbeat(store: Store, run_id: str, last_step: int | None) -> None:
 
 
 def get(store: Store, ref: str) -> RunRecord:
-    """A run by ``run:ID``, ``ID`` or a unique prefix of at least 6 characters."""
-    ident = ref[4:] if ref.startswith("run:") else ref
-    if len(ident) < 6:
-        raise InvalidInput(f"Run reference {ref!r} is too short; give at least 6 characters of the id.")
+    """A run by ``run:ID``, ``ID`` or a unique prefix of at least 6 characters (any case: run ids
+    are upper-case ULIDs). A deleted run is found too: its tombstone says so."""
+    ident = (ref[4:] if ref.startswith("run:") else ref).strip()
+    if len(ident) < MIN_PREFIX:
+        raise InvalidInput(f"Run reference {ref!r} is too short; give at least {MIN_PREFIX} characters of the id.")
     with store.db.read() as conn:
-        rows = conn.execute(sa.select(runs).where(runs.c.id.like(f"{ident}%")).limit(2)).all()
+        rows = _by_prefix(conn, ident)
+        if not rows and ident.upper() != ident:
+            ident = ident.upper()
+            rows = _by_prefix(conn, ident)
     if not rows:
         raise NotFound("run", ref, hint="List runs with `runlock runs list`.")
-    if len(rows) > 1 and rows[0].id != ident:
-        raise InvalidInput(f"Run reference {ref!r} matches several runs; give more characters.")
-    return from_row(rows[0])
+    exact = [r for r in rows if r.id == ident]
+    if len(rows) > 1 and not exact:
+        raise InvalidInput(f"Run reference {ref!r} matches several runs ({', '.join(r.id for r in rows[:2])} ...); "
+                           "give more characters.")
+    return from_row(exact[0] if exact else rows[0])
 
 
-def select_runs(project: str | None = None, status: str | None = None) -> sa.Select:
-    """The runs of a project and/or with a status (unordered)."""
-    q = sa.select(runs)
+def _by_prefix(conn: Connection, ident: str) -> list[sa.Row]:
+    # startswith(autoescape=True) escapes % and _ so they match themselves, not any character.
+    exact = conn.execute(sa.select(runs).where(runs.c.id == ident)).all()
+    return exact or conn.execute(sa.select(runs).where(runs.c.id.startswith(ident, autoescape=True)).limit(2)).all()
+
+
+def short_ids(store: Store, ids: list[str], minimum: int = SHORT_ID) -> dict[str, str]:
+    """The shortest prefix of each id (at least ``minimum`` characters) that names no other run
+    in the store (deleted ones included), as git shortens commit ids. Two indexed lookups per id
+    (its neighbours in sorted order), so the cost follows the rows shown, not the store."""
+    out: dict[str, str] = {}
+    with store.db.read() as conn:
+        for ident in dict.fromkeys(ids):
+            before = conn.execute(sa.select(runs.c.id).where(runs.c.id < ident)
+                                  .order_by(runs.c.id.desc()).limit(1)).scalar()
+            after = conn.execute(sa.select(runs.c.id).where(runs.c.id > ident).order_by(runs.c.id).limit(1)).scalar()
+            shared = max((_shared(ident, other) for other in (before, after) if other), default=0)
+            out[ident] = ident[:max(minimum, shared + 1)]
+    return out
+
+
+def _shared(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def select_runs(project: str | None = None, status: str | None = None, *, deleted: bool = False) -> sa.Select:
+    """The runs of a project and/or with a status (unordered); deleted runs (tombstones) only
+    with ``deleted=True``, and then only they."""
+    q = sa.select(runs).where(runs.c.deleted_at.is_not(None) if deleted else runs.c.deleted_at.is_(None))
     if project:
         q = q.where(runs.c.project == project)
     if status:
@@ -161,8 +213,8 @@ def select_runs(project: str | None = None, status: str | None = None) -> sa.Sel
 
 
 def list_runs(store: Store, *, project: str | None = None, status: str | None = None,
-              limit: int | None = None) -> list[RunRecord]:
-    q = select_runs(project, status).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+              limit: int | None = None, deleted: bool = False) -> list[RunRecord]:
+    q = select_runs(project, status, deleted=deleted).order_by(runs.c.started_at.desc(), runs.c.id.desc())
     if limit:
         q = q.limit(limit)
     with store.db.read() as conn:

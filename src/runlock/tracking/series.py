@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 import sqlalchemy as sa
@@ -31,6 +31,9 @@ class KeySummary:
     first_step: int
     last_step: int
     latest: float | None      # the last value rank 0 logged
+    min: float | None = None  # over every point (nan and inf left out of min and max)
+    max: float | None = None
+    steps: int = 0            # distinct steps
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,12 @@ class CompareRow:
 class Comparison:
     runs: list[str]
     rows: list[CompareRow]
+    names: list[str] = field(default_factory=list)   # each run's name, in the order of ``runs``
+    hidden: int = 0                                   # identical rows left out (only_differences)
 
     def to_dict(self) -> dict:
-        return {"runs": self.runs, "rows": [r.__dict__ for r in self.rows]}
+        return {"runs": self.runs, "names": self.names, "hidden": self.hidden,
+                "rows": [r.__dict__ for r in self.rows]}
 
 
 def _filtered(q: sa.Select, run_id: str, keys: Sequence[str] | None, rank: int | None) -> sa.Select:
@@ -69,14 +75,19 @@ def _filtered(q: sa.Select, run_id: str, keys: Sequence[str] | None, rank: int |
 
 
 def summarize(store: Store, ref: str, *, rank: int | None = None) -> list[KeySummary]:
-    """One line per metric key of a run: how many points, which steps, the latest value."""
+    """One line per metric key of a run: how many points and steps, which steps, the latest
+    value, the smallest and the largest."""
     rec = records.get(store, ref)
-    q = _filtered(sa.select(metrics.c.key, sa.func.count(), sa.func.min(metrics.c.step),
-                            sa.func.max(metrics.c.step)), rec.id, None, rank).group_by(metrics.c.key)
+    finite = sa.and_(metrics.c.raw.is_(None), metrics.c.value.is_not(None))
+    value = sa.case((finite, metrics.c.value), else_=None)
+    q = _filtered(sa.select(metrics.c.key, sa.func.count(), sa.func.min(metrics.c.step), sa.func.max(metrics.c.step),
+                            sa.func.min(value), sa.func.max(value), sa.func.count(sa.distinct(metrics.c.step))),
+                  rec.id, None, rank).group_by(metrics.c.key)
     with store.db.read() as conn:
         rows = conn.execute(q.order_by(metrics.c.key)).all()
         latest = fields.for_runs(conn, [rec.id])[rec.id]
-    return [KeySummary(k, n, lo, hi, latest.get(f"metrics.{k}")) for k, n, lo, hi in rows]
+    return [KeySummary(k, n, lo, hi, latest.get(f"metrics.{k}"), vmin, vmax, steps)
+            for k, n, lo, hi, vmin, vmax, steps in rows]
 
 
 def points(store: Store, ref: str, *, keys: Sequence[str] | None = None,
@@ -110,15 +121,19 @@ def compare(store: Store, refs: Sequence[str], *, only_differences: bool = False
         values = fields.for_runs(conn, [r.id for r in recs])
     rows = [CompareRow("run", c, [getattr(r, c) for r in recs], len({getattr(r, c) for r in recs}) > 1)
             for c in ("name", "status", "recipe_id", "last_step")]
+    if any(r.deleted for r in recs):
+        rows.append(CompareRow("run", "deleted_at", [r.deleted_at for r in recs], True))
     labels = sorted({k for v in values.values() for k in v},
                     key=lambda k: (fields.SECTIONS.index(k.split(".", 1)[0]), k))
     for label in labels:
         section, key = label.split(".", 1)
         vals = [values[r.id].get(label) for r in recs]
         rows.append(CompareRow(section, key, vals, any(_differs(vals[0], v) for v in vals[1:])))
+    hidden = 0
     if only_differences:
-        rows = [r for r in rows if r.differs]
-    return Comparison([r.id for r in recs], rows)
+        shown = [r for r in rows if r.differs]
+        rows, hidden = shown, len(rows) - len(shown)
+    return Comparison([r.id for r in recs], rows, [r.name for r in recs], hidden)
 
 
 def _differs(a: object, b: object) -> bool:
