@@ -1,8 +1,8 @@
-"""runlock.probe: it must catch the classic sources of nondeterminism, and stay quiet otherwise."""
+"""runlock.probe (the module) and runlock.probe_steps (the in-process probe): they must catch the
+classic sources of nondeterminism, blame the right one, and stay quiet otherwise."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import sys
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from runlock.errors import RunlockError
-from runlock.probe import probe, probe_command, record_step
+from runlock.probe import probe_command, probe_steps, record_step
 
 import torch
 
@@ -22,7 +22,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def _training(make_noise=lambda: np.random.default_rng(0), dropout=0.2):
-    """A factory for probe(): builds a tiny model, data and an optimiser from scratch."""
+    """A factory for probe_steps(): builds a tiny model, data and an optimiser from scratch."""
 
     def setup():
         model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(dropout), torch.nn.Linear(8, 1))
@@ -40,7 +40,7 @@ def _training(make_noise=lambda: np.random.default_rng(0), dropout=0.2):
 
 
 def test_clean_training_is_reproducible_and_streams_are_named():
-    report = probe(**_training(), steps=3, min_gap_s=0)
+    report = probe_steps(**_training(), steps=3, min_gap_s=0)
     assert report.reproducible and report.first_divergence is None
     assert report.rng_consumed == (("torch",),) * 3  # randn and dropout; no Python or NumPy draws
     assert report.nondeterministic_kernels == ()
@@ -48,7 +48,7 @@ def test_clean_training_is_reproducible_and_streams_are_named():
 
 
 def test_catches_an_unseeded_numpy_generator():
-    report = probe(**_training(make_noise=np.random.default_rng), steps=3, min_gap_s=0)
+    report = probe_steps(**_training(make_noise=np.random.default_rng), steps=3, min_gap_s=0)
     assert not report.reproducible
     first = report.first_divergence
     assert (first.step, first.kind, first.name) == (0, "metric", "loss")
@@ -60,7 +60,7 @@ def test_catches_a_time_based_seed():
         random.seed(int(time.time()))
         return random  # the steps draw from the global Python RNG
 
-    report = probe(**_training(make_noise=from_the_clock), steps=2)
+    report = probe_steps(**_training(make_noise=from_the_clock), steps=2)
     first = report.first_divergence
     assert (first.step, first.kind, first.name) == (0, "rng", "python")
     assert "before step 0" in first.detail
@@ -75,7 +75,7 @@ def test_reports_nondeterministic_kernels_that_ran():
         return float(i)
 
     before = torch.are_deterministic_algorithms_enabled()
-    report = probe(step, steps=2, min_gap_s=0)
+    report = probe_steps(step, steps=2, min_gap_s=0)
     assert report.nondeterministic_kernels == ("scatter_add_cuda_kernel",)
     assert not report.reproducible and report.first_divergence is None
     assert torch.are_deterministic_algorithms_enabled() == before
@@ -96,11 +96,11 @@ def test_catches_a_dataset_rng_duplicated_across_workers():
     from runlock.torch import loader_kwargs
 
     bad = torch.utils.data.DataLoader(HeldRng(), batch_size=2, num_workers=2)
-    report = probe(lambda i: None, steps=1, loaders=[bad], min_gap_s=0)
+    report = probe_steps(lambda i: None, steps=1, loaders=[bad], min_gap_s=0)
     (finding,) = report.duplicated_worker_rngs
     assert finding.path == "rng" and sorted(set(finding.workers)) == [0, 1] and not report.reproducible
     good = torch.utils.data.DataLoader(HeldRng(), batch_size=2, num_workers=2, **loader_kwargs(1))
-    assert probe(lambda i: None, steps=1, loaders=[good], min_gap_s=0).duplicated_worker_rngs == ()
+    assert probe_steps(lambda i: None, steps=1, loaders=[good], min_gap_s=0).duplicated_worker_rngs == ()
 
 
 def _script(tmp_path, body):
@@ -150,8 +150,10 @@ def test_command_clean_and_unseeded(tmp_path):
         for step in range(5):
             record_step(step, params={"w": rng.random(3)})
     """)
-    first = probe_command(unseeded, steps=2, min_gap_s=0).first_divergence
-    assert (first.step, first.kind, first.name) == (0, "parameter", "w")
+    report = probe_command(unseeded, steps=2, min_gap_s=0)
+    first = report.first_divergence  # the cause (by its call site), then what it changed
+    assert (first.step, first.kind, first.name) == (0, "rng", "numpy.random.default_rng() at train.py:4")
+    assert ("parameter", "w") in {(d.kind, d.name) for d in report.divergences}
 
 
 def test_command_failures_are_errors(tmp_path):
@@ -164,15 +166,75 @@ def test_command_failures_are_errors(tmp_path):
 def test_hooks_do_nothing_outside_a_probe(monkeypatch):
     monkeypatch.delenv("RUNLOCK_PROBE", raising=False)
     record_step(0, metrics={"loss": 1.0})
-    # runlock.probe is the public function; the module is reached through importlib
-    assert not importlib.import_module("runlock.probe").active()
+    import runlock
+
+    # the module and the function have different names: runlock.probe.record_step works as documented
+    assert runlock.probe.record_step is record_step and not runlock.probe.active()
+    assert runlock.probe_steps is probe_steps
+
+
+def test_a_planted_default_rng_is_blamed_on_numpy_not_on_the_torch_stream_it_disturbs():
+    def setup():
+        rows = 8 + int(np.random.default_rng().integers(0, 2**31)) % 977  # planted: the batch size drifts
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 1))
+        return {"model": model, "rows": rows}
+
+    def step(ctx, i):
+        return {"loss": ctx["model"](torch.randn(ctx["rows"], 4)).pow(2).mean()}
+
+    report = probe_steps(step, setup_fn=setup, state_fn=lambda ctx: ctx["model"], seed=1, steps=2, min_gap_s=0)
+    first = report.first_divergence
+    assert first.kind == "rng" and first.name.startswith("numpy.random.default_rng() at ")
+    assert first.name.endswith(f"test_probe.py:{setup.__code__.co_firstlineno + 1}")
+    assert "without a seed" in first.detail
+    torch_div = [d for d in report.divergences if d.name == "torch"]
+    assert torch_div and "equal before this step" in torch_div[0].detail  # a consequence, listed later
+    assert report.divergences.index(torch_div[0]) > report.divergences.index(first)
+
+
+def test_an_unseeded_generator_that_changes_nothing_is_a_note():
+    def setup():
+        return {"spare": np.random.default_rng()}  # never drawn from
+
+    report = probe_steps(lambda ctx, i: {"x": 1.0}, setup_fn=setup, steps=2, min_gap_s=0)
+    assert report.reproducible and any("Created without a seed" in n for n in report.notes)
+
+
+def test_dataloaders_iterated_while_probing_are_audited_without_being_named():
+    def setup():
+        return {"loader": torch.utils.data.DataLoader(HeldRng(), batch_size=2, num_workers=2)}
+
+    def step(ctx, i):
+        for _ in ctx["loader"]:
+            pass
+
+    report = probe_steps(step, setup_fn=setup, steps=1, min_gap_s=0)
+    (finding,) = report.duplicated_worker_rngs
+    assert finding.path == "rng" and sorted(set(finding.workers)) == [0, 1] and not report.reproducible
+
+
+def test_command_blames_a_planted_default_rng_on_numpy(tmp_path):
+    argv = _script(tmp_path, """
+        import numpy as np, torch, runlock
+        from runlock.probe import record_step
+        runlock.seed_everything(0)
+        rows = 8 + int(np.random.default_rng().integers(0, 2**31)) % 977
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 1))
+        for step in range(5):
+            loss = model(torch.randn(rows, 4)).pow(2).mean()
+            record_step(step, metrics={"loss": loss}, params=model)
+    """)
+    report = probe_command(argv, steps=2, min_gap_s=0)
+    first = report.first_divergence
+    assert (first.step, first.kind, first.name) == (0, "rng", "numpy.random.default_rng() at train.py:5")
+    assert "torch" in {d.name for d in report.divergences}
 
 
 @pytest.mark.slow
-def test_command_catches_a_worker_duplicated_rng_through_watch_loader(tmp_path):
+def test_command_catches_a_worker_duplicated_rng_without_any_change_to_the_script(tmp_path):
     argv = _script(tmp_path, """
         import numpy as np, torch
-        from runlock.probe import record_step, watch_loader
+        from runlock.probe import record_step
 
         class HeldRng(torch.utils.data.Dataset):
             def __init__(self):
@@ -182,11 +244,15 @@ def test_command_catches_a_worker_duplicated_rng_through_watch_loader(tmp_path):
             def __getitem__(self, i):
                 return float(self.rng.random())
 
-        loader = watch_loader(torch.utils.data.DataLoader(HeldRng(), batch_size=1, num_workers=2))
-        for step, batch in enumerate(loader):
-            record_step(step, metrics={"x": batch})
+        torch.manual_seed(0)  # the loader draws its workers' base seed from torch
+        loader = torch.utils.data.DataLoader(HeldRng(), batch_size=1, num_workers=2)
+        step = 0
+        for epoch in range(2):
+            for batch in loader:
+                record_step(step, metrics={"x": batch})
+                step += 1
     """)
-    report = probe_command(argv, steps=2, min_gap_s=0)
-    assert report.first_divergence is None
+    report = probe_command(argv, steps=6, min_gap_s=0)
+    assert report.first_divergence is None and not report.reproducible
     (finding,) = report.duplicated_worker_rngs
-    assert finding.path == "rng" and sorted(finding.workers) == [0, 1]
+    assert finding.path == "rng" and sorted(set(finding.workers)) == [0, 1]

@@ -29,7 +29,7 @@ from runlock.data.snapshot import Snapshot, load_snapshot, snapshot
 from runlock.data.split import Split, load_split, split
 from runlock.data.transform import transform
 from runlock.errors import RunlockError
-from runlock.probe import probe
+from runlock.probe import probe_steps
 from runlock.registry import register_model
 from runlock.seeding import derive_seed
 from runlock.tracking.query import runs
@@ -40,6 +40,6 @@ from runlock.workspace import init, open_store
 
 __all__ = [
     "ResolvedConfig", "RunlockError", "Run", "Snapshot", "Split", "WriterSettings", "check", "compare", "current_run", "derive_seed", "init",
-    "input_path", "join_run", "load_snapshot", "load_split", "open_store", "probe", "register_model", "rerun",
+    "input_path", "join_run", "load_snapshot", "load_split", "open_store", "probe_steps", "register_model", "rerun",
     "resolve_config", "runs", "seed_everything", "snapshot", "split", "start_run", "transform", "variance", "__version__",
 ]

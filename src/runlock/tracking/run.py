@@ -26,7 +26,7 @@ from runlock.config import ResolvedConfig
 from runlock.errors import InvalidInput, RunlockError, SealedError
 from runlock.probe import activate as activate_probe
 from runlock.probe import active as probing
-from runlock.probe import record_step
+from runlock.probe import ProbeRun, record_step
 from runlock.refs import check_name
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
@@ -375,6 +375,10 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
               argv: list[str] | None = None, settings: WriterSettings | None = None) -> Run:
     """Start a run (or join the one ``runlock run`` started for this process)."""
     check_name(project, "project name")
+    if probing():  # under `runlock probe` nothing is recorded: a stand-in feeds run.log to the probe
+        stand_in = ProbeRun(project, name, config=config, seed=seed, on_end=_pop)
+        _push(stand_in)
+        return stand_in
     if os.environ.get(ENV_RUN_ID) and not _stack:
         run = join_run(os.environ[ENV_RUN_ID], store=_as_store(store))
         if config is not None:
