@@ -59,7 +59,7 @@ def test_a_well_recorded_run_passes_everything_but_verification(store: Store, re
                               "test-evaluation": True}
     assert not found.ok
     evidence = {r.rule: r.evidence for r in found.results}
-    assert evidence["verified"] == {"best": None, "min_tier": "tolerance"}
+    assert evidence["verified"] == {"latest": None, "best": None, "min_tier": "tolerance"}
     assert evidence["code-committed"]["commit"] == git(repo, "rev-parse", "HEAD")
     assert [i["stored"] for i in evidence["inputs-pinned"]["inputs"]] == [True]
     add_verification(store, run, "rerun", "tolerance", {})

@@ -22,7 +22,7 @@ Rules and their options (defaults):
                           require_hashseed = false     a seed, and how seeding was done
     environment-complete  (none)                       interpreter, OS, packages, knobs; torch and
                                                        GPUs when torch is installed
-    verified              min_tier = "tolerance"       a verification at that tier or stricter
+    verified              min_tier = "tolerance"       the latest verification at that tier or stricter
     test-evaluation       prefixes = ["test/", "test_", "test.", "eval/test"]
                                                        a metric or summary value of the test partition
 """
@@ -46,7 +46,7 @@ from runlock.store.schema import edges
 from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.diff import metric_series
-from runlock.verify.records import TIERS, best_tier, tier_rank
+from runlock.verify.records import TIERS, best_tier, latest_verification, tier_rank
 
 POLICY_FILES = ("runlock-policy.toml", "runlock-policy.yaml", "runlock-policy.yml")
 
@@ -227,10 +227,15 @@ def verified(ctx: _Ctx, opts: dict) -> RuleResult:
     want = opts["min_tier"]
     if want not in TIERS:
         raise InvalidInput(f"Rule verified: min_tier {want!r} is not one of {', '.join(TIERS)}.")
+    # The latest verification decides: a run that reproduced once and no longer does is not verified.
+    latest = latest_verification(ctx.store, ctx.rec.id)
+    tier = latest.tier if latest else None
+    ok = tier is not None and tier_rank(tier) <= tier_rank(want)
+    when = f" ({latest.created_at[:10]})" if latest else ""
     best = best_tier(ctx.store, ctx.rec.id)
-    ok = best is not None and tier_rank(best) <= tier_rank(want)
-    return RuleResult("verified", ok, f"best verification: {best or 'none'}; the policy wants {want} or stricter",
-                      {"best": best, "min_tier": want})
+    also = f"; best ever: {best}" if best and best != tier else ""
+    return RuleResult("verified", ok, f"latest verification{when}: {tier or 'none'}{also}; the policy wants {want} "
+                      "or stricter", {"latest": tier, "best": best, "min_tier": want})
 
 
 def test_evaluation(ctx: _Ctx, opts: dict) -> RuleResult:

@@ -126,6 +126,12 @@ def verifications_of(store: Store, run_id: str) -> list[Verification]:
         return [Verification(**r._mapping) for r in conn.execute(q)]
 
 
+def latest_verification(store: Store, run_id: str) -> Verification | None:
+    """The newest verification of the run: what is true of it now (``None`` if never verified)."""
+    found = verifications_of(store, run_id)
+    return found[-1] if found else None
+
+
 def best_tier(store: Store, run_id: str) -> str | None:
     """The strictest tier any verification of the run reached (``None`` if never verified)."""
     found = [v.tier for v in verifications_of(store, run_id)]
