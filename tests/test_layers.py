@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "runlock"
 
 # module path prefix -> layer (most specific prefix wins)
 LAYERS = {
-    "errors": 1, "hashing": 1, "canonical": 1,
+    "errors": 1, "hashing": 1, "canonical": 1, "paths": 1,
     "store": 2,
     "": 3,                      # every domain module by default
     "workspace": 3,

@@ -1,4 +1,9 @@
-"""Check a store: every object hashes to its id, and every object a record points at exists."""
+"""Check a store: every object hashes to its id, and every object a record points at exists.
+
+It also counts what ``runlock gc`` would remove (scratch files of ended processes, objects
+nothing references and older than the grace period); those are waste, not damage, so they do
+not make the store fail the check.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from runlock import canonical
+from runlock import canonical, gc
 from runlock.store import Store
 from runlock.store.objects import ObjectProblem
 from runlock.store.schema import artifacts, refs, runs
@@ -18,6 +23,9 @@ class FsckReport:
     objects_checked: int
     problems: list[ObjectProblem] = field(default_factory=list)
     referenced_missing: list[dict] = field(default_factory=list)
+    unreferenced: int = 0               # objects gc would remove
+    scratch_files: int = 0              # scratch files of ended processes
+    leftover_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -26,7 +34,8 @@ class FsckReport:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "objects_checked": self.objects_checked,
                 "problems": [p.__dict__ for p in self.problems],
-                "referenced_missing": self.referenced_missing}
+                "referenced_missing": self.referenced_missing, "unreferenced": self.unreferenced,
+                "scratch_files": self.scratch_files, "leftover_bytes": self.leftover_bytes}
 
 
 def referenced(store: Store) -> list[tuple[str, str]]:
@@ -71,4 +80,5 @@ def fsck(store: Store, progress: Callable[[int], None] | None = None) -> FsckRep
         if progress:
             progress(checked)
     missing = [{"id": oid, "referenced_by": who} for oid, who in referenced(store) if not store.objects.has(oid)]
-    return FsckReport(checked, problems, missing)
+    waste = gc.count(store)
+    return FsckReport(checked, problems, missing, len(waste.unreferenced), len(waste.scratch), waste.bytes)

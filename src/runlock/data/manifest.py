@@ -16,6 +16,11 @@ The records index is a second object, ``{"format": "runlock.records/1", "ids": [
 "hashes": [...]}``: each record's id and the sha256 hex of its canonical form, in file order
 (``hashes`` is null when the ids are content hashes themselves). Nothing in a manifest depends on
 where the data sat, when it was read, or who read it.
+
+Every entry's path is checked by ``runlock.paths`` when a manifest is built and when one is
+read back (``decode``): relative POSIX, canonical, no ``..``, nothing under ``.git/`` or
+``.runlock/``, no two the same. A manifest that fails is refused, naming the entry, so no
+command can be made to write outside its destination by a crafted manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from runlock import canonical
 from runlock.data.ingest import Entry
 from runlock.data.tabular import Parsed
 from runlock.errors import IntegrityError
+from runlock.paths import check_entries
 
 FORMAT = "runlock.snapshot/1"
 RECORDS_FORMAT = "runlock.records/1"
@@ -35,6 +41,7 @@ KINDS = ("files", "table")
 def build(kind: str, entries: Sequence[Entry], *, table: dict | None = None, parent: str | None = None,
           recipe: dict | None = None) -> dict:
     rows = sorted((e.to_dict() for e in entries), key=lambda e: e["path"])
+    check_entries([e["path"] for e in rows], "The new snapshot")
     return {"format": FORMAT, "kind": kind, "entries": rows, "files": len(rows),
             "size": sum(e["size"] for e in rows), "table": table, "parent": parent, "recipe": recipe}
 
@@ -67,4 +74,8 @@ def decode(data: bytes, oid: str) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("kind") not in KINDS:
         raise IntegrityError(f"Object {oid} is not a snapshot manifest ({FORMAT}).",
                              hint="Pass a snapshot id or a ds:NAME@vN reference.")
+    entries = manifest.get("entries")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "path" in e for e in entries):
+        raise IntegrityError(f"Snapshot manifest {oid} has no valid file list.", hint="Run `runlock fsck`.")
+    check_entries([e["path"] for e in entries], f"Snapshot manifest {oid}")
     return manifest
