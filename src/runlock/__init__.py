@@ -21,25 +21,67 @@ Verification (``runlock.verify`` is the package; its functions take the store fi
     runlock.check(store, "model:support-bot@v3")   # the reproducibility checklist
 """
 
-__version__ = "0.1.0"  # first: modules below record it in manifests
+from __future__ import annotations
 
-from runlock.config import ResolvedConfig
-from runlock.config import resolve as resolve_config
-from runlock.data.snapshot import Snapshot, load_snapshot, snapshot
-from runlock.data.split import Split, load_split, split
-from runlock.data.transform import transform
-from runlock.errors import RunlockError
-from runlock.probe import probe_steps
-from runlock.registry import register_model
-from runlock.seeding import derive_seed
-from runlock.tracking.query import runs
-from runlock.tracking.run import Run, current_run, join_run, seed_everything, start_run
-from runlock.tracking.writer import WriterSettings
-from runlock.verify import check, compare, input_path, rerun, variance
-from runlock.workspace import init, open_store
+import importlib
+from typing import Any
 
-__all__ = [
-    "ResolvedConfig", "RunlockError", "Run", "Snapshot", "Split", "WriterSettings", "check", "compare", "current_run", "derive_seed", "init",
-    "input_path", "join_run", "load_snapshot", "load_split", "open_store", "probe_steps", "register_model", "rerun",
-    "resolve_config", "runs", "seed_everything", "snapshot", "split", "start_run", "transform", "variance", "__version__",
-]
+from runlock._version import __version__
+
+# The public API, loaded on first use: ``import runlock`` costs almost nothing, so that a command
+# line or a script that needs one function does not pay for every layer (SQLAlchemy, numpy, …).
+# name -> "module:attribute"
+_API = {
+    "ResolvedConfig": "runlock.config:ResolvedConfig",
+    "resolve_config": "runlock.config:resolve",
+    "Snapshot": "runlock.data.snapshot:Snapshot",
+    "load_snapshot": "runlock.data.snapshot:load_snapshot",
+    "snapshot": "runlock.data.snapshot:snapshot",
+    "Split": "runlock.data.split:Split",
+    "load_split": "runlock.data.split:load_split",
+    "split": "runlock.data.split:split",
+    "transform": "runlock.data.transform:transform",
+    "RunlockError": "runlock.errors:RunlockError",
+    "probe": "runlock.probe:probe",
+    "register_model": "runlock.registry:register_model",
+    "derive_seed": "runlock.seeding:derive_seed",
+    "runs": "runlock.tracking.query:runs",
+    "Run": "runlock.tracking.run:Run",
+    "current_run": "runlock.tracking.run:current_run",
+    "join_run": "runlock.tracking.run:join_run",
+    "seed_everything": "runlock.tracking.run:seed_everything",
+    "start_run": "runlock.tracking.run:start_run",
+    "WriterSettings": "runlock.tracking.writer:WriterSettings",
+    "check": "runlock.verify:check",
+    "compare": "runlock.verify:compare",
+    "input_path": "runlock.verify:input_path",
+    "rerun": "runlock.verify:rerun",
+    "variance": "runlock.verify:variance",
+    "init": "runlock.workspace:init",
+    "open_store": "runlock.workspace:open_store",
+}
+
+__all__ = sorted([*_API, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    """A public name on first use, or a submodule (``runlock.verify``, ``runlock.store``…)."""
+    if name in _API:
+        module, attribute = _API[name].split(":")
+        value = getattr(importlib.import_module(module), attribute)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})
+

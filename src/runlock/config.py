@@ -20,16 +20,18 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from runlock import canonical, hashing
 from runlock.errors import InvalidInput, NotFound
 from runlock.store import Store
 from runlock.tracking import records
 from runlock.tracking.fields import flatten
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 CODE_ORIGIN = "start_run(config=...)"
 
@@ -87,6 +89,8 @@ class Explanation:
 def resolve(files: Sequence[str | Path] = (), overrides: Sequence[str] = (), *,
             defaults: dict | None = None) -> ResolvedConfig:
     """Merge ``defaults`` (a mapping from code), then ``files`` in order, then ``overrides``."""
+    from omegaconf import OmegaConf  # heavy: loaded only to resolve a config
+
     layers: list[tuple[Source, DictConfig]] = []
     if defaults:
         layers.append((Source("defaults", "mapping"), _guard("defaults", lambda: OmegaConf.create(defaults))))
@@ -107,6 +111,8 @@ def resolve(files: Sequence[str | Path] = (), overrides: Sequence[str] = (), *,
 
 
 def _load(path: Path) -> tuple[Source, DictConfig]:
+    from omegaconf import DictConfig, OmegaConf
+
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -124,6 +130,8 @@ def _label(path: Path) -> str:
 
 
 def _guard(what: str, fn):  # noqa: ANN001, ANN202
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         return fn()
     except (OmegaConfBaseException, yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
@@ -133,6 +141,8 @@ def _guard(what: str, fn):  # noqa: ANN001, ANN202
 
 def _origins(layers: list[tuple[Source, DictConfig]], values: dict) -> dict[str, str]:
     """The label of the last layer that set each leaf of ``values``."""
+    from omegaconf import OmegaConf
+
     origins: dict[str, str] = {}
     for source, conf in layers:
         for key in flatten(OmegaConf.to_container(conf, resolve=False)):

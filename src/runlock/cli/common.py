@@ -12,20 +12,16 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
 
-from runlock.errors import RunlockError
+from runlock.cli.group import CliState, RunlockGroup, state  # noqa: F401 (re-exported: the root's light pieces)
 from runlock.store import Store
 from runlock.workspace import open_store
 
@@ -37,31 +33,6 @@ PROGRESS_OPTION = typer.Option(None, "--progress/--no-progress",
                                help="Show a progress bar on stderr (default: when it is a terminal).")
 
 Tick = Callable[..., None]  # tick(done, total, description=None, note=None)
-
-
-@dataclass
-class CliState:
-    store_path: str | None = None
-    token: str | None = None
-    _store: Store | None = None
-
-
-class RunlockGroup(TyperGroup):
-    """Turns every RunlockError raised below the root into one clean line and an exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except RunlockError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(e.exit_code) from None
-
-
-def state(ctx: typer.Context) -> CliState:
-    root = ctx.find_root()
-    if not isinstance(root.obj, CliState):
-        root.obj = CliState()
-    return root.obj
 
 
 def store(ctx: typer.Context) -> Store:

@@ -1,14 +1,159 @@
-"""The ``runlock`` command tree. Each group lives in its own module; this file only assembles."""
+"""The ``runlock`` command tree. Each group lives in its own module; this file only assembles.
+
+A command's module is imported when that command runs (or its help is asked for), never before:
+``runlock --help`` lists every command from the table below without loading any of them, so it
+costs little more than importing typer (tests/test_imports.py, bench/bench_cli.py). A new
+command is one line in COMMANDS; its line of help there is the one `runlock --help` and
+docs/cli.md show.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from collections.abc import Iterator, MutableMapping
+from typing import Any, NamedTuple
 
-from runlock import __version__
-from runlock.cli import common
+import typer
+from typer.core import TyperGroup
+
+from runlock._version import __version__
+from runlock.cli import group
+
+
+class Entry(NamedTuple):
+    module: str          # runlock.cli.<module>
+    attribute: str       # a Typer app (a group) or a function (a command) in it
+    help: str            # its one line in `runlock --help` (and in docs/cli.md): the command's short help
+    pick: str = ""       # a command of that Typer app, placed at the top level
+    settings: dict | None = None  # click context settings of a function command
+
+
+_RAW = {"allow_interspersed_args": False}  # `runlock run -- python train.py --lr 3e-4`
+
+# section -> command -> where it lives (keep each section in the order a newcomer meets them)
+COMMANDS: dict[str, dict[str, Entry]] = {
+    "Start": {
+        "init": Entry("store", "init", "Create a runlock store (.runlock/) in PATH, or upgrade the one there."),
+        "run": Entry("run", "run", "Run COMMAND as a recorded run: runlock run -p PROJECT -- python train.py ARGS.",
+                     settings=_RAW),
+        "demo": Entry("demo", "demo",
+                      "Fine-tune a tiny LoRA model twice on CPU and show that runlock proves both runs identical."),
+    },
+    "Runs": {
+        "runs": Entry("runs", "app", "Inspect recorded runs."),
+        "metrics": Entry("metrics", "metrics", "A run's metrics: one line per key, or every point with --csv."),
+        "plot": Entry("metrics", "plot",
+                      "Plot metric curves of several runs into a PNG: one panel per --key, one line per run."),
+        "config": Entry("config", "app", "Layered configuration: resolve files and overrides; explain a run's config."),
+        "probe": Entry("probe", "probe", "Run COMMAND's first steps twice from identical state; report the first "
+                       "difference and its cause.", settings=_RAW),
+    },
+    "Verify": {
+        "compare": Entry("verify", "app", "Decide at which tier two runs agree (bitwise, tolerance, statistical, "
+                         "different) and why not better.", pick="compare"),
+        "rerun": Entry("verify", "app", "Rerun RUN from its lock (exact code, data, seeds, knobs) as a new run "
+                       "linked to it.", pick="rerun"),
+        "verify": Entry("verify", "app", "Rerun RUN and compare (stored on the run); or check its outputs against a "
+                        "reference; or rehearse an audit.", pick="verify"),
+        "variance": Entry("verify", "app", "Rerun RUN with different seeds and store the spread of its final "
+                          "metrics.", pick="variance"),
+        "check": Entry("verify", "app", "Evaluate the reproducibility checklist on a run or model; exit status 1 if "
+                       "any rule fails.", pick="check"),
+        "env": Entry("verify", "app", "The environment a run recorded: export it pinned, or diff it with this one.",
+                     pick="env"),
+    },
+    "Data": {
+        "data": Entry("data", "app", "Dataset snapshots: content-addressed, versioned, verifiable."),
+        "split": Entry("split", "app", "Static, versioned splits of a dataset snapshot, with leakage checks."),
+    },
+    "Models and lineage": {
+        "artifacts": Entry("artifacts", "app", "Browse and download artifacts (stored by content)."),
+        "registry": Entry("registry", "app", "Register models, move aliases, download exact bytes, write model cards."),
+        "lineage": Entry("lineage", "lineage", "Print the lineage of an entity as a tree, or export it (DOT, PNG, "
+                         "PROV-JSON, OpenLineage)."),
+        "attest": Entry("governance", "attest", "Signed in-toto attestations (SLSA provenance + checklist result) and "
+                        "the production gate."),
+    },
+    "Store and governance": {
+        "audit": Entry("audit", "app", "The tamper-evident audit log: list, verify, checkpoint, prove."),
+        "users": Entry("governance", "users", "Users and service accounts."),
+        "tokens": Entry("governance", "tokens", "API tokens (only their hashes are stored)."),
+        "roles": Entry("governance", "roles", "Roles per project: viewer, editor, maintainer, admin."),
+        "keys": Entry("governance", "keys", "The store's Ed25519 signing key."),
+        "migrate": Entry("store", "migrate", "Upgrade the store's schema to this version of runlock."),
+        "fsck": Entry("store", "fsck", "Verify every object's hash and that every object the records point at "
+                      "exists."),
+    },
+}
+ENTRIES: dict[str, Entry] = {name: e for section in COMMANDS.values() for name, e in section.items()}
+
+
+def load(name: str, entry: Entry) -> Any:
+    """The click command for ``entry``: its module imported now, its Typer app or function converted."""
+    obj = getattr(importlib.import_module(f"runlock.cli.{entry.module}"), entry.attribute)
+    if isinstance(obj, typer.Typer):
+        built = typer.main.get_command(obj)
+        cmd = built.commands[entry.pick] if entry.pick else built
+    else:
+        one = typer.Typer(add_completion=False)
+        one.command(name, context_settings=entry.settings)(obj)
+        cmd = typer.main.get_command(one)
+    cmd.name, cmd.short_help = name, entry.help
+    return cmd
+
+
+class _Commands(MutableMapping):
+    """The root's commands: every name is known up front, each command is built on first use."""
+
+    def __init__(self) -> None:
+        self.built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.built:
+            self.built[name] = load(name, ENTRIES[name])  # KeyError for an unknown name, as a dict
+        return self.built[name]
+
+    def __setitem__(self, name: str, cmd: Any) -> None:
+        self.built[name] = cmd
+
+    def __delitem__(self, name: str) -> None:
+        del self.built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from ENTRIES
+        yield from (n for n in self.built if n not in ENTRIES)
+
+    def __len__(self) -> int:
+        return len(ENTRIES) + sum(n not in ENTRIES for n in self.built)
+
+
+class RootGroup(group.RunlockGroup):
+    """The root: commands built on demand; its help listed from COMMANDS, in plain text."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lazy = _Commands()
+        lazy.built.update(self.commands)
+        self.commands = lazy
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(self.commands)
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        self.format_usage(ctx, formatter)
+        self.format_help_text(ctx, formatter)
+        for title, entries in COMMANDS.items():
+            with formatter.section(title):
+                formatter.write_dl([(name, e.help) for name, e in entries.items()])
+        opts = [rv for p in self.get_params(ctx) if (rv := p.get_help_record(ctx)) is not None]
+        with formatter.section("Options"):
+            formatter.write_dl(opts)
+        formatter.write_paragraph()
+        formatter.write_text("Run `runlock COMMAND --help` for a command's arguments and options.")
+
 
 app = typer.Typer(
-    cls=common.RunlockGroup,
+    cls=RootGroup,
     no_args_is_help=True,
     add_completion=False,
     help="runlock: lock every input of a training run, and prove the result can be rebuilt.",
@@ -32,50 +177,8 @@ def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    st = common.state(ctx)
+    st = group.state(ctx)
     st.store_path, st.token = store, token
-
-
-# -- command groups (one line each; keep this block sorted) -------------------------------------
-from runlock.cli import artifacts as _artifacts  # noqa: E402
-from runlock.cli import audit as _audit  # noqa: E402
-from runlock.cli import config as _config  # noqa: E402
-from runlock.cli import data as _data  # noqa: E402
-from runlock.cli import demo as _demo  # noqa: E402
-from runlock.cli import governance as _governance  # noqa: E402
-from runlock.cli import lineage as _lineage  # noqa: E402
-from runlock.cli import metrics as _metrics  # noqa: E402
-from runlock.cli import probe as _probe  # noqa: E402
-from runlock.cli import registry as _registry  # noqa: E402
-from runlock.cli import run as _run  # noqa: E402
-from runlock.cli import runs as _runs  # noqa: E402
-from runlock.cli import split as _split  # noqa: E402
-from runlock.cli import store as _store  # noqa: E402
-from runlock.cli import verify as _verify  # noqa: E402
-
-app.command("init")(_store.init)
-app.command("migrate")(_store.migrate)
-app.command("fsck")(_store.fsck)
-app.command("run", context_settings={"allow_interspersed_args": False})(_run.run)
-app.command("probe", context_settings={"allow_interspersed_args": False})(_probe.probe)
-app.add_typer(_runs.app, name="runs")
-app.command("metrics")(_metrics.metrics)
-app.command("plot")(_metrics.plot)
-app.add_typer(_config.app, name="config")
-app.add_typer(_data.app, name="data")
-app.add_typer(_split.app, name="split")
-app.add_typer(_artifacts.app, name="artifacts")
-app.command("lineage")(_lineage.lineage)
-app.add_typer(_registry.app, name="registry")
-app.add_typer(_audit.app, name="audit")
-app.add_typer(_governance.users, name="users")
-app.add_typer(_governance.tokens, name="tokens")
-app.add_typer(_governance.roles, name="roles")
-app.add_typer(_governance.keys, name="keys")
-app.add_typer(_governance.attest, name="attest")
-app.add_typer(_verify.app)  # top-level: rerun, compare, variance, verify, check, env
-app.command("demo")(_demo.demo)
-# -- end of command groups ------------------------------------------------------------------
 
 
 def main() -> None:

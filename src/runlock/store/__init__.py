@@ -14,6 +14,7 @@ so opening never changes anything. ``migrate`` is the one function that changes 
 from __future__ import annotations
 
 import getpass
+import ast
 import importlib
 import os
 import tomllib
@@ -21,10 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from ulid import ULID
 
 from runlock.errors import InvalidInput, StoreError, StoreNotFound
@@ -130,6 +127,9 @@ def init_store(path: str | Path = ".", *, database: str | None = None, objects: 
 
 def migrate(db: Database) -> None:
     """Upgrade the schema to every head revision (one per feature branch)."""
+    from alembic import command  # heavy (~0.2 s): only the commands that migrate load it
+    from alembic.config import Config
+
     with db.write() as conn:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
@@ -138,13 +138,43 @@ def migrate(db: Database) -> None:
 
 
 def schema_revisions(db: Database) -> tuple[set[str], set[str]]:
-    """(revisions applied to the database, head revisions this runlock ships)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    heads = set(ScriptDirectory.from_config(cfg).get_heads())
+    """(revisions applied to the database, head revisions this runlock ships), without alembic:
+    every command checks the schema on opening, and only ``migrate`` needs alembic itself."""
     with db.read() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    return current, heads
+        if not sa.inspect(conn).has_table(_VERSION_TABLE.name):
+            return set(), shipped_heads()
+        current = set(conn.execute(sa.select(_VERSION_TABLE.c.version_num)).scalars())
+    return current, shipped_heads()
+
+
+# alembic's own record of the applied revisions (one row per head), read as a plain table
+_VERSION_TABLE = sa.table("alembic_version", sa.column("version_num", sa.String))
+
+
+def shipped_heads() -> set[str]:
+    """The head revisions of the migration scripts: those no other script names as its parent.
+    Read from the scripts' ``revision`` / ``down_revision`` lines as alembic does (a test checks
+    that both agree)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        found = _assignments(path, ("revision", "down_revision"))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            down = found.get("down_revision")
+            parents.update([down] if isinstance(down, str) else down or ())
+    return revisions - parents
+
+
+def _assignments(path: Path, names: tuple[str, ...]) -> dict:
+    out = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id in names and node.value is not None:
+                    out[t.id] = ast.literal_eval(node.value)
+    return out
 
 
 def _write_info(store: Store) -> None:
