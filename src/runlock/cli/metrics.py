@@ -59,8 +59,10 @@ def plot(
 ) -> None:
     """Plot metric curves of several runs into a PNG: one panel per --key, one line per run."""
     result = plots.plot_metrics(common.store(ctx), runs, keys or [], output, rank=rank, title=title)
+    for warning in result.warnings:
+        common.err_console.print(common.styled(f"warning: {warning}", "yellow"))
     common.emit(result, as_json, lambda r: common.console.print(
-        f"wrote {r.path} ({sum(1 for c in r.curves if c.points)} curves)"))
+        f"wrote {r.path} ({sum(1 for c in r.curves if c.points)} curves)", highlight=False, markup=False))
 
 
 def _num(value: object) -> str:

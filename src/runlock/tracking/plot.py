@@ -7,7 +7,8 @@ display needed); matplotlib is the optional ``plot`` extra.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runlock.errors import InvalidInput, NotFound
@@ -27,9 +28,10 @@ class Curve:
 class PlotResult:
     path: str
     curves: list[Curve]
+    warnings: list[str] = field(default_factory=list)   # keys no run logged, runs with no points
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "curves": [c.__dict__ for c in self.curves]}
+        return {"path": self.path, "curves": [c.__dict__ for c in self.curves], "warnings": self.warnings}
 
 
 def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: str | Path, *,
@@ -47,6 +49,7 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
         raise InvalidInput("Plotting needs matplotlib, which is not installed.",
                            hint="Install it with `pip install 'runlock[plot]'`.") from None
     recs = [records.get(store, r) for r in refs]
+    short = records.short_ids(store, [r.id for r in recs])
     fig = Figure(figsize=(7, 3.2 * len(keys)), layout="constrained")
     axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
     curves = []
@@ -60,7 +63,7 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
                 style = {"linewidth": 1.4} if not drawn else {
                     "linestyle": "none", "marker": _MARKERS[(len(drawn) - 1) % len(_MARKERS)],
                     "markersize": 4, "markevery": max(1, len(pts) // 60), "fillstyle": "none"}
-                ax.plot([p.step for p in pts], [p.value for p in pts], label=f"{rec.name} ({rec.id[-6:]})", **style)
+                ax.plot([p.step for p in pts], [p.value for p in pts], label=f"{rec.name} ({short[rec.id]})", **style)
                 values = {p.step: p.value for p in pts}
                 if drawn:
                     gap, same = _difference(drawn[0][1], values)
@@ -71,6 +74,11 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
                      for (name, _), c in zip(drawn[1:], [c for c in curves if c.key == key and c.identical is not None])]
             ax.text(0.99, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=8,
                     bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
+        empty = [rec for rec in recs if not any(c.run_id == rec.id and c.key == key and c.points for c in curves)]
+        if empty:
+            names = ", ".join(f"{r.name} ({short[r.id]})" for r in empty)
+            ax.text(0.01, 0.97 if drawn else 0.5, f"no points: {names}", transform=ax.transAxes, fontsize=8,
+                    va="top" if drawn else "center", color="firebrick")
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel(key)
@@ -78,7 +86,9 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower left")
     if not any(c.points for c in curves):
-        raise NotFound("metric", ", ".join(keys), hint="List a run's metrics with `runlock metrics RUN`.")
+        raise NotFound("metric", ", ".join(keys), hint=_suggest(store, recs, keys) +
+                       "List a run's metrics with `runlock metrics RUN`.")
+    warnings = _warnings(store, recs, keys, curves, short)
     if title:
         fig.suptitle(title)
     try:
@@ -86,7 +96,27 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
         FigureCanvasAgg(fig).print_png(str(out), metadata={"Software": None})
     except OSError as e:
         raise InvalidInput(f"Cannot write {out}: {e.strerror}.") from None
-    return PlotResult(str(out), curves)
+    return PlotResult(str(out), curves, warnings)
+
+
+def _warnings(store: Store, recs: list, keys: Sequence[str], curves: list[Curve], short: dict[str, str]) -> list[str]:
+    """What the picture leaves out: a key no run logged (an empty panel), runs without points."""
+    out = []
+    for key in keys:
+        missing = [r for r in recs if not any(c.run_id == r.id and c.key == key and c.points for c in curves)]
+        if len(missing) == len(recs):
+            out.append(f"no run logged {key!r}; its panel is empty. " + _suggest(store, recs, [key]).strip())
+        elif missing:
+            out.append(f"{key!r}: no points from " + ", ".join(f"{r.name} (run:{short[r.id]})" for r in missing))
+    return [w.strip() for w in out]
+
+
+def _suggest(store: Store, recs: list, keys: Sequence[str]) -> str:
+    known = sorted({s.key for r in recs for s in series.summarize(store, r.id)})
+    close = [m for k in keys for m in difflib.get_close_matches(k, known, n=1)]
+    if close:
+        return f"Did you mean {', '.join(map(repr, dict.fromkeys(close)))}? "
+    return f"The runs logged {', '.join(map(repr, known[:8]))}{' …' if len(known) > 8 else ''}. " if known else ""
 
 
 _MARKERS = ("o", "x", "s", "^", "+", "D")
