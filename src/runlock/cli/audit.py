@@ -76,15 +76,24 @@ def proof(
     ctx: typer.Context,
     entry: int = typer.Argument(..., help="Sequence number of the entry."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the proof here (default: stdout)."),
+    as_json: bool = typer.Option(False, "--json", help="The proof is JSON; with --output, print where it went "
+                                 "as JSON too."),
 ) -> None:
     """Write an inclusion proof of ENTRY against a signed checkpoint, checkable offline with
     `runlock audit check-proof FILE --key store.pub`."""
-    data = json.dumps(audit.proof(common.store(ctx), entry).to_dict(), indent=2, sort_keys=True) + "\n"
+    found = audit.proof(common.store(ctx), entry).to_dict()
+    data = json.dumps(found, indent=2, sort_keys=True) + "\n"
     if output is None:
         sys.stdout.write(data)
         return
-    output.write_text(data)
-    common.err_console.print(f"Wrote the inclusion proof of entry {entry} to {output}.")
+    try:
+        output.write_text(data)
+    except OSError as e:
+        raise InvalidInput(f"Cannot write the proof to {output}: {e.strerror}.") from None
+    if as_json:
+        common.print_json({"entry": entry, "output": str(output), "tree_size": found.get("tree_size")})
+    else:
+        common.err_console.print(f"Wrote the inclusion proof of entry {entry} to {output}.")
 
 
 @app.command("check-proof")
