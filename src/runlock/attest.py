@@ -11,12 +11,15 @@ Lines, one DSSE envelope a line, each signed with the store's Ed25519 key):
 2. an in-toto Statement v1 with the ``test-result`` predicate: the reproducibility checklist's
    result for the same subjects.
 
-``verify_attestation(path, key)`` needs no store and no network: it checks every signature
-(DSSE PAE), decodes the statements, and re-hashes the subjects it finds as local files.
-``gate_production`` decides whether a model version may become ``@production`` (a valid
-attestation of that exact model whose checklist passed) and records the decision in the audit
-log; ``audit.append`` refuses any move to production without such a record. An admin may
-override a failing gate with a reason, which is recorded too.
+``verify_attestation(path, key)`` (``runlock.dsse``) needs no store and no network: it checks
+every signature (DSSE PAE), decodes the statements, and re-hashes the files it names.
+``gate_production`` decides whether a model version may become ``@production``: its record and
+its run's must still match the audit log, ``runlock check`` (the repository's policy) must pass
+on it, every split it was trained on must have a passed leakage report, and the attestation must
+be of that exact version (``dsse.gate_reasons``) with a PASSED checklist. The decision is
+recorded in the audit log with the attestation itself kept as an object, so ``audit verify``
+re-checks it; ``audit.append`` refuses any move to production without such a record. An admin
+may override a failing gate with a reason, which is recorded too.
 """
 
 from __future__ import annotations
@@ -29,19 +32,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runlock import artifacts, audit, canonical, keys, refs, registry
-from runlock.errors import InvalidInput, IntegrityError, NotFound, RunlockError
-from runlock.hashing import digest_bytes, digest_file, is_digest
+from runlock.dsse import (EVAL_KINDS, MAX_BUNDLE_BYTES, PAYLOAD_TYPE, PROVENANCE, STATEMENT_TYPE, TEST_RESULT,  # noqa: F401
+                          AttestationCheck, check_envelopes, gate_reasons, open_envelope, pae, parse_bundle,
+                          read_bundle, sign, verify_attestation)
+from runlock.dsse import digest_set as _digest_set
+from runlock.errors import InvalidInput, NotFound, RunlockError
+from runlock.hashing import digest_bytes, is_digest
 from runlock.store import Store
 from runlock.tracking import lock as locks
 from runlock.tracking import records
-
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PROVENANCE = "https://slsa.dev/provenance/v1"
-TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
+from runlock.verify import checklist as policy_checklist
 BUILD_TYPE = "https://runlock.dev/training-run/v1"
 CHECKLIST_URI = "https://runlock.dev/checklist/lock/v1"
-EVAL_KINDS = ("evaluation", "eval", "report", "metrics")
 
 
 # -- the checklist interface -------------------------------------------------------------
@@ -103,6 +105,27 @@ def lock_checklist(store: Store, run: str) -> Checklist:
     return Checklist(rec.id, checks)
 
 
+def policy_result(store: Store, target: str, policy: policy_checklist.Policy | None = None) -> Checklist:
+    """The checklist an attestation carries: ``runlock check`` with the repository's policy (the
+    same rules as the production gate), plus what the record alone shows (finished, locked,
+    outputs intact)."""
+    report = policy_checklist.check(store, target, policy)
+    own = {c.name: c for c in lock_checklist(store, report.run_id).checks}
+    items = [CheckItem(r.rule, "pass" if r.passed else "fail", r.detail) for r in report.results]
+    items += [own[n] for n in ("run finished", "lock recorded", "outputs intact")]
+    return Checklist(report.run_id, tuple(items))
+
+
+def gate_policy(policy: policy_checklist.Policy | None = None) -> policy_checklist.Policy:
+    """The repository's policy (as ``runlock check`` loads it), with ``split-leakage`` always on:
+    no model trained on a split whose leakage report failed passes the gate."""
+    policy = policy or policy_checklist.load_policy()
+    if "split-leakage" in policy.rules:
+        return policy
+    rule = dict(policy_checklist.RULES["split-leakage"][1])
+    return policy_checklist.Policy(f"{policy.source} + split-leakage", {**policy.rules, "split-leakage": rule})
+
+
 def _artifact_problems(store: Store, art: artifacts.Artifact) -> list[str]:
     ids = [art.manifest or art.digest]
     if art.manifest:
@@ -144,11 +167,12 @@ def attest(store: Store, ref: str, output: str | Path, *, checklist: ChecklistRe
     """Sign provenance and checklist statements for a model version or a run, write the bundle."""
     model = _model(store, ref)
     rec = records.get(store, model.run_id if model else ref)
+    audit.require_sealed(store, *([model.ref] if model else []), f"run:{rec.id}")
     if not rec.recipe_id:
         raise InvalidInput(f"Run {rec.id} has no lock to attest.", hint="Attest a run started with runlock.")
     lock = locks.load(store, rec.recipe_id)
     subjects = _subjects(store, rec.id, model)
-    checklist = checklist if checklist is not None else lock_checklist(store, rec.id)
+    checklist = checklist if checklist is not None else policy_result(store, model.ref if model else rec.id)
     key = keys.ensure(store)
     lines = [sign(statement(subjects, PROVENANCE, provenance(store, rec, lock)), key),
              sign(statement(subjects, TEST_RESULT, test_result(checklist, rec.id)), key)]
@@ -184,13 +208,9 @@ def _subjects(store: Store, run_id: str, model: registry.ModelVersion | None) ->
             out += [{"name": f"{a.name}/{e['path']}", "digest": _digest_set(e["digest"])}
                     for e in artifacts.folder_entries(store, a)]
     if not out:
-        raise NotFound("artifact", f"of run {run_id}", hint="Log the model with run.log_artifact() first.")
+        raise InvalidInput(f"run:{run_id} has no artifacts, so there is nothing to attest.",
+                           hint="Log the model with run.log_artifact() first, or attest a run that has one.")
     return out
-
-
-def _digest_set(content_id: str) -> dict:
-    algo, hexd = content_id.split(":", 1)
-    return {algo: hexd}
 
 
 def statement(subjects: list[dict], predicate_type: str, predicate: dict) -> dict:
@@ -277,115 +297,6 @@ def _version() -> str:
         return "unknown"
 
 
-# -- DSSE --------------------------------------------------------------------------------
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: what the signature covers."""
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(t), t, len(payload), payload)
-
-
-def sign(stmt: dict, key: keys.SigningKey) -> dict:
-    """A DSSE envelope holding ``stmt``, signed with ``key``."""
-    payload = canonical.dumps(stmt)
-    return {"payload": base64.b64encode(payload).decode(), "payloadType": PAYLOAD_TYPE,
-            "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(key.sign(pae(PAYLOAD_TYPE, payload))).decode()}]}
-
-
-def open_envelope(env: dict, key: keys.PublicKey) -> dict:
-    """The statement inside a DSSE envelope, if ``key`` signed it; else IntegrityError."""
-    try:
-        payload = base64.b64decode(env["payload"], validate=True)
-        sigs = [base64.b64decode(s["sig"], validate=True) for s in env["signatures"]]
-        ptype = env["payloadType"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise IntegrityError(f"Not a DSSE envelope ({e}).") from None
-    if ptype != PAYLOAD_TYPE:
-        raise IntegrityError(f"Envelope payload type is {ptype!r}, not {PAYLOAD_TYPE!r}.")
-    if not any(key.verify(sig, pae(ptype, payload)) for sig in sigs):
-        raise IntegrityError("No signature in the envelope verifies with this key: it was altered, "
-                             "or signed by another store.", hint="Check that --key is this store's public key.")
-    try:
-        stmt = json.loads(payload)
-    except ValueError:
-        raise IntegrityError("The signed payload is not JSON.") from None
-    if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
-        raise IntegrityError("The signed payload is not an in-toto Statement v1.")
-    return stmt
-
-
-def read_bundle(path: str | Path) -> list[dict]:
-    """The envelopes of a bundle file: JSON Lines, or one JSON envelope."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InvalidInput(f"Cannot read {p}: {e.strerror}.") from e
-    try:
-        if text.lstrip().startswith("{") and "\n{" not in text.strip():
-            return [json.loads(text)]
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except ValueError as e:
-        raise InvalidInput(f"{p} is not an attestation (JSON or JSON Lines of DSSE envelopes): {e}.") from e
-
-
-@dataclass(frozen=True)
-class AttestationCheck:
-    ok: bool
-    statements: list[dict]
-    files: list[dict] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def predicate(self, predicate_type: str) -> dict | None:
-        return next((s["predicate"] for s in self.statements if s["predicateType"] == predicate_type), None)
-
-    def subjects(self, predicate_type: str) -> list[dict]:
-        return next((s["subject"] for s in self.statements if s["predicateType"] == predicate_type), [])
-
-    def to_dict(self) -> dict:
-        return {"ok": self.ok, "files": self.files, "problems": self.problems,
-                "statements": [{"predicateType": s["predicateType"], "subjects": len(s["subject"])}
-                               for s in self.statements]}
-
-
-def verify_attestation(path: str | Path, key: keys.PublicKey, *, root: str | Path | None = None) -> AttestationCheck:
-    """Check every envelope of a bundle with ``key`` and re-hash the subjects found under ``root``.
-
-    Needs no store and no network. With ``root`` None no file is re-hashed. A subject ``NAME/inner/path`` is looked for as
-    ``root/NAME/inner/path`` and then ``root/inner/path`` (a model downloaded into ``root``).
-    """
-    problems, statements = [], []
-    for i, env in enumerate(read_bundle(path), 1):
-        try:
-            statements.append(open_envelope(env, key))
-        except IntegrityError as e:
-            problems.append(f"envelope {i}: {e}")
-    files = _rehash(statements, Path(root)) if root is not None else []
-    problems += [f"{f['name']}: file {f['path']} has {f['actual']}, the attestation says {f['expected']}"
-                 for f in files if not f["ok"]]
-    if not statements and not problems:
-        problems.append("the file holds no envelope")
-    return AttestationCheck(not problems, statements, files, problems)
-
-
-def _rehash(statements: list[dict], root: Path) -> list[dict]:
-    seen, out = set(), []
-    for stmt in statements:
-        for s in stmt.get("subject", []):
-            want = s.get("digest", {}).get("sha256")
-            name = str(s.get("name", ""))
-            if not want or name in seen or name.startswith(("model:", "run:")):
-                continue
-            seen.add(name)
-            parts = Path(name).parts
-            for cand in (root / name, root.joinpath(*parts[1:]) if len(parts) > 1 else None):
-                if cand is not None and cand.is_file():
-                    actual, _ = digest_file(cand)
-                    out.append({"name": name, "path": str(cand), "expected": f"sha256:{want}",
-                                "actual": actual, "ok": actual == f"sha256:{want}"})
-                    break
-    return out
-
-
 # -- the production gate -----------------------------------------------------------------
 @dataclass(frozen=True)
 class GateResult:
@@ -405,35 +316,37 @@ class GateResult:
 
 
 def gate_production(store: Store, model_ref: str, attestation: str | Path, *,
-                    key: keys.PublicKey | None = None, override_reason: str | None = None) -> GateResult:
-    """May ``model_ref`` become @production? It needs an attestation of that exact model, signed
-    by this store's key (or ``key``), whose checklist PASSED. The decision is audited
-    (``gate.pass``, or ``gate.override`` by an admin with a reason); nothing is written on a
-    plain failure. Then ``registry.set_alias(..., "production")`` is allowed."""
+                    key: keys.PublicKey | None = None, override_reason: str | None = None,
+                    policy: policy_checklist.Policy | None = None) -> GateResult:
+    """May ``model_ref`` become @production? Its record and its run's must match the audit log
+    (else IntegrityError), ``runlock check`` with the repository's policy must pass on it (with
+    ``split-leakage`` always on), and the attestation must be of that exact version, signed by
+    this store's key (or ``key``), with a PASSED checklist. The decision is audited
+    (``gate.pass``, or ``gate.override`` by an admin with a reason) with the attestation kept as
+    an object; nothing is written on a plain failure. Then ``registry.set_alias(...,
+    "production")`` is allowed."""
     mv = registry.resolve(store, model_ref)
+    audit.require_sealed(store, mv.ref, f"run:{mv.run_id}")
     key = key or keys.public_key(store)
-    reasons = gate_reasons(verify_attestation(attestation, key), mv.digest)
+    data = _read(attestation)
+    reasons = gate_reasons(check_envelopes(parse_bundle(data, str(attestation)), key), mv.ref, mv.digest, mv.run_id)
+    report = policy_checklist.check(store, mv.ref, gate_policy(policy))
+    reasons += [f"runlock check: {r.rule} failed ({r.detail})" for r in report.results if not r.passed]
     if reasons and not (override_reason and override_reason.strip()):
         return GateResult(mv.ref, mv.digest, False, False, reasons, None)
     action = "gate.override" if reasons else "gate.pass"
-    details = {"run": mv.run_id, "attestation": digest_file(attestation)[0], "key_id": key.keyid,
-               "failures": reasons, "reason": (override_reason or "").strip() or None}
+    details = {"run": mv.run_id, "attestation": store.objects.put_bytes(data), "key_id": key.keyid,
+               "policy": report.policy, "failures": reasons, "reason": (override_reason or "").strip() or None}
     seq = store.db.run_write(lambda conn: audit.append(conn, store.actor, action, mv.ref, after=mv.digest,
                                                        details=details))
     return GateResult(mv.ref, mv.digest, not reasons, bool(reasons), reasons, seq)
 
 
-def gate_reasons(check: AttestationCheck, model_digest: str) -> list[str]:
-    """Why an attestation does not let this model through the gate (empty: it does)."""
-    reasons = list(check.problems)
-    want = _digest_set(model_digest)
-    for ptype, what in ((PROVENANCE, "provenance"), (TEST_RESULT, "checklist result")):
-        if check.predicate(ptype) is None:
-            reasons.append(f"the attestation has no {what} statement")
-        elif not any(s.get("digest") == want for s in check.subjects(ptype)):
-            reasons.append(f"the {what} statement is about another model (no subject {model_digest})")
-    result = (check.predicate(TEST_RESULT) or {}).get("result")
-    if result is not None and result != "PASSED":
-        failed = ", ".join((check.predicate(TEST_RESULT) or {}).get("failedTests") or []) or "see warnings"
-        reasons.append(f"the reproducibility checklist result is {result} ({failed})")
-    return reasons
+def _read(path: str | Path) -> bytes:
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_BUNDLE_BYTES:
+            raise InvalidInput(f"{p} is larger than an attestation can be.")
+        return p.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"Cannot read the attestation {p}: {e.strerror}.") from e

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runlock import authz, canonical, keys, merkle
+from runlock import authz, canonical, dsse, keys, merkle, sealed
 from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound, StoreError
 from runlock.hashing import digest_bytes
 from runlock.store import Store
@@ -110,6 +111,11 @@ def append(conn: Connection, actor: str, action: str, target: str, *, before: st
     its sequence number. Raises PermissionDenied (and writes nothing) when the actor may not."""
     details = canonical.normalize(details or {})
     authz.require(conn, actor, action, target, details)
+    kind = sealed.kind_of(action, target)
+    if kind is not None and "state" not in details:
+        state = sealed.state_at_seal(conn, kind, target, actor, details)
+        if state is not None:
+            details = {**details, "state": state}
     if action == "model.alias" and authz.touches_production(action, target, details):
         subject = gate_subject(target, details)
         if subject is not None:
@@ -236,6 +242,7 @@ def _record_checkpoint(conn: Connection, tree_size: int) -> None:
 def checkpoint(store: Store) -> Checkpoint:
     """Record and sign a checkpoint at the log's current size (on demand)."""
     def write(conn: Connection) -> int:
+        authz.require(conn, store.actor, "audit.checkpoint", "audit")
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("LOCK TABLE audit_log IN EXCLUSIVE MODE")
         n = size(conn)
@@ -255,16 +262,20 @@ def checkpoint(store: Store) -> Checkpoint:
 def sign_pending(store: Store, *, create_key: bool = False) -> int:
     """Sign every unsigned checkpoint with the store's key; return how many were signed.
 
-    Without the key (another account's store, or none yet and ``create_key`` false) it does
-    nothing: the checkpoints stay recorded, and are signed by the next process that has the key.
+    Without the key (another account's store, another client's key, or none yet and
+    ``create_key`` false), or when the actor may not checkpoint (a viewer), it does nothing: the
+    checkpoints stay recorded, and are signed by the next process that may. A checkpoint is
+    signed only when the entries since the last signed checkpoint give its root, so a log
+    rewritten together with its unsigned checkpoints is never signed.
     """
     with store.db.read() as conn:
         pending = conn.execute(sa.select(audit_checkpoints).where(audit_checkpoints.c.signature.is_(None))
                                .order_by(audit_checkpoints.c.tree_size)).all()
-    if not pending:
+        may = authz.allowed(conn, store.actor, "audit.checkpoint", "audit")
+    if not pending or not may:
         return 0
     try:
-        key = keys.ensure(store) if create_key else keys.load(store)
+        key = keys.ensure(store) if create_key else keys.signer(store)
     except StoreError:
         return 0
     if key is None:
@@ -272,6 +283,8 @@ def sign_pending(store: Store, *, create_key: bool = False) -> int:
     sid = _store_id(store)
     signed = []
     for r in pending:
+        if not _extends_signed(store, r.tree_size, r.root_hash, key.public):
+            continue
         cp = Checkpoint(r.tree_size, r.root_hash, r.time, key.keyid, None, utcnow(), sid)
         cp = Checkpoint(**{**cp.to_dict(), "signature": base64.b64encode(key.sign(cp.message())).decode()})
         if store.db.run_write(lambda conn, cp=cp: conn.execute(
@@ -281,6 +294,34 @@ def sign_pending(store: Store, *, create_key: bool = False) -> int:
             signed.append(cp)
     _mirror(store, signed)
     return len(signed)
+
+
+def _extends_signed(store: Store, tree_size: int, root_hash: str, key: keys.PublicKey) -> bool:
+    """Do the entries after the last validly signed checkpoint below ``tree_size`` lead from its
+    root to ``root_hash``? (From the empty tree when nothing below is signed.)"""
+    signed = [c for c in [*checkpoints(store), *mirrored_checkpoints(store)]
+              if c.tree_size < tree_size and c.signature_ok(key)]
+    base = max(signed, key=lambda c: c.tree_size, default=None)
+    with store.db.read() as conn:
+        frontier: merkle.Frontier = []
+        if base is not None:
+            row = conn.execute(sa.select(audit_checkpoints.c.frontier)
+                               .where(audit_checkpoints.c.tree_size == base.tree_size)).first()
+            if row is None:
+                return False
+            frontier = merkle.frontier_from_json(row.frontier)
+            if _hex_id(merkle.frontier_root(frontier)) != base.root_hash:
+                return False
+        prev = None
+        leaves = []
+        for r in iter_rows(conn, base.tree_size if base else 0, tree_size):
+            if entry_hash(dict(r._mapping)) != r.entry_hash or (prev is not None and r.prev_hash != prev):
+                return False
+            prev = r.entry_hash
+            leaves.append(merkle.leaf_hash(body_bytes(r)))
+    if len(leaves) != tree_size - (base.tree_size if base else 0):
+        return False
+    return _hex_id(merkle.frontier_root(merkle.extend(frontier, leaves))) == root_hash
 
 
 def checkpoints(store: Store) -> list[Checkpoint]:
@@ -315,8 +356,11 @@ def _mirror(store: Store, signed: list[Checkpoint]) -> None:
         return
     path = mirror_path(store)
     try:
-        path.parent.mkdir(exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
+        if not path.parent.is_dir():
+            store.modes.make_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, store.modes.file)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             for cp in signed:
                 f.write(json.dumps(cp.to_dict(), sort_keys=True) + "\n")
     except OSError as e:
@@ -372,22 +416,39 @@ MAX_PROBLEMS = 50
 REORDER_WINDOW = 256
 
 
-def verify(store: Store, *, key: keys.PublicKey | None = None,
+def verify(store: Store, *, key: keys.PublicKey | None = None, deep: bool = False,
            progress: Callable[[int], None] | None = None) -> VerifyReport:
     """Recompute the chain and the Merkle tree, and check every checkpoint against them.
 
-    ``key`` is the public key to trust (default: the store's own, from ``.runlock/keys``).
-    Finds: an altered entry, a removed one, two swapped, entries cut off the end (against a
-    checkpoint), history rewritten with a recomputed chain (against a signed checkpoint), and
-    a checkpoint altered or signed by another key.
+    ``key`` is the public key to trust (default: the one the store records, else its local
+    key). Finds: an altered entry, a removed one, two swapped, entries cut off the end (against
+    a checkpoint), history rewritten with a recomputed chain (against a signed checkpoint), a
+    checkpoint altered or signed by another key, a required checkpoint (one every
+    ``CHECKPOINT_EVERY`` entries) missing or unsigned, and a ``gate.pass`` whose attestation does
+    not verify for its version. ``deep`` also recomputes every sealed record's state
+    (``runlock.sealed``) and names each one that differs from its audit entry.
     """
-    if key is None:
-        own = keys.load(store)
-        key = own.public if own else None
     problems: list[Problem] = []
+    if key is None:
+        key = keys.trusted(store)
+        own = keys.load(store)
+        if own is not None and key is not None and own.keyid != key.keyid:
+            problems.append(Problem(None, "checkpoint", f"The local signing key {own.keyid} is not the key the "
+                                                        f"database records ({key.keyid})."))
     cps = _all_checkpoints(store, key, problems)
     with store.db.read() as conn:
         n, frontier, roots = _walk(conn, set(cps), problems, progress)
+        problems += gate_problems(store, conn, key)
+        if deep:
+            problems += sealed_problems(conn)
+    for m in range(CHECKPOINT_EVERY, n + 1, CHECKPOINT_EVERY):
+        cp = cps.get(m)
+        if cp is None:
+            problems.append(Problem(m, "checkpoint", f"Checkpoint {m} is missing from the database and the mirror: "
+                                                     "checkpoints were deleted (the log may have been rewritten)."))
+        elif not cp.signature:
+            problems.append(Problem(m, "unsigned", f"Checkpoint {m} is not signed; sign it where the store's key "
+                                                   "is kept (`runlock audit checkpoint`)."))
     beyond = [s for s in sorted(cps) if s > n]
     if beyond:
         problems.append(Problem(n + 1, "truncated",
@@ -404,6 +465,73 @@ def verify(store: Store, *, key: keys.PublicKey | None = None,
     signed = sum(1 for cp in cps.values() if key is not None and cp.signature_ok(key))
     return VerifyReport(n, _hex_id(merkle.frontier_root(frontier)), len(cps), signed,
                         key.keyid if key else None, _first_per_seq(problems))
+
+
+def sealed_problems(conn: Connection) -> list[Problem]:
+    """Every sealed record whose state no longer matches the digest its audit entry recorded."""
+    latest: dict[tuple, tuple[int, str, str, str]] = {}
+    q = sa.select(audit_log.c.seq, audit_log.c.action, audit_log.c.target, audit_log.c.details).where(
+        sa.or_(audit_log.c.action.in_((*sealed.RUN_ACTIONS, "model.register", "model.alias", "snapshot.create")),
+               audit_log.c.action.like("split.%"))).order_by(audit_log.c.seq)
+    for r in conn.execute(q.execution_options(yield_per=5000)):
+        kind = sealed.kind_of(r.action, r.target)
+        want = (r.details or {}).get("state") if isinstance(r.details, dict) else None
+        if kind is None or not want:
+            continue
+        latest[(kind, r.seq) if kind == "alias" else (kind, r.target)] = (r.seq, kind, r.target, want)
+    out = []
+    for seq, kind, target, want in latest.values():
+        now = sealed.state(conn, kind, target, seq)
+        if now != want:
+            what = f"alias move of {target} (entry {seq})" if kind == "alias" else target
+            how = "is gone" if now is None else "changed"
+            out.append(Problem(None, "sealed", f"{what} {how} since it was sealed in audit entry {seq}."))
+    out += [Problem(None, "sealed", m) for m in sealed.alias_positions(conn)]
+    return out
+
+
+def gate_problems(store: Store, conn: Connection, key: keys.PublicKey | None) -> list[Problem]:
+    """Every ``gate.pass`` whose attestation (kept as an object) is missing or does not let that
+    exact version through the gate (``dsse.gate_reasons``) under ``key``."""
+    out = []
+    for r in conn.execute(sa.select(audit_log).where(audit_log.c.action == "gate.pass").order_by(audit_log.c.seq)):
+        details = r.details if isinstance(r.details, dict) else {}
+        oid = details.get("attestation")
+        where = f"gate.pass entry {r.seq} for {r.target}"
+        if not isinstance(oid, str) or not r.after:
+            out.append(Problem(None, "gate", f"{where} names no attestation."))
+            continue
+        try:
+            envelopes = dsse.parse_bundle(store.objects.get_bytes(oid), oid)
+        except (NotFound, IntegrityError, InvalidInput) as e:
+            out.append(Problem(None, "gate", f"{where}: its attestation {oid} cannot be read ({e})."))
+            continue
+        if key is None:
+            out.append(Problem(None, "gate", f"{where}: no key to check its attestation with."))
+            continue
+        reasons = dsse.gate_reasons(dsse.check_envelopes(envelopes, key), r.target, r.after, details.get("run"))
+        if reasons:
+            out.append(Problem(None, "gate", f"{where}: its attestation does not pass for that version: {reasons[0]}."))
+    return out
+
+
+def require_sealed(store: Store, *targets: str) -> None:
+    """Raise IntegrityError naming the first of ``targets`` (run:ID, model:NAME@vN, ds:…,
+    split:…) whose state differs from what its sealing audit entry recorded."""
+    with store.db.read() as conn:
+        for target in targets:
+            rows = conn.execute(sa.select(audit_log.c.seq, audit_log.c.action, audit_log.c.details)
+                                .where(audit_log.c.target == target).order_by(audit_log.c.seq.desc())).all()
+            found = next(((r.seq, k, r.details["state"]) for r in rows if (k := sealed.kind_of(r.action, target))
+                          and k != "alias" and isinstance(r.details, dict) and r.details.get("state")), None)
+            if found is None:
+                continue
+            seq, kind, want = found
+            if sealed.state(conn, kind, target, seq) != want:
+                raise IntegrityError(f"{target} changed since it was sealed (audit entry {seq}): its record in the "
+                                     "database no longer matches the audit log; refusing to use it.",
+                                     hint="Run `runlock audit verify --deep` to list every changed record, and "
+                                          "restore the database from a backup.")
 
 
 def _all_checkpoints(store: Store, key: keys.PublicKey | None, problems: list[Problem]) -> dict[int, Checkpoint]:

@@ -16,7 +16,9 @@ Minimum role per action (``noun.*`` covers every verb of that noun)::
 
 Scope: a grant is per project, or ``*`` for every project and for global data (snapshots and
 splits belong to no project). The project of an action is ``details["project"]``, else the
-project of the run it names (``run:ID`` target or ``details["run"]``), else ``*``.
+project of the run it names (``run:ID`` target or ``details["run"]``), else, for a model version,
+the project of the run that produced it (a model belongs to its run's project), else ``*``.
+Signing audit checkpoints (``audit.checkpoint``) needs an editor on ``*``: a viewer cannot.
 The store's owner (the OS user who created it) is an admin everywhere; ``runlock`` (the system
 actor) may only mark dead runs as crashed.
 """
@@ -27,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runlock.errors import PermissionDenied
-from runlock.store.schema import METADATA, NAME, TIME, runs, store_info
+from runlock.store.schema import METADATA, NAME, TIME, refs, runs, store_info
 
 ROLES = ("viewer", "editor", "maintainer", "admin")
 RANK = {r: i for i, r in enumerate(ROLES)}
@@ -37,7 +39,7 @@ SYSTEM_ACTOR = "runlock"
 SYSTEM_ACTIONS = frozenset({"run.crashed"})
 
 RULES = {
-    "model.read": "viewer", "audit.*": "viewer",
+    "model.read": "viewer", "audit.*": "viewer", "audit.checkpoint": "editor",
     "run.*": "editor", "snapshot.*": "editor", "split.*": "editor", "artifact.*": "editor",
     "dataset.*": "editor", "evaluation.*": "editor", "lineage.*": "editor",
     "model.register": "maintainer", "model.alias": "maintainer", "model.unalias": "maintainer",
@@ -93,11 +95,23 @@ def project_of(conn: Connection, target: str, details: dict) -> str:
     if isinstance(details.get("project"), str):
         return details["project"]
     run_id = target[4:] if target.startswith("run:") else details.get("run")
+    if run_id is None and target.startswith("model:"):
+        run_id = _model_run(conn, target)
     if isinstance(run_id, str):
         found = conn.execute(sa.select(runs.c.project).where(runs.c.id == run_id)).scalar()
         if found:
             return found
     return ALL_PROJECTS
+
+
+def _model_run(conn: Connection, target: str) -> str | None:
+    """The run that produced ``model:NAME@vN``: a model belongs to its run's project."""
+    name, _, tag = target[6:].partition("@")
+    if not (tag.startswith("v") and tag[1:].isdigit()):
+        return None
+    meta = conn.execute(sa.select(refs.c.meta).where(refs.c.namespace == "model", refs.c.name == name,
+                                                     refs.c.version == int(tag[1:]))).scalar()
+    return (meta or {}).get("run") if isinstance(meta, dict) else None
 
 
 def store_owner(conn: Connection) -> str | None:

@@ -6,10 +6,13 @@ Layout::
       store.ed25519   private key, PEM (PKCS#8), readable by its owner only (0600)
       store.pub       public key, PEM (SubjectPublicKeyInfo): hand this out to verifiers
 
-The key lives in files beside the store, never in the metadata database, so someone who can
-rewrite the database still cannot forge a checkpoint or an attestation. It is created the first
-time the store needs to sign (``ensure``), atomically, so two processes never make two keys.
-A key id is ``sha256:`` over the 32 raw public-key bytes.
+The private key lives in files beside the store, never in the metadata database, so someone
+who can rewrite the database still cannot forge a checkpoint or an attestation. ``runlock init``
+creates it (``setup``), atomically, so two processes never make two keys, and records its id and
+public key in the database (``store_info``: ``signing_key_id``, ``signing_public_key``). A second
+client of the same PostgreSQL database (another machine's ``.runlock``) then finds the key
+recorded and does not mint its own: it verifies with the recorded public key, and signs only with
+a copy of the private key. A key id is ``sha256:`` over the 32 raw public-key bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -25,11 +30,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from runlock.errors import InvalidInput, StoreError
 from runlock.hashing import digest_bytes
 from runlock.store import Store
+from runlock.store.perms import KEY_DIR_MODE, KEY_MODE
+from runlock.store.schema import store_info
 
 PRIVATE_FILE = "store.ed25519"
 PUBLIC_FILE = "store.pub"
+KEY_ID_INFO = "signing_key_id"
+PUBLIC_INFO = "signing_public_key"
 
-__all__ = ["PublicKey", "SigningKey", "ensure", "load", "public_key", "load_public", "export_public"]
+__all__ = ["PublicKey", "SigningKey", "ensure", "load", "public_key", "load_public", "export_public",
+           "recorded", "setup", "signer", "trusted"]
 
 
 @dataclass(frozen=True)
@@ -92,19 +102,109 @@ def load(store: Store) -> SigningKey | None:
     return SigningKey(key)
 
 
+def recorded(store: Store) -> PublicKey | None:
+    """The public key the database records as the store's signing key (None: none recorded yet)."""
+    with store.db.read() as conn:
+        rows = dict(conn.execute(sa.select(store_info.c.key, store_info.c.value)
+                                 .where(store_info.c.key.in_((KEY_ID_INFO, PUBLIC_INFO)))).all())
+    if KEY_ID_INFO not in rows:
+        return None
+    try:
+        pub = serialization.load_pem_public_key(rows.get(PUBLIC_INFO, "").encode())
+    except ValueError:
+        pub = None
+    if not isinstance(pub, Ed25519PublicKey) or PublicKey(pub).keyid != rows[KEY_ID_INFO]:
+        raise StoreError(f"The database records signing key {rows[KEY_ID_INFO]}, but not its matching public key.",
+                         hint="The store_info table was altered; restore it from a backup.")
+    return PublicKey(pub)
+
+
+def _record(store: Store, pub: PublicKey) -> PublicKey:
+    """Record ``pub`` as the store's signing key unless one is recorded; return the recorded one."""
+    def write(conn: sa.Connection) -> None:
+        have = conn.execute(sa.select(store_info.c.value).where(store_info.c.key == KEY_ID_INFO)).scalar()
+        if have is None:
+            conn.execute(store_info.insert(), [{"key": KEY_ID_INFO, "value": pub.keyid},
+                                               {"key": PUBLIC_INFO, "value": pub.pem().decode()}])
+
+    try:
+        store.db.run_write(write)
+    except sa.exc.IntegrityError:
+        pass                        # another client recorded its key at the same instant
+    found = recorded(store)
+    assert found is not None
+    return found
+
+
+def setup(store: Store) -> PublicKey:
+    """At ``runlock init``: the store's key. Mint one only when the database records none; a
+    client that finds another client's key recorded keeps its public key in ``keys/store.pub``."""
+    rec = recorded(store)
+    if rec is not None and load(store) is None:
+        _write_public(_own_keys_dir(store) / PUBLIC_FILE, rec, store.modes.file)
+        return rec
+    return ensure(store).public
+
+
 def ensure(store: Store) -> SigningKey:
-    """The store's private key, created on first use (atomically: the first writer wins)."""
+    """The store's private key, created on first use (atomically: the first writer wins) and
+    recorded in the database. Raises StoreError where this client may not sign: the database
+    records a key of which it holds no copy, or another one."""
+    rec = recorded(store)
     existing = load(store)
-    if existing is not None:
-        return existing
+    if existing is None and rec is not None:
+        raise StoreError(f"This store signs with key {rec.keyid}, which is kept by the client that created it; "
+                         f"{keys_dir(store)} holds no copy.",
+                         hint="Sign (audit checkpoint, attest) from that client, or copy its "
+                              ".runlock/keys/store.ed25519 here with mode 0600.")
+    signing = existing if existing is not None else _mint(store)
+    rec = rec or _record(store, signing.public)
+    if rec.keyid != signing.keyid:
+        raise StoreError(f"{keys_dir(store) / PRIVATE_FILE} is key {signing.keyid}, but the database records "
+                         f"{rec.keyid} as the store's signing key.",
+                         hint="Copy the recorded key from the client that created the store, or move this one away.")
+    return signing
+
+
+def signer(store: Store) -> SigningKey | None:
+    """The key this process may sign with: the recorded key, if it holds a copy (never mints)."""
+    try:
+        own = load(store)
+        rec = recorded(store)
+    except StoreError:
+        return None
+    if own is None or (rec is not None and rec.keyid != own.keyid):
+        return None
+    return own
+
+
+def trusted(store: Store) -> PublicKey | None:
+    """The key to verify this store's signatures with: the recorded one, else the local one."""
+    rec = recorded(store)
+    if rec is not None:
+        return rec
+    own = load(store)
+    return own.public if own else None
+
+
+def _own_keys_dir(store: Store) -> Path:
+    folder = keys_dir(store)
+    if not folder.is_dir():
+        folder.mkdir(mode=KEY_DIR_MODE, exist_ok=True)
+    os.chmod(folder, KEY_DIR_MODE)
+    return folder
+
+
+def _mint(store: Store) -> SigningKey:
     folder = keys_dir(store)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     try:
-        folder.mkdir(mode=0o700, exist_ok=True)
+        _own_keys_dir(store)
         tmp = folder / f".{PRIVATE_FILE}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, KEY_MODE)
+        os.fchmod(fd, KEY_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
             f.flush()
@@ -120,13 +220,13 @@ def ensure(store: Store) -> SigningKey:
                          hint="Make the store folder writable, or sign from the account that owns it.") from e
     signing = load(store)
     assert signing is not None
-    _write_public(folder / PUBLIC_FILE, signing.public)
+    _write_public(folder / PUBLIC_FILE, signing.public, store.modes.file)
     return signing
 
 
 def public_key(store: Store) -> PublicKey:
-    """The store's public key (creating the key pair if the store has none yet)."""
-    return ensure(store).public
+    """The store's public key: the recorded one (creating the key pair if the store has none)."""
+    return recorded(store) or ensure(store).public
 
 
 def export_public(store: Store, path: str | Path) -> PublicKey:
@@ -154,10 +254,13 @@ def load_public(path: str | Path) -> PublicKey:
     return PublicKey(key)
 
 
-def _write_public(path: Path, pub: PublicKey) -> None:
+def _write_public(path: Path, pub: PublicKey, mode: int = 0o644) -> None:
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(pub.pem())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pub.pem())
         os.replace(tmp, path)
     except OSError as e:
         raise InvalidInput(f"Cannot write the public key to {path}: {e.strerror}.") from e

@@ -26,8 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runlock import artifacts, audit, canonical, lineage, refs
-from runlock.errors import Conflict, InvalidInput, NotFound
+from runlock import artifacts, audit, authz, canonical, lineage, refs
+from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from runlock.store import Store
 from runlock.store.schema import METADATA, NAME, TIME, runs, utcnow
 from runlock.store.schema import refs as refs_table
@@ -223,12 +223,18 @@ def get(store: Store, text: str, dest: str | Path, *, force: bool = False,
         on_progress: artifacts.ProgressFn | None = None) -> artifacts.Download:
     """Download the exact bytes of a model version to ``dest`` (verified), recording the read."""
     mv = resolve(store, text)
+    with store.db.read() as conn:       # allowed? checked before anything is written to dest
+        authz.require(conn, store.actor, "model.read", mv.ref, {"run": mv.run_id})
+    audit.require_sealed(store, mv.ref, f"run:{mv.run_id}")
     art = _artifact_of(store, mv)
+    if art.digest != mv.digest:
+        raise IntegrityError(f"{mv.ref} is registered as {mv.digest}, but its artifact holds {art.digest}.",
+                             hint="Run `runlock audit verify --deep` to see what changed.")
     result = artifacts.download(store, art, dest, force=force, on_progress=on_progress)
 
     def write(conn: Connection) -> None:
         audit.append(conn, store.actor, "model.read", mv.ref, after=mv.digest,
-                     details={"as": text, "dest": result.dest})
+                     details={"as": text, "dest": result.dest, "run": mv.run_id})
 
     store.db.run_write(write)
     return artifacts.Download(mv.ref, mv.digest, result.dest, result.files, result.size)
@@ -274,7 +280,8 @@ def _move(store: Store, name: str, alias: str, version: int | None, target: str 
             gate(conn, move)
         seq = audit.append(conn, store.actor, "model.alias", f"model:{name}@{alias}",
                            before=_target(conn, name, before), after=target,
-                           details={"from": _v(before), "to": _v(version), "reason": move.reason})
+                           details={"from": _v(before), "to": _v(version), "reason": move.reason,
+                                    "run": _run_of(conn, name, version if version is not None else before)})
         move = AliasMove(name, alias, before, version, move.at, move.actor, move.reason, seq, target)
         conn.execute(model_alias_moves.insert().values(
             audit_seq=seq, name=name, alias=alias, from_version=before, to_version=version, at=move.at,
@@ -346,6 +353,15 @@ def _target(conn: Connection, name: str, version: int | None) -> str | None:
         return None
     return conn.execute(sa.select(refs_table.c.target).where(
         refs_table.c.namespace == "model", refs_table.c.name == name, refs_table.c.version == version)).scalar()
+
+
+def _run_of(conn: Connection, name: str, version: int | None) -> str | None:
+    """The run that produced ``model:NAME@vVERSION``: its project is the model's project."""
+    if version is None:
+        return None
+    meta = conn.execute(sa.select(refs_table.c.meta).where(
+        refs_table.c.namespace == "model", refs_table.c.name == name, refs_table.c.version == version)).scalar()
+    return (meta or {}).get("run")
 
 
 def _targets(conn: Connection, name: str) -> dict[int, str]:

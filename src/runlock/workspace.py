@@ -33,10 +33,11 @@ def open_store(path: str | Path | None = None, *, token: str | None = None) -> S
     return store
 
 
-def init(path: str | Path = ".", *, database: str | None = None, objects: str | None = None) -> Store:
-    """Create (or upgrade) a store in ``path`` and open it."""
-    store = init_store(path, database=database, objects=objects)
-    keys.ensure(store)
+def init(path: str | Path = ".", *, database: str | None = None, objects: str | None = None,
+         shared: bool = False) -> Store:
+    """Create (or upgrade) a store in ``path`` and open it (``shared``: group-writable)."""
+    store = init_store(path, database=database, objects=objects, shared=shared)
+    keys.setup(store)
     _after_open(store)
     return store
 

@@ -16,6 +16,13 @@ from runlock.data import create_snapshot
 from runlock.store import Store
 
 
+# The world's policy: what `runlock check` (and so the production gate) asks of it. A rerun
+# ("verified") and test metrics are left out; tests that need them write their own.
+POLICY = """[check]
+rules = ["code-committed", "inputs-pinned", "split-leakage", "environment-complete"]
+"""
+
+
 def git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=cwd,
                    check=True, capture_output=True)
@@ -41,10 +48,11 @@ def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Sto
         repo = tmp_path / f"repo-{store.db.url.split(':', 1)[0]}"
         repo.mkdir()
         (repo / "train.py").write_text("print('train')\n")
+        (repo / "runlock-policy.toml").write_text(POLICY)
         (repo / "data").mkdir()
         (repo / "data" / "rows.jsonl").write_text('{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n')
         git(repo, "init", "-q")
-        git(repo, "add", "train.py")
+        git(repo, "add", "train.py", "runlock-policy.toml")
         git(repo, "commit", "-q", "-m", "init")
         monkeypatch.chdir(repo)
         snap = create_snapshot(store, repo / "data", name="rows")

@@ -106,7 +106,7 @@ def test_production_needs_the_gate_and_the_gate_is_audited(store: Store, make_wo
     attest.attest(store, w.model.ref, bad, checklist=FakeChecklist(
         False, [{"name": "rerun matches", "status": "fail"}, {"name": "seed recorded", "ok": True}]))
     refused = attest.gate_production(store, w.model.ref, bad)
-    assert not refused.allowed and "FAILED (rerun matches)" in refused.reasons[-1]
+    assert not refused.allowed and "FAILED (failed: rerun matches)" in refused.reasons[-1]
     assert audit.log(store, action="gate.*") == []
     good = tmp_path / "good.jsonl"
     attest.attest(store, w.model.ref, good)

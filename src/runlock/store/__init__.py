@@ -7,16 +7,21 @@ Layout of a local store::
       runlock.db      SQLite metadata (WAL)
       objects/        content-addressed objects, ab/cdef…
 
+Nothing in it is world-readable (``store/perms.py``): files 0640, folders 0750, or group-writable
+with ``shared = true`` (``runlock init --shared``). A PostgreSQL password is never written to
+``config.toml``: ``init_store`` refuses a URL that holds one, and the driver (libpq) finds it in
+``PGPASSWORD``, ``~/.pgpass`` or a service file.
+
 ``init_store`` creates one and migrates its schema; ``Store.open`` only reads the configuration,
 so opening never changes anything. ``migrate`` is the one function that changes the schema.
 """
 
 from __future__ import annotations
 
-import getpass
 import ast
 import importlib
 import os
+import pwd
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,7 @@ from ulid import ULID
 from runlock.errors import InvalidInput, StoreError, StoreNotFound
 from runlock.store.db import Database
 from runlock.store.objects import LocalObjectStore, ObjectStore
+from runlock.store.perms import Modes
 from runlock.store.schema import METADATA, store_info, utcnow
 
 DIRNAME = ".runlock"
@@ -37,10 +43,12 @@ __all__ = ["Store", "init_store", "locate", "migrate", "local_user", "DIRNAME", 
 
 
 def local_user() -> str:
+    """The OS account of the effective uid: never ``$USER`` or ``$LOGNAME``, which anyone can set."""
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid-{os.getuid()}"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
 
 
 @dataclass
@@ -60,6 +68,10 @@ class Store:
         if check_schema:
             store.check_schema()
         return store
+
+    @property
+    def modes(self) -> Modes:
+        return Modes(shared=bool(self.settings.get("shared")))
 
     def info(self) -> dict[str, str]:
         with self.db.read() as conn:
@@ -94,8 +106,12 @@ def locate(path: str | Path | None = None) -> Path:
     raise StoreNotFound(str(start))
 
 
-def init_store(path: str | Path = ".", *, database: str | None = None, objects: str | None = None) -> Store:
-    """Create ``PATH/.runlock`` (or reuse an existing one) and bring its schema up to date."""
+def init_store(path: str | Path = ".", *, database: str | None = None, objects: str | None = None,
+               shared: bool = False) -> Store:
+    """Create ``PATH/.runlock`` (or reuse an existing one) and bring its schema up to date.
+
+    ``shared`` makes the store group-writable (files 0660, folders 2770) for several accounts of
+    the store folder's group; it is recorded in ``config.toml`` and kept from then on."""
     base = Path(path).expanduser().resolve()
     if not base.is_dir():
         raise InvalidInput(f"{base} is not a directory.", hint="Create it first, or pick another path.")
@@ -103,26 +119,74 @@ def init_store(path: str | Path = ".", *, database: str | None = None, objects: 
     if database is not None and not database.startswith(("sqlite", "postgresql")):
         raise InvalidInput(f"Unsupported database URL {database!r}.",
                            hint="Use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB.")
+    if database is not None:
+        refuse_inline_password(database)
     if objects is not None and not objects.startswith("s3://"):
         raise InvalidInput(f"Unsupported object location {objects!r}.", hint="Use s3://BUCKET/PREFIX, or omit it "
                            "for the local objects/ folder.")
     config = root / "config.toml"
-    if not config.exists():
-        try:
-            (root / "objects").mkdir(parents=True, exist_ok=True)
-            (root / ".gitignore").write_text("# a runlock store is data, not source\n*\n")
+    modes = Modes(shared=shared)
+    try:
+        if not config.exists():
+            modes.make_dir(root)
+            modes.write_file(root / ".gitignore", b"# a runlock store is data, not source\n*\n")
             text = "# runlock store configuration\n"
             text += f'database = "{database}"\n' if database else ""
             text += f'objects = "{objects}"\n' if objects else ""
-            tmp = config.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, config)
-        except OSError as e:
-            raise StoreError(f"Cannot create a store in {root}: {e.strerror}.") from e
+            text += "shared = true\n" if shared else ""
+            modes.write_file(config, text.encode())
+        elif shared and not _read_settings(root).get("shared"):
+            modes.write_file(config, config.read_bytes().rstrip(b"\n") + b"\nshared = true\n")
+        settings = _read_settings(root)
+        refuse_inline_password(_db_url(root, settings))
+        _apply_modes(root, settings, Modes(shared=bool(settings.get("shared"))))
+    except OSError as e:
+        raise StoreError(f"Cannot create a store in {root}: {e.strerror}.") from e
     store = Store.open(root, check_schema=False)
     migrate(store.db)
     _write_info(store)
     return store
+
+
+def refuse_inline_password(url: str) -> None:
+    """Refuse a database URL that carries a password: it would be written to ``config.toml``."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return   # not parseable: the engine reports it with a clear message
+    if parsed.password is not None or "password" in parsed.query:
+        raise InvalidInput(
+            "The database URL holds a password; runlock never writes a password to config.toml.",
+            hint="Drop it from the URL (postgresql+psycopg://USER@HOST/DB) and give it to libpq instead: "
+                 "PGPASSWORD, a line HOST:PORT:DB:USER:PASSWORD in ~/.pgpass (mode 0600), or a service "
+                 "file (PGSERVICEFILE, then ?service=NAME in the URL).")
+
+
+def _apply_modes(root: Path, settings: dict, modes: Modes) -> None:
+    """Give the store's own folders and files their modes (a repair for older stores, too)."""
+    for d in (root, root / "tmp", *(() if str(settings.get("objects", "objects")).startswith("s3://")
+                                    else (root / settings.get("objects", "objects"),
+                                          root / settings.get("objects", "objects") / "tmp"))):
+        if d.is_dir():
+            os.chmod(d, modes.dir)
+        else:
+            modes.make_dir(d)
+    objects = root / settings.get("objects", "objects")
+    if not str(settings.get("objects", "")).startswith("s3://") and objects.is_dir():
+        for sub in objects.iterdir():
+            if len(sub.name) == 2 and sub.is_dir():
+                os.chmod(sub, modes.dir)
+                for f in sub.iterdir():
+                    os.chmod(f, modes.object)
+    for f in (root / "config.toml", root / ".gitignore"):
+        if f.is_file():
+            os.chmod(f, modes.file)
+    if not settings.get("database"):
+        db = root / "runlock.db"
+        modes.create_file(db)       # SQLite gives its -wal and -shm files the database file's mode
+        for side in (db.with_name("runlock.db-wal"), db.with_name("runlock.db-shm")):
+            if side.is_file():
+                os.chmod(side, modes.file)
 
 
 def migrate(db: Database) -> None:
@@ -205,4 +269,4 @@ def _objects(root: Path, settings: dict) -> ObjectStore:
     if location.startswith("s3://"):
         s3 = importlib.import_module("runlock.store.s3")  # optional extra: loaded only when configured
         return s3.S3ObjectStore(location, endpoint_url=settings.get("s3_endpoint_url"), scratch=root / "tmp")
-    return LocalObjectStore(root / location)
+    return LocalObjectStore(root / location, Modes(shared=bool(settings.get("shared"))))

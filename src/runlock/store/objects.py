@@ -12,6 +12,7 @@ Reads verify the hash, so corruption is always reported and never returned.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -22,6 +23,8 @@ from typing import BinaryIO
 
 from runlock.errors import IntegrityError, NotFound, StoreError
 from runlock.hashing import ALGORITHM, check_digest, digest_bytes, digest_stream, hex_of
+from runlock.store.scratch import prefix as scratch_prefix
+from runlock.store.perms import Modes
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class ObjectStore(ABC):
     def delete(self, oid: str) -> None:
         """Remove an object. Only an explicit, audited garbage collection may call this."""
 
+    def freshen(self, oid: str) -> None:
+        """Mark an existing object as just stored again (its age restarts), so that garbage
+        collection's grace period protects an object a writer is reusing. Best effort."""
+
     # -- derived ------------------------------------------------------------------------------
     def put_bytes(self, data: bytes) -> str:
         oid = digest_bytes(data)
@@ -63,6 +70,8 @@ class ObjectStore(ABC):
             with _scratch_file(self) as tmp:
                 tmp.write_bytes(data)
                 self._write_new(oid, tmp)
+        else:
+            self.freshen(oid)
         return oid
 
     def put_file(self, path: str | Path) -> str:
@@ -73,6 +82,8 @@ class ObjectStore(ABC):
                 oid, _ = digest_stream(src, dst)
             if not self.has(oid):
                 self._write_new(oid, tmp)
+            else:
+                self.freshen(oid)
         return oid
 
     def open(self, oid: str) -> BinaryIO:
@@ -115,6 +126,11 @@ class ObjectStore(ABC):
         """A folder for temporary files (the same filesystem as the objects, when local)."""
         return Path(tempfile.gettempdir())
 
+    def make_scratch_dir(self) -> Path:
+        d = self.scratch_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
 
 def _corrupt(oid: str, actual: str) -> IntegrityError:
     return IntegrityError(
@@ -128,11 +144,16 @@ class _scratch_file:
     """A temporary file path beside the store's objects, removed on exit."""
 
     def __init__(self, store: ObjectStore) -> None:
-        self.dir = store.scratch_dir()
+        self.store = store
 
     def __enter__(self) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.dir, prefix="put-", suffix=".tmp")
+        try:
+            self.dir = self.store.make_scratch_dir()
+            fd, name = tempfile.mkstemp(dir=self.dir, prefix=scratch_prefix("put"), suffix=".tmp")
+        except OSError as e:
+            what = "is read-only" if e.errno == errno.EROFS else f"cannot be written ({e.strerror})"
+            raise StoreError(f"The store's object folder {self.store.scratch_dir()} {what}.",
+                             hint="Open the store with write permission, or only read from it.") from e
         os.close(fd)
         self.path = Path(name)
         return self.path
@@ -142,10 +163,12 @@ class _scratch_file:
 
 
 class LocalObjectStore(ObjectStore):
-    """Objects in a local folder: ``ROOT/ab/cdef…``."""
+    """Objects in a local folder: ``ROOT/ab/cdef…``, read-only (0440) in folders of the store's
+    mode (``store/perms.py``); scratch files (0600) in ``ROOT/tmp``."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, modes: Modes | None = None) -> None:
         self.root = Path(root)
+        self.modes = modes or Modes()
 
     def path_of(self, oid: str) -> Path:
         hx = hex_of(oid)
@@ -153,6 +176,20 @@ class LocalObjectStore(ObjectStore):
 
     def scratch_dir(self) -> Path:
         return self.root / "tmp"
+
+    def make_scratch_dir(self) -> Path:
+        d = self.scratch_dir()
+        if not d.is_dir():
+            self.modes.make_dir(d)
+        return d
+
+    def place(self, oid: str, src: Path) -> None:
+        """Rename the scratch file ``src`` into place as ``oid`` (read-only), creating its folder."""
+        dest = self.path_of(oid)
+        if not dest.parent.is_dir():
+            self.modes.make_dir(dest.parent)
+        os.chmod(src, self.modes.object)
+        os.replace(src, dest)
 
     def has(self, oid: str) -> bool:
         return self.path_of(oid).is_file()
@@ -181,11 +218,9 @@ class LocalObjectStore(ObjectStore):
         if dest.exists():
             return
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
             with open(src, "rb+") as f:
                 os.fsync(f.fileno())
-            os.chmod(src, 0o444)
-            os.replace(src, dest)
+            self.place(oid, src)
             _fsync_dir(dest.parent)
         except OSError as e:
             raise StoreError(f"Cannot write object {oid} under {self.root}: {e.strerror}.",
@@ -193,6 +228,12 @@ class LocalObjectStore(ObjectStore):
 
     def delete(self, oid: str) -> None:
         self.path_of(oid).unlink(missing_ok=True)
+
+    def freshen(self, oid: str) -> None:
+        try:
+            os.utime(self.path_of(oid))
+        except OSError:
+            pass
 
 
 def _fsync_dir(path: Path) -> None:

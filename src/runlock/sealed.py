@@ -1,0 +1,168 @@
+"""The canonical state of a sealed record, and the digest the audit log keeps of it.
+
+A record that no one may change once it is sealed gets the sha256 of its canonical state written
+into the audit entry that seals it (``details["state"]``), in the same transaction:
+
+    run        run.seal / run.failed / run.crashed   its row (but heartbeat, tags, tombstone), its artifacts,
+                                                     and a digest of each metric series
+    model      model.register                        its ``refs`` row (name, version, digest, meta)
+    alias      model.alias                           the move (from, to, reason, actor)
+    snapshot   snapshot.create                       its ``refs`` row and its ``snapshots`` row
+    split      split.create / import / apply / …     its ``refs`` row and the immutable ``splits``
+                                                     columns (the leakage report may be re-checked)
+
+Config is inside the run's lock, which its row names by content id (``recipe_id``). ``state``
+recomputes a record's digest from the database; ``runlock.audit`` compares the two (``audit
+verify --deep``, ``fsck``, and every command that serves a record). This module reads tables
+only; it knows nothing of the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from runlock.store.schema import artifacts, metrics, refs, runs
+
+RUN_ACTIONS = ("run.seal", "run.failed", "run.crashed")
+# liveness, and the annotations a sealed run may still get (each audited on its own: run.tag,
+# run.delete), are not part of its sealed state
+RUN_SKIP = ("heartbeat_at", "tags", "deleted_at", "deleted_by", "deleted_reason")
+
+snapshots = sa.table("snapshots", sa.column("id"), sa.column("kind"), sa.column("parent"), sa.column("recipe_id"),
+                     sa.column("record_count"), sa.column("size"), sa.column("files"))
+splits = sa.table("splits", sa.column("id"), sa.column("snapshot_id"), sa.column("strategy"), sa.column("params"),
+                  sa.column("seed"), sa.column("counts"))
+alias_moves = sa.table("model_alias_moves", sa.column("audit_seq"), sa.column("name"), sa.column("alias"),
+                       sa.column("from_version"), sa.column("to_version"), sa.column("actor"), sa.column("reason"))
+
+
+def kind_of(action: str, target: str) -> str | None:
+    """Which kind of sealed record an audit entry of ``action`` on ``target`` seals, if any."""
+    if action in RUN_ACTIONS and target.startswith("run:"):
+        return "run"
+    if action == "model.register" and target.startswith("model:"):
+        return "model"
+    if action == "model.alias" and target.startswith("model:"):
+        return "alias"
+    if action == "snapshot.create" and target.startswith("ds:"):
+        return "snapshot"
+    if action.startswith("split.") and action != "split.check" and target.startswith("split:"):
+        return "split"
+    return None
+
+
+def digest(value: Any) -> str:
+    """sha256 over a canonical JSON encoding that also takes what the database may hold (NaN)."""
+    data = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+    return "sha256:" + hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def state_at_seal(conn: Connection, kind: str, target: str, actor: str, details: dict) -> str | None:
+    """The state digest to record in the sealing entry (inside its transaction)."""
+    if kind == "alias":
+        return digest(_move(target.split("@", 1)[0].removeprefix("model:"), target.split("@", 1)[1],
+                            details.get("from"), details.get("to"), details.get("reason"), actor))
+    return state(conn, kind, target)
+
+
+def state(conn: Connection, kind: str, target: str, seq: int | None = None) -> str | None:
+    """The digest of the record's canonical state as the database holds it now (None: gone)."""
+    doc = _STATES[kind](conn, target, seq)
+    return None if doc is None else digest(doc)
+
+
+def _run(conn: Connection, target: str, _seq: int | None) -> dict | None:
+    run_id = target.removeprefix("run:")
+    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        return None
+    arts = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.name)).all()
+    return {"run": {k: v for k, v in row._mapping.items() if k not in RUN_SKIP},
+            "artifacts": [dict(a._mapping) for a in arts],
+            "metrics": series_digests(conn, run_id)}
+
+
+def series_digests(conn: Connection, run_id: str) -> dict[str, str]:
+    """``{"KEY#RANK": sha256}``: one digest per metric series over (seq, step, value, raw, time)."""
+    out: dict[str, str] = {}
+    q = (sa.select(metrics.c.key, metrics.c.rank, metrics.c.seq, metrics.c.step, metrics.c.value,
+                   metrics.c.raw, metrics.c.time)
+         .where(metrics.c.run_id == run_id).order_by(metrics.c.key, metrics.c.rank, metrics.c.seq))
+    current, h = None, None
+    for key, rank, seq, step, value, raw, time in conn.execute(q.execution_options(yield_per=10_000)):
+        if (key, rank) != current:
+            if h is not None:
+                out[f"{current[0]}#{current[1]}"] = "sha256:" + h.hexdigest()
+            current, h = (key, rank), hashlib.sha256()
+        h.update(f"{seq}\t{step}\t{value!r}\t{raw}\t{time!r}\n".encode())
+    if h is not None:
+        out[f"{current[0]}#{current[1]}"] = "sha256:" + h.hexdigest()
+    return out
+
+
+def _ref(conn: Connection, namespace: str, target: str) -> dict | None:
+    name, _, tag = target.split(":", 1)[1].partition("@")
+    if not tag.startswith("v") or not tag[1:].isdigit():
+        return None
+    row = conn.execute(sa.select(refs).where(refs.c.namespace == namespace, refs.c.name == name,
+                                             refs.c.version == int(tag[1:]))).first()
+    return None if row is None else dict(row._mapping)
+
+
+def _model(conn: Connection, target: str, _seq: int | None) -> dict | None:
+    return _ref(conn, "model", target)
+
+
+def _snapshot(conn: Connection, target: str, _seq: int | None) -> dict | None:
+    ref = _ref(conn, "ds", target)
+    if ref is None:
+        return None
+    row = conn.execute(sa.select(snapshots).where(snapshots.c.id == ref["target"])).first()
+    return {"ref": ref, "snapshot": dict(row._mapping) if row else None}
+
+
+def _split(conn: Connection, target: str, _seq: int | None) -> dict | None:
+    ref = _ref(conn, "split", target)
+    if ref is None:
+        return None
+    row = conn.execute(sa.select(splits).where(splits.c.id == ref["target"])).first()
+    return {"ref": ref, "split": dict(row._mapping) if row else None}
+
+
+def _alias(conn: Connection, _target: str, seq: int | None) -> dict | None:
+    row = conn.execute(sa.select(alias_moves).where(alias_moves.c.audit_seq == seq)).first()
+    if row is None:
+        return None
+    v = lambda n: None if n is None else f"v{n}"  # noqa: E731
+    return _move(row.name, row.alias, v(row.from_version), v(row.to_version), row.reason, row.actor)
+
+
+def _move(name: str, alias: str, frm: str | None, to: str | None, reason: str | None, actor: str) -> dict:
+    return {"name": name, "alias": alias, "from": frm, "to": to, "reason": reason, "actor": actor}
+
+
+_STATES = {"run": _run, "model": _model, "alias": _alias, "snapshot": _snapshot, "split": _split}
+
+
+aliases = sa.table("model_aliases", sa.column("name"), sa.column("alias"), sa.column("version"))
+
+
+def alias_positions(conn: Connection) -> list[str]:
+    """Aliases whose current position is not where their last recorded move put them."""
+    last: dict[tuple[str, str], int | None] = {}
+    for r in conn.execute(sa.select(alias_moves.c.name, alias_moves.c.alias, alias_moves.c.to_version)
+                          .order_by(alias_moves.c.audit_seq)):
+        last[(r.name, r.alias)] = r.to_version
+    now = {(r.name, r.alias): r.version for r in conn.execute(sa.select(aliases))}
+    out = []
+    for key in sorted(set(last) | set(now)):
+        if last.get(key) != now.get(key):
+            where = f"v{now[key]}" if now.get(key) is not None else "nothing"
+            moved = f"v{last[key]}" if last.get(key) is not None else "nothing"
+            out.append(f"model:{key[0]}@{key[1]} points at {where}, but its last recorded move was to {moved}.")
+    return out
