@@ -29,7 +29,7 @@ def snapshot_cmd(
 ) -> None:
     """Snapshot PATH as the next version of ds:NAME (no new version if nothing changed)."""
     store = common.store(ctx)
-    with common.progress("hashing", progress, unit="bytes") as tick:
+    with common.progress("hashing", _bar(progress, as_json), unit="bytes") as tick:
         on_progress = (lambda p: tick(p.bytes_done, p.bytes_total, note=f"{p.files_done}/{p.files_total} files")
                        ) if tick else None
         snap = create_snapshot(store, path, name, id_column=id_column, kind=kind, on_progress=on_progress,
@@ -73,12 +73,19 @@ def checkout_cmd(ctx: typer.Context, ref: str = REF_ARG,
 @app.command("verify")
 def verify_cmd(ctx: typer.Context, ref: str = typer.Argument(None, help="One snapshot (default: every snapshot)."),
                path: str = typer.Option(None, "--path", help="Re-hash this folder and compare it with REF instead."),
-               as_json: bool = common.JSON_OPTION) -> None:
+               progress: bool = common.PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Re-hash stored snapshots (or a folder against one); exit 1 if anything differs."""
-    report = verify_snapshots(common.store(ctx), ref, path=path)
+    store = common.store(ctx)
+    with common.progress("re-hashing", _bar(progress, as_json), unit="files") as tick:
+        report = verify_snapshots(store, ref, path=path, on_progress=tick)
     common.emit(report, as_json, _render_verify)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _bar(wanted: bool | None, as_json: bool) -> bool | None:
+    """A progress bar when asked for; else on a terminal, but not under --json."""
+    return wanted if wanted is not None else (False if as_json else None)
 
 
 # -- rendering -----------------------------------------------------------------------------------

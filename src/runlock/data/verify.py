@@ -7,9 +7,11 @@ files in ``DIR`` and compares them with the snapshot: files missing, extra, or c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -20,6 +22,9 @@ from runlock.data.tree import list_files
 from runlock.errors import InvalidInput
 from runlock.hashing import digest_file
 from runlock.store import Store
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -46,24 +51,27 @@ class VerifyReport:
                 "problems": [p.__dict__ for p in self.problems]}
 
 
-def verify(store: Store, ref: str | Snapshot | None = None, *, path: str | Path | None = None) -> VerifyReport:
+def verify(store: Store, ref: str | Snapshot | None = None, *, path: str | Path | None = None,
+           on_progress: Progress | None = None) -> VerifyReport:
+    """``on_progress(done, total)`` is called as files are re-hashed."""
     if path is not None:
         if ref is None:
             raise InvalidInput("Verifying a folder needs the snapshot to compare it with.",
                                hint="Pass a reference too: runlock data verify ds:NAME@vN --path DIR.")
-        return verify_path(store, load_snapshot(store, ref), Path(path))
+        return verify_path(store, load_snapshot(store, ref), Path(path), on_progress=on_progress)
     if ref is not None:
-        return _verify_objects(store, [load_snapshot(store, ref)])
+        return _verify_objects(store, [load_snapshot(store, ref)], on_progress)
     with store.db.read() as conn:
         ids = [r.id for r in conn.execute(sa.select(snapshots.c.id).order_by(snapshots.c.id))]
-    return _verify_objects(store, [load_snapshot(store, i) for i in ids])
+    return _verify_objects(store, [load_snapshot(store, i) for i in ids], on_progress)
 
 
-def verify_path(store: Store, snap: Snapshot, path: Path) -> VerifyReport:
+def verify_path(store: Store, snap: Snapshot, path: Path, *, on_progress: Progress | None = None) -> VerifyReport:
     """Re-hash the files under ``path`` (no stat cache) and compare them with ``snap``."""
     files = list_files(path)
     with ThreadPoolExecutor(WORKERS) as pool:
-        found = dict(zip([rel for rel, _ in files], pool.map(lambda f: digest_file(f[1])[0], files)))
+        found = dict(zip([rel for rel, _ in files],
+                         _counted(pool.map(lambda f: digest_file(f[1])[0], files), len(files), on_progress)))
     changes = compare({e["path"]: e["sha256"] for e in snap.entries}, found)
     problems = ([Problem(snap.ref, "missing", p) for p in changes.removed]
                 + [Problem(snap.ref, "extra", p) for p in changes.added]
@@ -71,7 +79,7 @@ def verify_path(store: Store, snap: Snapshot, path: Path) -> VerifyReport:
     return VerifyReport(1, len(files), sorted(problems, key=lambda p: p.path or ""))
 
 
-def _verify_objects(store: Store, snaps: list[Snapshot]) -> VerifyReport:
+def _verify_objects(store: Store, snaps: list[Snapshot], on_progress: Progress | None = None) -> VerifyReport:
     work = []
     for s in snaps:
         work.append((s, None, s.id))
@@ -79,7 +87,15 @@ def _verify_objects(store: Store, snaps: list[Snapshot]) -> VerifyReport:
         if s.manifest.get("table"):
             work.append((s, None, s.manifest["table"]["records"]))
     with ThreadPoolExecutor(WORKERS) as pool:
-        found = list(pool.map(lambda w: store.objects.verify_one(w[2]), work))
+        found = list(_counted(pool.map(lambda w: store.objects.verify_one(w[2]), work), len(work), on_progress))
     problems = [Problem(s.ref, p.problem, rel, oid, p.detail)
                 for (s, rel, oid), p in zip(work, found) if p is not None]
     return VerifyReport(len(snaps), len(work), problems)
+
+
+def _counted(results: Iterable[T], total: int, on_progress: Progress | None) -> Iterator[T]:
+    """Pass results through, reporting ``(done, total)`` as each arrives."""
+    for done, r in enumerate(results, 1):
+        if on_progress:
+            on_progress(done, total)
+        yield r
