@@ -6,10 +6,11 @@ that were hashed. The file's stat (device, inode, size, mtime_ns, ctime_ns) is t
 after; if it differs, the file changed while it was read and it is read again (up to
 ``ATTEMPTS`` times, then an error). A file the stat cache knows, unchanged, is not read at all.
 
-On the local backend the scratch copies become objects together at the end: one ``sync`` for
-all of them, then a rename each, then one more ``sync`` for the renames (instead of two fsyncs
-per file). Interrupted before that, they are only scratch files, never objects; other
-backends get one ``put_file`` per file.
+On the local backend each scratch copy starts its way to disk as soon as it is written, and the
+copies become objects together at the end: one barrier (``syncfs`` of the store's filesystem,
+not ``sync`` of the whole machine) for all of them, then a rename each, then one more barrier for
+the renames (instead of two fsyncs per file). Interrupted before that, they are only scratch
+files, never objects; other backends get one ``put_file`` per file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from runlock.data.statcache import Signature, StatCache, is_racy, signature
 from runlock.errors import InvalidInput
 from runlock.hashing import ALGORITHM, CHUNK
+from runlock.store import durable
 from runlock.store.objects import LocalObjectStore, ObjectStore
 
 ATTEMPTS = 3
@@ -173,6 +175,7 @@ class _Job:
                     _write_all(out, view[:n])
                     size += n
                     self._count(n)
+                durable.start(out.fileno())   # the disk writes it while the next files are copied
         except OSError as e:
             raise _unreadable(rel, e) from None
         return f"{ALGORITHM}:{h.hexdigest()}", size
@@ -189,10 +192,11 @@ class _Job:
             self.bytes_done += n
 
     def commit(self) -> None:
-        """Make the scratch copies objects: sync once, rename each, fsync each folder."""
+        """Make the scratch copies objects: one barrier for their bytes, a rename each, one
+        barrier for the renames (``store/durable.py``: the store's filesystem only)."""
         if not self.pending:
             return
-        os.sync()
+        durable.barrier(self.objects.root)
         for oid, scratch in self.pending:
             dest = self.objects.path_of(oid)
             if dest.exists():
@@ -201,7 +205,7 @@ class _Job:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(scratch, 0o444)
             os.replace(scratch, dest)
-        os.sync()  # the renames: one journal commit instead of an fsync per object folder
+        durable.barrier(self.objects.root)  # the renames: one journal commit, not an fsync per folder
         self.pending = []
 
     def abort(self) -> None:
