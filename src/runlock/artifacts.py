@@ -1,14 +1,24 @@
 """Artifacts: files or folders a run produced, stored by content.
 
-A file's content id is its sha256. A folder's is the sha256 over its sorted per-file entries
-(the OpenSSF model-signing convention: each file hashed alone, then the list hashed), so a folder
-is identified by every byte of every file and by nothing else: not its location, its mtimes or
-the order the filesystem lists it in. The folder's file list is stored as a manifest object.
+A file's content id is its sha256. A folder's is the sha256 of its *folder document*, the
+canonical JSON ``{"entries": [{"digest", "path", "size"}, …], "format": "runlock.folder/1",
+"kind": "folder"}`` with the entries sorted by path. The document is stored as an object, so a
+folder's id is also the id of its file list, and it binds every file's path as well as its
+bytes: the same bytes under other names make another folder. Nothing else enters it: not the
+folder's location, its mtimes or the order the filesystem lists it in. ``model_signing_digest``
+gives the root digest an OpenSSF model-signing signature carries for the same folder (which
+hashes the per-file digests alone; the signature binds the names in its predicate).
+
+Folders are listed as snapshots are (``runlock.data.tree``): links are never followed out of the
+folder, and ``.git`` and ``.runlock`` folders are never captured.
 
 The catalog (``list_artifacts``, ``find``, ``show``, ``get_artifact``) reads them back: an
-artifact is named ``art:sha256:…`` (its content, whoever logged it) or ``RUN/NAME``. Downloads
-land beside the destination first and replace it only once every byte has been verified, and
-never overwrite anything unless asked to.
+artifact is named ``art:sha256:…`` (its content, whoever logged it) or ``RUN/NAME``. Every path
+of a folder is checked (``runlock.paths``) before a byte is written, files are written through
+directory descriptors that never follow a link, and downloads land in a scratch folder first and
+replace anything only once every byte has been verified. ``--force`` replaces the files the
+artifact names and nothing else; it never deletes, and it refuses a destination that is or holds
+a store or a repository, or that is the project the command runs in.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import hashlib
 import mimetypes
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,13 +36,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runlock import audit, canonical, lineage, refs
+from runlock import audit, authz, canonical, lineage, refs
+from runlock.data.tree import list_files
 from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from runlock.hashing import is_digest
-from runlock.store import Store
+from runlock.hashing import digest_bytes, is_digest
+from runlock.paths import Dest, check_component, check_entries, inside_reserved, is_within
+from runlock.store import DIRNAME, Store
 from runlock.store.schema import artifacts, utcnow
+from runlock.tracking import records
 
 FOLDER_MEDIA_TYPE = "application/vnd.runlock.folder+json"
+FOLDER_FORMAT = "runlock.folder/1"
 
 
 @dataclass(frozen=True)
@@ -63,45 +78,58 @@ class Artifact:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
+def folder_document(entries: list[dict]) -> dict:
+    """The canonical file list of a folder; its sha256 is the folder's content id."""
+    rows = sorted(({"path": e["path"], "size": e["size"], "digest": e["digest"]} for e in entries),
+                  key=lambda e: e["path"])
+    return {"format": FOLDER_FORMAT, "kind": "folder", "entries": rows}
+
+
+def tree_digest(entries: list[dict]) -> str:
+    """Content id of a folder from its entries ``{"path", "size", "digest"}``: binds every path,
+    size and byte (see the module docstring)."""
+    return digest_bytes(canonical.dumps(folder_document(entries)))
+
+
 def _path_key(path: str) -> tuple[str, ...]:
     # model-signing sorts pathlib paths, which compare part by part: "a/b" before "a-c".
     return tuple(path.split("/"))
 
 
-def tree_digest(entries: list[dict]) -> str:
-    """Content id of a folder from its entries ``{"path", "size", "digest"}``: the sha256 over
-    the raw per-file sha256 digests, in path order. This is the root digest a model-signing
-    signature carries for the same folder (its ``files`` serialisation, sha256)."""
+def model_signing_digest(entries: list[dict]) -> str:
+    """The root digest an OpenSSF model-signing signature carries for this folder (its ``files``
+    serialisation, sha256): the sha256 over the raw per-file digests in path order. It does not
+    bind names, so it is never an id here; it lets a runlock folder be matched to such a signature."""
     h = hashlib.sha256()
     for e in sorted(entries, key=lambda e: _path_key(e["path"])):
         h.update(bytes.fromhex(e["digest"].split(":", 1)[1]))
     return f"sha256:{h.hexdigest()}"
 
 
-def _walk(root: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for f in sorted(filenames):
-            files.append(Path(dirpath) / f)
-    return files
-
-
 def store_path(store: Store, path: str | Path) -> tuple[str, str | None, str, int, int]:
-    """Put a file or folder into the object store: (digest, manifest id, media type, size, files)."""
+    """Put a file or folder into the object store: (digest, manifest id, media type, size, files).
+
+    A folder is listed by ``runlock.data.tree.list_files``: no link is followed out of it and no
+    ``.git`` or ``.runlock`` folder is captured; a path in the store itself is refused."""
     p = Path(path)
     if not p.exists():
         raise InvalidInput(f"{p} does not exist.", hint="Check the path of the artifact.")
+    root = getattr(store, "root", None)
+    if root is not None and (is_within(p, root) or inside_reserved(p)):
+        raise InvalidInput(f"{p} is inside a runlock store or a repository's .git folder; it cannot be "
+                           "logged as an artifact.", hint="Log the folder that holds your outputs.")
+    files = list_files(p)
     if p.is_file():
-        oid = store.objects.put_file(p)
+        oid = store.objects.put_file(files[0][1])
         media = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
-        return oid, None, media, p.stat().st_size, 1
+        return oid, None, media, os.stat(files[0][1]).st_size, 1
     entries = []
-    for f in _walk(p):
-        oid = store.objects.put_file(f)
-        entries.append({"path": f.relative_to(p).as_posix(), "size": f.stat().st_size, "digest": oid})
-    manifest = store.objects.put_bytes(canonical.dumps({"kind": "folder", "entries": entries}))
-    return tree_digest(entries), manifest, FOLDER_MEDIA_TYPE, sum(e["size"] for e in entries), len(entries)
+    for rel, real in files:
+        oid = store.objects.put_file(real)
+        entries.append({"path": rel, "size": os.stat(real).st_size, "digest": oid})
+    doc = folder_document(entries)
+    manifest = store.objects.put_bytes(canonical.dumps(doc))
+    return manifest, manifest, FOLDER_MEDIA_TYPE, sum(e["size"] for e in entries), len(entries)
 
 
 def record(conn: Connection, store: Store, run_id: str, name: str, stored: tuple, kind: str,
@@ -142,34 +170,50 @@ def get(store: Store, run_id: str, name: str) -> Artifact:
 ProgressFn = Callable[[int, int], None]      # (bytes written, bytes in all)
 
 
-def materialize(store: Store, art: Artifact, dest: str | Path, on_progress: ProgressFn | None = None) -> Path:
-    """Write an artifact's exact bytes to ``dest`` (every file verified against its hash)."""
-    dest = Path(dest)
+def materialize(store: Store, art: Artifact, dest: str | Path, on_progress: ProgressFn | None = None, *,
+                exclusive: bool = False) -> Path:
+    """Write an artifact's exact bytes to ``dest`` (every file verified against its hash), never
+    below a link and never outside ``dest``. A folder's paths are all checked first; with
+    ``exclusive`` (a fresh folder) no file is ever replaced."""
+    dest = Path(os.path.abspath(dest))
+    entries = folder_entries(store, art)
     if art.manifest is None:
-        store.objects.copy_to(art.digest, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with Dest(dest.parent) as out, store.objects.open(art.digest) as src:
+            out.write(check_component(dest.name, "destination"), src, art.digest)
         if on_progress:
             on_progress(art.size, art.size)
         return dest
     done = 0
-    for e in folder_entries(store, art):
-        store.objects.copy_to(e["digest"], dest / e["path"])
-        done += e["size"]
-        if on_progress:
-            on_progress(done, art.size)
+    dest.mkdir(parents=True, exist_ok=True)
+    with Dest(dest, exclusive=exclusive) as out:
+        for e in entries:
+            with store.objects.open(e["digest"]) as src:
+                out.write(e["path"], src, e["digest"])
+            done += e["size"]
+            if on_progress:
+                on_progress(done, art.size)
     return dest
 
 
 def folder_entries(store: Store, art: Artifact) -> list[dict]:
-    """A folder artifact's files ``{"path", "size", "digest"}``, checked against its id."""
+    """A folder artifact's files ``{"path", "size", "digest"}``, checked against its id and
+    every path checked by ``runlock.paths`` (a crafted list is refused, naming the entry)."""
     if art.manifest is None:
         return []
-    entries = canonical.loads(store.objects.get_bytes(art.manifest))["entries"]
+    doc = canonical.loads(store.objects.get_bytes(art.manifest))
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and {"path", "size", "digest"} <= e.keys()
+                                                for e in entries):
+        raise IntegrityError(f"Object {art.manifest} is not the file list of a folder artifact.",
+                             hint="The metadata was changed behind runlock's back; run `runlock fsck`.")
+    check_entries([e["path"] for e in entries], f"The file list of artifact {art.digest}")
     actual = tree_digest(entries)
     if actual != art.digest:
         raise IntegrityError(f"The file list of artifact {art.digest} hashes to {actual}.",
                              expected=art.digest, actual=actual,
                              hint="The metadata was changed behind runlock's back; run `runlock fsck`.")
-    return entries
+    return folder_document(entries)["entries"]
 
 
 # -- the catalog ------------------------------------------------------------------------------
@@ -204,7 +248,7 @@ def list_artifacts(store: Store, *, run: str | None = None, kind: str | None = N
     """Artifacts, newest first, optionally of one run (id or prefix), kind or name."""
     q = sa.select(artifacts).order_by(artifacts.c.created_at.desc(), artifacts.c.run_id, artifacts.c.name)
     if run:
-        q = q.where(artifacts.c.run_id.like(f"{_run_id(run)}%"))
+        q = q.where(artifacts.c.run_id == records.get(store, run).id)   # the one run resolver
     if kind:
         q = q.where(artifacts.c.kind == kind)
     if name:
@@ -231,16 +275,12 @@ def find(store: Store, ref: str) -> Artifact:
     if not run or not name:
         raise InvalidInput(f"{ref!r} is not an artifact reference; expected art:sha256:…, sha256:… "
                            "or RUN_ID/NAME.", hint="List artifacts with `runlock artifacts list`.")
-    if len(_run_id(run)) < 6:
-        raise InvalidInput(f"Run reference {run!r} is too short; give at least 6 characters of the id.")
+    run_id = records.get(store, run).id   # the one run resolver: prefixes, any case, wildcards escaped
     with store.db.read() as conn:
-        rows = conn.execute(sa.select(artifacts).where(
-            artifacts.c.run_id.like(f"{_run_id(run)}%"), artifacts.c.name == name).limit(2)).all()
-    if not rows:
-        raise NotFound("artifact", ref, hint="List artifacts with `runlock artifacts list`.")
-    if len(rows) > 1:
-        raise InvalidInput(f"{ref!r} matches artifacts of several runs; give more of the run id.")
-    return _artifact(rows[0])
+        row = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == run_id, artifacts.c.name == name)).first()
+    if row is None:
+        raise NotFound("artifact", ref, hint=f"List the artifacts of that run with `runlock artifacts list --run {run}`.")
+    return _artifact(row)
 
 
 def show(store: Store, ref: str) -> ArtifactDetail:
@@ -255,37 +295,101 @@ def show(store: Store, ref: str) -> ArtifactDetail:
 
 def download(store: Store, art: Artifact, dest: str | Path, *, force: bool = False,
              on_progress: ProgressFn | None = None) -> Download:
-    """Write ``art`` to ``dest``, which must not exist unless ``force``. The bytes land in a
-    scratch path beside ``dest`` first and replace it only once every file has been verified."""
-    dest = Path(dest).absolute()
-    if (dest.exists() or dest.is_symlink()) and not force:
-        raise Conflict(f"{dest} already exists.", hint="Pick another destination, or pass --force to replace it.")
+    """Write ``art`` to ``dest``, which must not exist unless ``force``. Every path is checked
+    and every byte verified in a scratch folder before anything at ``dest`` changes.
+
+    With ``force``, an existing file (or link) ``dest`` is replaced by a file artifact; a folder
+    artifact writes its files into an existing folder ``dest``, replacing those it names and
+    leaving everything else there. ``force`` refuses a ``dest`` that is or holds a store or a
+    ``.git`` folder, or is (or holds) the project the working directory belongs to."""
+    dest = Path(os.path.abspath(dest))
+    entries = folder_entries(store, art)          # refuses a crafted file list before any write
+    reserved = inside_reserved(dest)
+    if reserved is not None or is_within(dest, store.root):
+        raise InvalidInput(f"{dest} is inside {reserved or store.root}; runlock never writes there.",
+                           hint="Pick a destination outside the store and any .git folder.")
+    exists = os.path.lexists(dest)
+    if exists and not force:
+        raise Conflict(f"{dest} already exists.", hint="Pick another destination, or pass --force to replace "
+                       "the files the artifact names.")
+    if exists:
+        _check_force(store, art, dest, entries)
+    if exists and art.manifest is not None:
+        _merge(store, art, dest, entries, on_progress)
+        return Download(art.ref, art.digest, str(dest), art.files, art.size)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+        scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".tmp"))
     except OSError as e:
         raise InvalidInput(f"Cannot write to {dest.parent}: {e.strerror}.") from e
     try:
-        written = materialize(store, art, scratch / "content", on_progress)
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        os.replace(written, dest)
+        written = materialize(store, art, scratch / "content", on_progress, exclusive=True)
+        os.replace(written, dest)      # replaces a file or a link itself, never what a link points at
+    except OSError as e:
+        raise InvalidInput(f"Cannot write {dest}: {e.strerror or e}.", hint="Check free space and permissions.") from e
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Download(art.ref, art.digest, str(dest), art.files, art.size)
+
+
+def _check_force(store: Store, art: Artifact, dest: Path, entries: list[dict]) -> None:
+    """Refuse a --force that could harm a store, a repository or the project, or that would
+    have to delete something (a folder where a file goes, or the reverse)."""
+    for name in (DIRNAME, ".git"):
+        if os.path.lexists(dest / name):
+            raise InvalidInput(f"{dest} holds {name}; --force never writes into a project or a store.",
+                               hint="Download into a new folder.")
+    project = _project_root(Path.cwd())
+    for guarded in filter(None, (store.root, project)):
+        if is_within(guarded, dest):
+            raise InvalidInput(f"{dest} is, or holds, {guarded}; --force never writes over a project or a store.",
+                               hint="Download into a new folder.")
+    st = os.lstat(dest)
+    if art.manifest is None and stat.S_ISDIR(st.st_mode):
+        raise InvalidInput(f"{dest} is a folder and the artifact is one file; --force never deletes a folder.",
+                           hint="Give the path of the file to write, e.g. DEST/NAME.")
+    if art.manifest is not None:
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidInput(f"{dest} is {'a symbolic link' if stat.S_ISLNK(st.st_mode) else 'a file'} and the "
+                               "artifact is a folder; runlock never follows a link or deletes a file it does "
+                               "not name.", hint="Download into a new folder.")
+        with Dest(dest) as out:
+            for e in entries:
+                out.check_replaceable(e["path"])
+
+
+def _merge(store: Store, art: Artifact, dest: Path, entries: list[dict], on_progress: ProgressFn | None) -> None:
+    """Stage every file (verified) in a scratch folder inside ``dest``, then rename each over the
+    file it replaces: a failure before the renames leaves ``dest`` as it was."""
+    try:
+        scratch = Path(tempfile.mkdtemp(dir=dest, prefix=".runlock-get-", suffix=".tmp"))
+    except OSError as e:
+        raise InvalidInput(f"Cannot write to {dest}: {e.strerror}.") from e
+    try:
+        staged = materialize(store, art, scratch / "content", on_progress, exclusive=True)
+        with Dest(staged) as src, Dest(dest) as out:
+            for e in entries:
+                out.move_in(src, e["path"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _project_root(cwd: Path) -> Path | None:
+    """The nearest folder at or above ``cwd`` holding a store or a git repository."""
+    for d in (cwd, *cwd.parents):
+        if (d / DIRNAME).exists() or (d / ".git").exists():
+            return d
+    return None
 
 
 def get_artifact(store: Store, ref: str, dest: str | Path, *, force: bool = False,
                  on_progress: ProgressFn | None = None) -> Download:
     """Download the artifact ``ref`` names to ``dest`` and record the read in the audit log."""
     art = find(store, ref)
+    with store.db.read() as conn:       # allowed? checked before anything is written to dest
+        authz.require(conn, store.actor, "artifact.read", art.lineage_node, {"run": art.run_id})
+    audit.require_sealed(store, f"run:{art.run_id}")
     result = download(store, art, dest, force=force, on_progress=on_progress)
     store.db.run_write(lambda conn: audit.append(conn, store.actor, "artifact.read", art.lineage_node,
-                                                 after=art.digest, details={"dest": result.dest}))
+                                                 after=art.digest, details={"dest": result.dest, "run": art.run_id}))
     return result
-
-
-def _run_id(ref: str) -> str:
-    return ref[4:] if ref.startswith("run:") else ref

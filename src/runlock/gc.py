@@ -184,7 +184,7 @@ def collect(store: Store, *, grace: float = DEFAULT_GRACE, delete: bool = False)
         candidates = [c for c in candidates if c.id not in again]
     leftovers = stale + candidates
     if delete:
-        leftovers = _delete(store, leftovers)
+        leftovers = _delete(store, leftovers, grace)
         _record(store, leftovers, grace)
     return GcReport(grace, len(refs), len(all_ids), leftovers, young, delete)
 
@@ -234,13 +234,16 @@ def _lstat(path: Path) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
-def _delete(store: Store, leftovers: list[Leftover]) -> list[Leftover]:
+def _delete(store: Store, leftovers: list[Leftover], grace: float) -> list[Leftover]:
     done = []
     for x in leftovers:
         try:
             if x.kind == "scratch":
                 Path(x.id).unlink()
             else:
+                age = _age(store, x.id, time.time())
+                if age is None or age < grace:      # stored again meanwhile (``freshen``): keep it
+                    continue
                 store.objects.delete(x.id)
         except FileNotFoundError:
             continue

@@ -135,10 +135,13 @@ class Dest:
     """Write files below ``root`` without following any symbolic link inside it.
 
     ``root`` itself must be a real folder (not a link). Use as a context manager; ``write``
-    verifies the bytes against their content id before they replace anything."""
+    verifies the bytes against their content id before they replace anything. An ``exclusive``
+    Dest (a fresh folder) never replaces a file: two entries that one filesystem takes for the
+    same name (``A`` and ``a`` on a case-insensitive one) are refused instead of overwriting."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, exclusive: bool = False) -> None:
         self.root = Path(root)
+        self.exclusive = exclusive
         try:
             self.fd = os.open(self.root, _DIR_FLAGS)
         except OSError as e:
@@ -212,6 +215,10 @@ class Dest:
                 if _is_dir_at(fd, name):
                     raise InvalidInput(f"{self.root / rel} is a folder, and the download has a file there.",
                                        hint="Move the folder away; --force replaces files, never folders.")
+                if self.exclusive and _exists_at(fd, name):
+                    raise IntegrityError(f"Two entries are written to the same file {rel!r} (this filesystem "
+                                         "does not tell their names apart).",
+                                         hint="Nothing was kept. Write to a case-sensitive filesystem.")
                 os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
             except BaseException:
                 _unlink_at(fd, tmp)
@@ -241,6 +248,14 @@ def _is_dir_at(fd: int, name: str) -> bool:
         return stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
     except FileNotFoundError:
         return False
+
+
+def _exists_at(fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _unlink_at(fd: int, name: str) -> None:

@@ -141,3 +141,31 @@ def test_a_snapshot_never_captures_a_store_or_a_repository(store: Store, make_tr
         create_snapshot(store, tree / ".runlock", "keys")
     with pytest.raises(InvalidInput, match="never captures"):
         create_snapshot(store, store.root / "keys", "keys")
+
+
+def test_dest_never_writes_through_a_link_and_a_fresh_one_never_replaces(tmp_path: Path) -> None:
+    import io
+
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "sub").symlink_to(outside)
+    data = b"bytes"
+    oid = digest_bytes(data)
+    with paths.Dest(root) as d:
+        with pytest.raises(InvalidInput, match="symbolic link"):
+            d.write("sub/f", io.BytesIO(data), oid)
+        with pytest.raises(IntegrityError, match="corrupt"):
+            d.write("f", io.BytesIO(b"other"), oid)
+        assert sorted(p.name for p in root.iterdir()) == ["sub"]          # no scratch left behind
+        d.write("a/f", io.BytesIO(data), oid)
+    assert list(outside.iterdir()) == [] and (root / "a" / "f").read_bytes() == data
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with paths.Dest(fresh, exclusive=True) as d:
+        d.write("A", io.BytesIO(data), oid)
+        with pytest.raises(IntegrityError, match="same file"):
+            d.write("A", io.BytesIO(data), oid)      # what "a" after "A" is on a case-insensitive disk
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        paths.Dest(root / "sub")

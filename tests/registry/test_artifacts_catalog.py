@@ -9,7 +9,7 @@ import model_signing
 import pytest
 from model_signing._signing import signing as ms_signing
 
-from runlock import artifacts, registry
+from runlock import artifacts, canonical, registry
 from runlock.errors import Conflict, InvalidInput, NotFound
 from runlock.store import Store
 from runlock.tracking.run import start_run
@@ -30,17 +30,22 @@ def tricky_folder(root: Path) -> Path:
     return root
 
 
+def _signing_digest(store: Store, manifest: str) -> str:
+    return artifacts.model_signing_digest(canonical.loads(store.objects.get_bytes(manifest))["entries"])
+
+
 def test_folder_digest_matches_model_signing_exactly(store: Store, tmp_path: Path) -> None:
     folder = tricky_folder(tmp_path / "model")
     digest, manifest, media, size, files = artifacts.store_path(store, folder)
-    assert digest == model_signing_root_digest(folder)
-    assert files == 8 and media == artifacts.FOLDER_MEDIA_TYPE and manifest is not None
+    assert _signing_digest(store, manifest) == model_signing_root_digest(folder)
+    assert files == 8 and media == artifacts.FOLDER_MEDIA_TYPE and manifest == digest   # the id is the file list's
     moved = tmp_path / "elsewhere" / "renamed"
     moved.parent.mkdir()
     folder.rename(moved)
     assert artifacts.store_path(store, moved)[0] == digest         # location does not matter
     (moved / "a-c").write_bytes(b"3")
-    assert artifacts.store_path(store, moved)[0] == model_signing_root_digest(moved) != digest
+    changed, manifest2 = artifacts.store_path(store, moved)[:2]
+    assert changed != digest and _signing_digest(store, manifest2) == model_signing_root_digest(moved)
 
 
 def test_list_show_and_get(store: Store, make_run, tmp_path: Path) -> None:
@@ -78,5 +83,10 @@ def test_a_single_file_artifact_round_trips(store: Store, tmp_path: Path) -> Non
     artifacts.get_artifact(store, art.ref, tmp_path / "copy.json")
     assert (tmp_path / "copy.json").read_text() == '{"f1": 0.5}'
     (tmp_path / "dir").mkdir()
-    artifacts.get_artifact(store, art.ref, tmp_path / "dir", force=True)    # --force replaces a folder
-    assert (tmp_path / "dir").is_file()
+    (tmp_path / "dir" / "keep").write_text("mine")
+    with pytest.raises(InvalidInput, match="never deletes a folder"):      # --force never deletes a folder
+        artifacts.get_artifact(store, art.ref, tmp_path / "dir", force=True)
+    assert (tmp_path / "dir" / "keep").read_text() == "mine"
+    (tmp_path / "copy.json").write_text("old")
+    artifacts.get_artifact(store, art.ref, tmp_path / "copy.json", force=True)   # ... it replaces a file
+    assert (tmp_path / "copy.json").read_text() == '{"f1": 0.5}'

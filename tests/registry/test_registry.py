@@ -131,9 +131,12 @@ def test_get_writes_the_exact_bytes_checks_them_and_records_the_read(any_store: 
     with pytest.raises(Conflict, match="exists"):
         registry.get(any_store, v1.ref, tmp_path / "dl")
     (tmp_path / "dl" / "stale.txt").write_text("left over")
-    registry.get(any_store, v1.ref, tmp_path / "dl", force=True)
-    assert not (tmp_path / "dl" / "stale.txt").exists()
+    (tmp_path / "dl" / "adapter_model.safetensors").write_bytes(b"edited")
+    registry.get(any_store, v1.ref, tmp_path / "dl", force=True)     # replaces the files it names, only
+    assert (tmp_path / "dl" / "adapter_model.safetensors").read_bytes() == b"exact weights"
+    assert (tmp_path / "dl" / "stale.txt").read_text() == "left over"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".dl.")]     # no scratch left
+    assert not [p for p in (tmp_path / "dl").iterdir() if p.name.startswith(".runlock-")]
     # a corrupted object is reported, never written
     oid = hashlib.sha256(b"exact weights").hexdigest()
     obj = any_store.objects.root / oid[:2] / oid[2:]

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from runlock import artifacts, audit, fsck, gc, identity
 from runlock.cli.main import app
 from runlock.data.checkout import checkout
+from runlock.data.snapshot import create_snapshot
 from runlock.errors import InvalidInput, PermissionDenied
 from runlock.store import Store, scratch
 from tests.lineage.world import build
@@ -65,6 +66,31 @@ def test_an_unreferenced_object_is_kept_while_young_then_collected_and_audited(s
     assert [x.id for x in done.unreferenced] == [orphan] and not store.objects.has(orphan)
     [entry] = _audit_rows(store)
     assert entry["objects"] == 1 and entry["removed"] == [orphan]
+
+
+def test_an_old_object_stored_again_is_young_again(store: Store, tmp_path: Path) -> None:
+    """A writer that finds its bytes already stored (put, or a snapshot's stat cache hit) restarts
+    the object's age, so gc's grace period protects an object being reused."""
+    old = store.objects.put_bytes(b"reused")
+    _age(store, old, 7200)
+    assert [x.id for x in gc.collect(store).unreferenced] == [old]
+    store.objects.put_bytes(b"reused")
+    assert gc.collect(store).unreferenced == []
+    (tmp_path / "t").mkdir()
+    f = tmp_path / "t" / "f.bin"
+    f.write_bytes(b"cached file")
+    time.sleep(0.3)                     # not "racy" (ctime well before the read): the stat cache keeps it
+    oid = create_snapshot(store, tmp_path / "t", "t").entries[0]["sha256"]
+    for touch in (False, True):         # a stat cache hit; then a re-read of bytes already stored
+        if touch:
+            os.utime(f, (time.time() - 120, time.time() - 120))
+        _age(store, oid, 7200)
+        create_snapshot(store, tmp_path / "t", "t")
+        assert _mtime_age(store, oid) < 60
+
+
+def _mtime_age(store: Store, oid: str) -> float:
+    return time.time() - store.objects.path_of(oid).stat().st_mtime
 
 
 def test_an_id_in_any_table_keeps_its_object_even_one_added_later(store: Store) -> None:
@@ -133,6 +159,8 @@ def test_a_snapshot_killed_mid_way_leaves_nothing_after_gc(store: Store, tmp_pat
     left = [p for p in store.objects.scratch_dir().iterdir() if p.name.startswith("snap-")]
     assert len(left) == 64
     assert fsck.fsck(store).scratch_files == 64
+    checked = CliRunner().invoke(app, ["--store", str(store.root), "fsck"])
+    assert checked.exit_code == 0 and "leftovers: 64 scratch file(s)" in checked.output
     result = CliRunner().invoke(app, ["--store", str(store.root), "gc", "--yes"])
     assert result.exit_code == 0, result.output
     assert "removed 64 scratch file(s)" in result.output

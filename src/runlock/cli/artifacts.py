@@ -58,8 +58,9 @@ def _render(detail: artifacts.ArtifactDetail) -> None:
 
 @app.command("get")
 def get(ctx: typer.Context, art: str = typer.Argument(..., help=ART_HELP),
-        dest: Path = typer.Argument(..., help="Where to write the file or folder (must not exist)."),
-        force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
+        dest: Path = typer.Argument(..., help="Where to write the file or folder (must not exist unless --force)."),
+        force: bool = typer.Option(False, "--force", help="DEST may exist: replace the files the artifact names "
+                                   "and delete nothing else (refused for a project root, a store or .git)."),
         progress: bool = PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Download an artifact's exact bytes (every file verified against its hash)."""
     with common.progress("writing", progress, unit="bytes") as on_progress:

@@ -83,6 +83,8 @@ COMMANDS: dict[str, dict[str, Entry]] = {
         "migrate": Entry("store", "migrate", "Upgrade the store's schema to this version of runlock."),
         "fsck": Entry("store", "fsck", "Verify every object's hash and that every object the records point at "
                       "exists."),
+        "gc": Entry("gc", "gc", "Find (with --yes, delete) scratch files of dead processes and objects that nothing "
+                    "references."),
     },
 }
 ENTRIES: dict[str, Entry] = {name: e for section in COMMANDS.values() for name, e in section.items()}

@@ -64,7 +64,8 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
 @app.command("get")
 def get(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
         dest: Path = typer.Argument(..., help="Where to write the model (must not exist)."),
-        force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
+        force: bool = typer.Option(False, "--force", help="DEST may exist: replace the files the model names "
+                                   "and delete nothing else (refused for a project root, a store or .git)."),
         progress: bool = common.PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Download a model version's exact bytes, verified, and record the read in the audit log."""
     with common.progress("writing", progress, unit="bytes") as on_progress:

@@ -58,7 +58,7 @@ def checkout(store: Store, ref: str | Snapshot, dest: str | Path) -> Checkout:
         raise InvalidInput(f"Cannot write into {dest.parent}: {e.strerror or e}.",
                            hint="Check the path and its permissions.") from None
     try:
-        with Dest(work) as out, ThreadPoolExecutor(WORKERS) as pool:
+        with Dest(work, exclusive=True) as out, ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(lambda e: _write(store, out, e), entries))
         if dest.exists():
             dest.rmdir()
