@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from runlock import canonical, gc
+from runlock import audit, canonical, gc, paths
+from runlock.errors import IntegrityError
 from runlock.store import Store
 from runlock.store.objects import ObjectProblem
 from runlock.store.schema import artifacts, refs, runs
@@ -26,16 +27,18 @@ class FsckReport:
     unreferenced: int = 0               # objects gc would remove
     scratch_files: int = 0              # scratch files of ended processes
     leftover_bytes: int = 0
+    changed_records: list[str] = field(default_factory=list)   # sealed records that no longer match the audit log
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not self.referenced_missing
+        return not self.problems and not self.referenced_missing and not self.changed_records
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "objects_checked": self.objects_checked,
                 "problems": [p.__dict__ for p in self.problems],
                 "referenced_missing": self.referenced_missing, "unreferenced": self.unreferenced,
-                "scratch_files": self.scratch_files, "leftover_bytes": self.leftover_bytes}
+                "scratch_files": self.scratch_files, "leftover_bytes": self.leftover_bytes,
+                "changed_records": self.changed_records}
 
 
 def referenced(store: Store) -> list[tuple[str, str]]:
@@ -70,6 +73,25 @@ def _manifest_files(store: Store, manifest_id: str | None) -> list[tuple[str, st
     return files
 
 
+def unsafe_paths(store: Store) -> list[ObjectProblem]:
+    """Snapshot manifests and folder file lists that name a path ``runlock.paths`` refuses (``..``,
+    absolute, under ``.git/`` or ``.runlock/``, duplicated): crafted or damaged documents that no
+    command will write out. Missing or corrupt documents are reported on their own."""
+    with store.db.read() as conn:
+        ids = [r.manifest for r in conn.execute(sa.select(artifacts.c.manifest).where(artifacts.c.manifest.is_not(None)))]
+        ids += [r.target for r in conn.execute(sa.select(refs.c.target).where(refs.c.namespace == "ds"))]
+    found = []
+    for oid in dict.fromkeys(ids):
+        if store.objects.verify_one(oid) is not None:
+            continue
+        try:
+            doc = canonical.loads(store.objects.get_bytes(oid))
+            paths.check_entries([e.get("path") for e in doc.get("entries", [])], f"Object {oid}")
+        except (IntegrityError, ValueError, AttributeError, TypeError) as e:
+            found.append(ObjectProblem(oid, "unsafe path", str(e).split(" Nothing was written")[0]))
+    return found
+
+
 def fsck(store: Store, progress: Callable[[int], None] | None = None) -> FsckReport:
     checked, problems = 0, []
     for oid in store.objects.iter_ids():
@@ -79,6 +101,10 @@ def fsck(store: Store, progress: Callable[[int], None] | None = None) -> FsckRep
         checked += 1
         if progress:
             progress(checked)
+    problems += unsafe_paths(store)
     missing = [{"id": oid, "referenced_by": who} for oid, who in referenced(store) if not store.objects.has(oid)]
     waste = gc.count(store)
-    return FsckReport(checked, problems, missing, len(waste.unreferenced), len(waste.scratch), waste.bytes)
+    with store.db.read() as conn:
+        changed = [p.message for p in audit.sealed_problems(conn)]
+    return FsckReport(checked, problems, missing, len(waste.unreferenced), len(waste.scratch), waste.bytes,
+                      changed)

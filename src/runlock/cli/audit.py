@@ -36,16 +36,20 @@ def log_(
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, key: Path = KEY_OPTION, as_json: bool = common.JSON_OPTION) -> None:
-    """Recompute the hash chain and the Merkle tree, check every signed checkpoint, and name the
-    first entry that was altered, removed, reordered or cut off. Exits 1 when the log is not intact."""
+def verify(ctx: typer.Context, key: Path = KEY_OPTION,
+           deep: bool = typer.Option(False, "--deep", help="Also recompute every sealed record (run, model "
+                                     "version, alias move, snapshot, split) and name each one that changed."),
+           as_json: bool = common.JSON_OPTION) -> None:
+    """Recompute the hash chain and the Merkle tree, check every signed checkpoint (one is required
+    every 256 entries) and every gate.pass's attestation, and name the first entry that was altered,
+    removed, reordered or cut off. Exits 1 when the log (or, with --deep, a sealed record) is not intact."""
     store = common.store(ctx)
     trusted = keys.load_public(key) if key else None
     with Progress(TextColumn("verifying audit log"), BarColumn(), TextColumn("{task.completed} entries"),
                   console=common.err_console, transient=True,
                   disable=as_json or not common.err_console.is_terminal) as bar:
         task = bar.add_task("verify", total=None)
-        report = audit.verify(store, key=trusted, progress=lambda n: bar.update(task, completed=n))
+        report = audit.verify(store, key=trusted, deep=deep, progress=lambda n: bar.update(task, completed=n))
     common.emit(report, as_json, _render_verify)
     if not report.ok:
         raise typer.Exit(1)
@@ -57,7 +61,8 @@ def _render_verify(r: audit.VerifyReport) -> None:
     if r.ok:
         common.console.print(f"[green]ok[/]: {head}.")
         return
-    common.console.print(f"[bold red]audit log NOT intact[/]: first bad entry {r.first_bad}. {head}.")
+    where = f"first bad entry {r.first_bad}" if r.first_bad is not None else f"{len(r.problems)} problem(s)"
+    common.console.print(f"[bold red]audit log NOT intact[/]: {where}. {head}.")
     common.console.print(common.table(None, ["entry", "problem", "detail"],
                                       [(p.seq if p.seq is not None else "-", p.kind, p.message) for p in r.problems]))
 

@@ -167,10 +167,12 @@ def attest_create(ctx: typer.Context, ref: str = typer.Argument(..., help="model
 @attest.command("verify")
 def attest_verify(file: Path = typer.Argument(..., help="An attestation bundle or envelope."),
                   key: Path = typer.Option(..., "--key", help="The store's public key (PEM)."),
-                  root: Path = typer.Option(Path("."), "--root", help="Re-hash subjects found as files under here."),
+                  root: Path = typer.Option(None, "--root", help="Re-hash every file the attestation names under "
+                                            "this folder (a missing one fails the check)."),
                   as_json: bool = common.JSON_OPTION) -> None:
-    """Check an attestation offline (no store, no network) and re-hash the local files it names.
-    Exits 1 when a signature or a file does not match."""
+    """Check an attestation offline (no store, no network) and, with --root, re-hash the files it
+    names. Exits 1 when a signature or a file does not match, a named file is missing, or the
+    bundle lacks its provenance or test-result statement (incomplete)."""
     check = attest_mod.verify_attestation(file, keys_mod.load_public(key), root=root)
     common.emit(check, as_json, _render_check)
     if not check.ok:

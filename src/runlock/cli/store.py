@@ -84,6 +84,8 @@ def _render_fsck(report: fsck_mod.FsckReport) -> None:
         rows += [(m["id"], "missing", f"referenced by {m['referenced_by']}") for m in report.referenced_missing]
         common.console.print(common.table(f"{len(rows)} problem(s) in {report.objects_checked} objects",
                                           ["object", "problem", "detail"], rows))
+    for message in report.changed_records:
+        common.console.print(f"[bold red]changed since sealed[/]: {message}", highlight=False)
     if report.unreferenced or report.scratch_files:
         common.console.print(f"leftovers: {report.scratch_files} scratch file(s) of ended processes and "
                              f"{report.unreferenced} unreferenced object(s), {report.leftover_bytes} B; "

@@ -68,6 +68,8 @@ class StatCache:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():     # private whatever the umask; SQLite's -wal/-shm follow its mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o640))
         conn = sqlite3.connect(self.path, timeout=10)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(_SCHEMA)

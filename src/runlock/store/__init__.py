@@ -164,7 +164,7 @@ def refuse_inline_password(url: str) -> None:
 
 def _apply_modes(root: Path, settings: dict, modes: Modes) -> None:
     """Give the store's own folders and files their modes (a repair for older stores, too)."""
-    for d in (root, root / "tmp", *(() if str(settings.get("objects", "objects")).startswith("s3://")
+    for d in (root, root / "tmp", root / "cache", *(() if str(settings.get("objects", "objects")).startswith("s3://")
                                     else (root / settings.get("objects", "objects"),
                                           root / settings.get("objects", "objects") / "tmp"))):
         if d.is_dir():
