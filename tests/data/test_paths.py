@@ -77,6 +77,22 @@ def test_checkout_refuses_a_crafted_manifest_naming_the_entry(store: Store, tmp_
     assert pwned(tmp_path, store) == []
 
 
+def test_the_cli_refuses_in_one_line_and_fsck_names_the_object(store: Store, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from runlock import fsck
+    from runlock.cli.main import app
+
+    oid = plant_snapshot(store, [("../../x", b"pwned")])
+    result = CliRunner().invoke(app, ["--store", str(store.root), "data", "checkout", "ds:evil@v1",
+                                      str(tmp_path / "dest")])
+    assert result.exit_code == 1 and "'../../x'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "dest").exists() and pwned(tmp_path, store) == []
+    report = fsck.fsck(store)
+    assert not report.ok and [(p.id, p.problem) for p in report.problems] == [(oid, "unsafe path")]
+    assert "'../../x'" in report.problems[0].detail
+
+
 def test_a_rerun_refuses_to_materialise_a_crafted_input(store: Store, tmp_path: Path) -> None:
     oid = plant_snapshot(store, [("../../../escaped", b"pwned")])
     dest = tmp_path / "rerun" / "inputs"
