@@ -188,3 +188,21 @@ def test_only_an_admin_may_delete_and_a_dry_run_is_the_default(store: Store, tmp
     with pytest.raises(InvalidInput):
         gc.collect(store, grace=float("nan"))
     assert gc.parse_grace("30m") == 1800 and gc.parse_grace("2d") == 172800 and gc.parse_grace("0") == 0
+
+
+def test_gc_on_an_s3_store(tmp_path: Path, s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runlock.workspace import init
+
+    monkeypatch.setenv("RUNLOCK_S3_ENDPOINT_URL", s3_endpoint)
+    store = init(tmp_path, objects=s3_bucket)
+    try:
+        (tmp_path / "d").mkdir()
+        (tmp_path / "d" / "a.txt").write_text("kept")
+        snap = create_snapshot(store, tmp_path / "d", "d")
+        orphan = store.objects.put_bytes(b"orphan in the bucket")
+        assert gc.collect(store).kept_young == 1                      # young: its age comes from the bucket
+        done = gc.collect(store, grace=0, delete=True)
+        assert [x.id for x in done.unreferenced] == [orphan] and not store.objects.has(orphan)
+        assert store.objects.has(snap.id) and store.objects.has(snap.entries[0]["sha256"])
+    finally:
+        store.close()
