@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import runlock
 from runlock import artifacts
+from runlock.cli import common
 from runlock.cli.main import app
 from runlock.errors import NotFound
 from runlock.store import Store
@@ -33,3 +34,22 @@ def test_artifacts_by_run_prefix(store: Store, tmp_path: Path) -> None:
     assert [a["run_id"] for a in json.loads(listed.stdout)] == [run.id]
     wild = CliRunner().invoke(app, ["--store", str(store.root), "artifacts", "list", "--run", "%%%%%%%%"])
     assert wild.exit_code != 0 and "Traceback" not in wild.output
+
+
+def test_artifact_and_model_tables_show_short_run_ids(store: Store, tmp_path: Path) -> None:
+    from runlock.tracking import records
+
+    (tmp_path / "w.bin").write_bytes(b"w")
+    with runlock.start_run(project="p", store=store) as run:
+        run.log_artifact(tmp_path / "w.bin", name="weights", kind="model")
+    runlock.register_model(run, "weights", name="bot")
+    short = records.short_ids(store, [run.id])[run.id]
+    for args in (["artifacts", "list"], ["registry", "list"]):
+        out = CliRunner().invoke(app, ["--store", str(store.root), *args]).output
+        assert short in out and run.id not in out, (args, out)
+        old, common.console.width = common.console.width, 250
+        try:
+            wide = CliRunner().invoke(app, ["--store", str(store.root), *args, "--wide"]).output
+        finally:
+            common.console.width = old
+        assert run.id in wide, (args, wide)

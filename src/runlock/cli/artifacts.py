@@ -8,7 +8,7 @@ import typer
 from rich.tree import Tree
 
 from runlock import artifacts
-from runlock.cli import common
+from runlock.cli import common, runids
 
 app = typer.Typer(help="Browse and download artifacts (stored by content).", no_args_is_help=True)
 
@@ -23,13 +23,16 @@ def list_(
     kind: str = typer.Option(None, "--kind", help="Only artifacts of this kind (model, checkpoint, …)."),
     name: str = typer.Option(None, "--name", help="Only artifacts with this name."),
     limit: int = typer.Option(50, "--limit", "-L", help="At most this many (0: all)."),
+    wide: bool = runids.WIDE_OPTION,
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """List artifacts, newest first."""
-    found = artifacts.list_artifacts(common.store(ctx), run=run, kind=kind, name=name, limit=limit or None)
+    store = common.store(ctx)
+    found = artifacts.list_artifacts(store, run=run, kind=kind, name=name, limit=limit or None)
+    ids = {} if as_json else runids.labels(store, [a.run_id for a in found], wide)
     common.emit(found, as_json, lambda arts: common.console.print(common.table(
         None, ["artifact", "run", "name", "kind", "media type", "files", "bytes", "created"],
-        [(common.short(a.ref, 24), a.run_id, a.name, a.kind, a.media_type, a.files, a.size, a.created_at[:19])
+        [(common.short(a.ref, 24), ids[a.run_id], a.name, a.kind, a.media_type, a.files, a.size, a.created_at[:19])
          for a in arts])))
 
 

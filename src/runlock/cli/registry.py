@@ -8,7 +8,7 @@ import typer
 from rich.tree import Tree
 
 from runlock import cards, registry
-from runlock.cli import common
+from runlock.cli import common, runids
 
 app = typer.Typer(help="Register models, move aliases, download exact bytes, write model cards.",
                   no_args_is_help=True)
@@ -36,12 +36,14 @@ def register(ctx: typer.Context, run: str = typer.Argument(..., help="The finish
 
 @app.command("list")
 def list_(ctx: typer.Context, name: str = typer.Argument(None, help="Only versions of this model."),
-          as_json: bool = common.JSON_OPTION) -> None:
+          wide: bool = runids.WIDE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """List model versions with their aliases."""
-    found = registry.list_models(common.store(ctx), name)
+    store = common.store(ctx)
+    found = registry.list_models(store, name)
+    ids = {} if as_json else runids.labels(store, [m.run_id for m in found], wide)
     common.emit(found, as_json, lambda ms: common.console.print(common.table(
         None, ["model", "aliases", "content id", "run", "artifact", "registered"],
-        [(m.ref, " ".join(f"@{a}" for a in m.aliases), common.short(m.digest), m.run_id, m.artifact,
+        [(m.ref, " ".join(f"@{a}" for a in m.aliases), common.short(m.digest), ids[m.run_id], m.artifact,
           m.created_at[:19]) for m in ms])))
 
 
