@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from typer.testing import CliRunner
 
 import runlock
-from runlock.cli.main import ENTRIES
+from runlock.cli.main import ENTRIES, app
 from runlock.store import Store, shipped_heads
 
 HEAVY = ("alembic", "omegaconf", "pandas", "pyarrow", "torch", "matplotlib")
@@ -74,6 +75,12 @@ def test_help_lists_every_command_with_its_line() -> None:
     assert set(ENTRIES) <= listed
     for entry in ENTRIES.values():
         assert entry.help.split()[0] in out
+
+
+def test_no_arguments_prints_the_help_and_exits_2() -> None:
+    result = CliRunner().invoke(app, [], prog_name="runlock")
+    assert result.exit_code == 2
+    assert "Usage: runlock" in result.output and ENTRIES["runs"].help in result.output
 
 
 def test_a_command_loads_what_it_uses_and_no_heavy_library(store: Store) -> None:

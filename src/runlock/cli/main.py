@@ -141,6 +141,12 @@ class RootGroup(group.RunlockGroup):
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help())   # typer prints only its own (rich) help here, not a plain one
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
+
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         self.format_usage(ctx, formatter)
         self.format_help_text(ctx, formatter)
