@@ -37,9 +37,10 @@ def _audit_rows(store: Store) -> list[dict]:
         return [dict(r.details) for r in rows]
 
 
-def test_nothing_a_record_names_is_ever_collected(store: Store, tmp_path: Path) -> None:
+def test_nothing_a_record_names_is_ever_collected(any_store: Store, tmp_path: Path) -> None:
     """Snapshots, records indexes, a derived snapshot, a split and its report, locks, code diffs,
     folder artifacts and their files, a model, verifications: a full world loses nothing."""
+    store = any_store
     w = build(store, tmp_path)
     before = set(store.objects.iter_ids())
     report = gc.collect(store, grace=0, delete=True)
@@ -93,11 +94,12 @@ def _mtime_age(store: Store, oid: str) -> float:
     return time.time() - store.objects.path_of(oid).stat().st_mtime
 
 
-def test_an_id_in_any_table_keeps_its_object_even_one_added_later(store: Store) -> None:
+def test_an_id_in_any_table_keeps_its_object_even_one_added_later(any_store: Store) -> None:
+    store = any_store
     oid = store.objects.put_bytes(b"named by a plugin's table")
     _age(store, oid, 7200)
     with store.db.write() as conn:
-        conn.exec_driver_sql("CREATE TABLE plugin_notes (id INTEGER PRIMARY KEY, doc TEXT)")
+        conn.exec_driver_sql("CREATE TABLE plugin_notes (doc TEXT)")
         conn.exec_driver_sql(f"INSERT INTO plugin_notes (doc) VALUES ('{{\"see\": \"{oid}\"}}')")
     assert gc.collect(store, grace=0).unreferenced == []
     # and one named only inside a stored document reached from the database
