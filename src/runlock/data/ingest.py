@@ -30,6 +30,7 @@ from runlock.errors import InvalidInput
 from runlock.hashing import ALGORITHM, CHUNK
 from runlock.store import durable
 from runlock.store.objects import LocalObjectStore, ObjectStore
+from runlock.store.scratch import prefix as scratch_prefix
 
 ATTEMPTS = 3
 WORKERS = max(8, 4 * (os.cpu_count() or 1))  # threads: hashing and I/O release the GIL
@@ -122,6 +123,8 @@ class _Job:
             self.bytes_total += st.st_size
             known = self.known.get(path)
             hit = known is not None and known[0] == signature(st) and self.objects.has(known[1])
+            if hit:
+                self.objects.freshen(known[1])      # reused: garbage collection's grace restarts
             entries.append(Entry(rel, st.st_size, known[1]) if hit else None)
             self.bytes_done += st.st_size if hit else 0
         return entries
@@ -153,7 +156,7 @@ class _Job:
             return oid, _size(path), None
         folder = self.objects.scratch_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix="snap-", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=folder, prefix=scratch_prefix("snap"), suffix=".tmp")
         scratch = Path(name)
         try:
             return (*self._stream(path, fd, rel), scratch)
@@ -201,10 +204,9 @@ class _Job:
             dest = self.objects.path_of(oid)
             if dest.exists():
                 scratch.unlink(missing_ok=True)
+                self.objects.freshen(oid)
                 continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(scratch, 0o444)
-            os.replace(scratch, dest)
+            self.objects.place(oid, scratch)
         durable.barrier(self.objects.root)  # the renames: one journal commit, not an fsync per folder
         self.pending = []
 
