@@ -90,3 +90,26 @@ def test_user_errors_are_one_line_and_exit_2(cli, tmp_path, args, message):
     cli("data", "snapshot", write(tmp_path, "t.jsonl", rows(30)), "--name", "tickets", "--id-column", "id")
     result = cli("split", "create", "tickets", "--name", "x", *args)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_create_reports_leakage_found_at_creation_and_strict_exits_1(cli, tmp_path):
+    data = rows(60)
+    data += [{**r, "id": f"copy{i}", "text": r["text"].upper()} for i, r in enumerate(data[:30])]
+    cli("data", "snapshot", write(tmp_path, "t.jsonl", data), "--name", "tickets", "--id-column", "id")
+    plain = cli("split", "create", "tickets", "--name", "leaky", "--seed", "1")
+    assert plain.exit_code == 0 and "Leakage found at creation" in plain.output and "--dedup" in plain.output
+    strict = cli("split", "create", "tickets", "--name", "strict", "--seed", "1", "--strict", "--json")
+    assert strict.exit_code == 1
+    made = json.loads(strict.output)
+    assert made["leakage"]["passed"] is False and made["ref"] == "split:strict@v1"  # recorded, with its report
+    clean = cli("split", "create", "tickets", "--name", "clean", "--dedup", "--strict")
+    assert clean.exit_code == 0 and "No leakage found" in clean.output
+    both = cli("split", "create", "tickets", "--name", "x", "--strict", "--no-check")
+    assert both.exit_code == 2 and "--strict needs the leakage checks" in both.output
+
+
+def test_check_with_a_progress_bar_still_prints_its_result(cli, tmp_path):
+    cli("data", "snapshot", write(tmp_path, "t.jsonl", rows(80)), "--name", "tickets", "--id-column", "id")
+    cli("split", "create", "tickets", "--name", "tk", "--no-check")
+    result = cli("split", "check", "tk", "--progress")
+    assert result.exit_code == 0 and "No leakage found" in result.output

@@ -84,7 +84,7 @@ def test_rules_fail_with_their_evidence(store: Store, repo: Path, tmp_path: Path
 
 
 def test_a_split_whose_leakage_check_failed_fails_the_rule(store: Store, repo: Path, tmp_path: Path) -> None:
-    dup = "\n".join(f"{i},the very same text" for i in range(40))  # every record duplicates every other
+    dup = "\n".join(f"{i},ticket {i % 20} says the very same text" for i in range(40))  # each text twice
     (tmp_path / "dup.csv").write_text("id,text\n" + dup + "\n")
     snap = create_snapshot(store, tmp_path / "dup.csv", "dup", id_column="id")
     with runlock.start_run(project="p", store=store, seed=1, argv=["train.py"]) as run:

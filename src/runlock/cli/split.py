@@ -18,12 +18,13 @@ app = typer.Typer(help="Static, versioned splits of a dataset snapshot, with lea
 SPLIT_ARG = typer.Argument(..., help="A split: split:NAME@vN, split:NAME (latest), NAME, or a sha256 id.")
 SNAP_ARG = typer.Argument(..., help="A table snapshot: ds:NAME@vN, ds:NAME, NAME, or a sha256 id.")
 PROGRESS = common.PROGRESS_OPTION
-SHINGLE = typer.Option(2, "--shingle", help="Words per shingle for near duplicates.")
-THRESHOLD = typer.Option(0.7, "--threshold", help="Jaccard similarity from which two texts are near duplicates.")
-BANDS = typer.Option(20, "--bands", help="LSH bands (more finds lower similarities, slower).")
-ROWS = typer.Option(6, "--rows", help="MinHash values per LSH band.")
-TEXT = typer.Option(None, "--text", help="Text column for duplicate checks (repeatable; default: every string "
-                                         "column but the id and --by/--group columns).")
+_ND = NearDupSettings()
+SHINGLE = typer.Option(_ND.shingle, "--shingle", help="Words per shingle for near duplicates.")
+THRESHOLD = typer.Option(_ND.threshold, "--threshold", help="Jaccard similarity from which two texts are near duplicates.")
+BANDS = typer.Option(_ND.bands, "--bands", help="LSH bands (more finds lower similarities, slower).")
+ROWS = typer.Option(_ND.rows, "--rows", help="MinHash values per LSH band.")
+TEXT = typer.Option(None, "--text", help="Text column for duplicate checks (repeatable; default: the free-text "
+                                         "columns of the data, not labels, ids, codes or times).")
 
 
 @app.command("create")
@@ -39,18 +40,25 @@ def create_cmd(
     names: str = typer.Option(None, "--names", help="Comma-separated partition names (default: train,validation,test)."),
     dedup: bool = typer.Option(False, "--dedup", help="Drop exact and near duplicates before splitting."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the leakage checks."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if the leakage checks find anything (the split "
+                                                        "is still recorded, with its report)."),
     text: list[str] = TEXT, shingle: int = SHINGLE, threshold: float = THRESHOLD, bands: int = BANDS,
     rows: int = ROWS, progress: bool = PROGRESS, as_json: bool = common.JSON_OPTION,
 ) -> None:
-    """Split SNAPSHOT into partitions and name the result split:NAME@vN."""
+    """Split SNAPSHOT into partitions and name the result split:NAME@vN; the leakage found at
+    creation is reported (exit 1 with --strict)."""
+    if strict and no_check:
+        raise InvalidInput("--strict needs the leakage checks; drop --no-check.")
     store = common.store(ctx)
-    with common.progress("split", progress) as tick:
+    with common.progress("split", _wanted(progress, as_json)) as tick:
         on_progress = (lambda stage, done, total: tick(done, total, description=stage)) if tick else None
         result = create_split(store, snapshot, name=name, ratios=_floats(ratios), seed=seed, strategy=strategy,
                               by=by, group=group, names=_names(names), dedup=dedup, check=not no_check,
                               text_columns=text or None, settings=NearDupSettings(shingle, threshold, bands, rows),
                               on_progress=on_progress)
     common.emit(result, as_json, _render_split)
+    if strict and result.leakage is not None and not result.leakage.passed:
+        raise typer.Exit(1)
 
 
 @app.command("list")
@@ -103,11 +111,15 @@ def apply_cmd(ctx: typer.Context, ref: str = SPLIT_ARG, snapshot: str = SNAP_ARG
 
 @app.command("check")
 def check_cmd(ctx: typer.Context, ref: str = SPLIT_ARG, text: list[str] = TEXT, shingle: int = SHINGLE,
-              threshold: float = THRESHOLD, bands: int = BANDS, rows: int = ROWS,
+              threshold: float = THRESHOLD, bands: int = BANDS, rows: int = ROWS, progress: bool = PROGRESS,
               as_json: bool = common.JSON_OPTION) -> None:
-    """Check a split for leakage (duplicates, near duplicates, groups, time); exit 1 if it leaks."""
-    result = check_split(common.store(ctx), ref, settings=NearDupSettings(shingle, threshold, bands, rows),
-                         text_columns=text or None)
+    """Check a split for leakage (duplicates, near duplicates, groups, time); exit 1 if it leaks.
+    By default the duplicate checks compare the free-text columns of the data (said in the output)."""
+    store = common.store(ctx)
+    with common.progress("check", _wanted(progress, as_json)) as tick:
+        on_progress = (lambda stage, done, total: tick(done, total, description=stage)) if tick else None
+        result = check_split(store, ref, settings=NearDupSettings(shingle, threshold, bands, rows),
+                             text_columns=text or None, on_progress=on_progress)
     common.emit(result, as_json, _render_check)
     if not result.report.passed:
         raise typer.Exit(1)
@@ -129,13 +141,18 @@ def _render_split(sp: Split, pairs: bool = False) -> None:
         common.console.print(f"Applied from {common.short(a['from'])}: {added}; {a['missing']} records no longer present.",
                              highlight=False)
     if sp.leakage is not None:
-        _render_report(sp.leakage, pairs)
+        _render_report(sp.leakage, pairs, created=sp.created)
 
 
-def _render_report(report: LeakageReport, pairs: bool = True) -> None:
+def _render_report(report: LeakageReport, pairs: bool = True, created: bool = False) -> None:
     c = report.counts
     if report.passed:
         common.console.print("[green]No leakage found[/] (exact, near, group and time checks).")
+    elif created:
+        common.console.print(f"[bold red]Leakage found at creation:[/] {c['exact']} exact and {c['near']} near "
+                             f"duplicate pairs, {c['group']} groups and {c['temporal']} time overlaps across "
+                             "partitions. See them with `runlock split show SPLIT --pairs`; "
+                             "drop duplicates with --dedup.")
     else:
         common.console.print(f"[bold red]Leakage:[/] {c['exact']} exact and {c['near']} near duplicate pairs, "
                              f"{c['group']} groups and {c['temporal']} time overlaps across partitions.")
@@ -173,6 +190,11 @@ def _render_export(result: Exported) -> None:
 
 
 # -- parsing and progress ----------------------------------------------------------------------------
+def _wanted(progress: bool | None, as_json: bool) -> bool | None:
+    """A progress bar as asked; by default on a terminal, never with --json."""
+    return progress if progress is not None else (False if as_json else None)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]

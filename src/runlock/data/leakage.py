@@ -16,7 +16,7 @@ A report keeps at most ``MAX_PAIRS`` pairs; ``counts`` always has the full numbe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from typing import Any
@@ -81,18 +81,79 @@ class Inputs:
     times: np.ndarray | None = None
     labels: np.ndarray | None = None
     text_columns: tuple[str, ...] = ()
+    text_note: str | None = None  # how the text columns were chosen (said in the report)
 
 
-def check(inputs: Inputs, settings: NearDupSettings = NearDupSettings()) -> LeakageReport:
-    """Run every check the inputs allow; the report passes when nothing leaks."""
-    notes: list[str] = []
+@dataclass(frozen=True)
+class TextColumns:
+    """The columns the duplicate checks compare, and how they were chosen."""
+
+    columns: tuple[str, ...]
+    chosen_from_data: bool = False
+    left_out: tuple[str, ...] = ()   # string columns the data showed are not free text
+
+    def note(self) -> str | None:
+        if not self.chosen_from_data:
+            return None
+        if not self.columns:
+            return ("No free-text column found (string columns whose values mostly have "
+                    f"{MIN_TEXT_WORDS}+ words and do not mostly repeat): exact and near duplicate checks "
+                    "were skipped. Name the columns to compare with --text COLUMN.")
+        left = f"; not free text, left out: {', '.join(self.left_out)}" if self.left_out else ""
+        return (f"Duplicate checks compared the free-text column(s) {', '.join(self.columns)}, chosen from "
+                f"the data{left}. Choose others with --text COLUMN.")
+
+
+MIN_TEXT_WORDS = 4        # a free-text value has at least this many words with a letter in them
+MIN_TEXT_SHARE = 0.5      # ... in at least this share of a column's values
+MIN_DISTINCT_SHARE = 0.2  # and at least this share of its values are distinct (labels and codes
+                          # repeat far more; a text column with many exact copies still qualifies)
+
+
+def free_text_columns(table: Any, candidates: Sequence[str]) -> TextColumns:
+    """Of ``candidates`` (string columns), those that hold free text: in at least half of the
+    non-empty values, four or more words contain a letter, and at least a fifth of the values are
+    distinct. That leaves out labels and customer codes (few words, few values), ids (one token),
+    timestamps (no letters), short names and multi-word categories (many repeats)."""
+    pa, pc = arrow()
+    chosen, left = [], []
+    for name in candidates:
+        col = table.column(name).combine_chunks()
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        (chosen if _is_free_text(col) else left).append(name)
+    return TextColumns(tuple(chosen), True, tuple(left))
+
+
+def _is_free_text(col: Any) -> bool:
+    pc = arrow()[1]
+    present = pc.drop_null(col)
+    n = len(present)
+    if n == 0:
+        return False
+    words = pc.utf8_split_whitespace(present)
+    flat = pc.list_flatten(words)
+    lettered = pc.match_substring_regex(flat, r"\pL").to_numpy(zero_copy_only=False)
+    owner = pc.list_parent_indices(words).to_numpy(zero_copy_only=False)
+    per_value = np.bincount(owner[lettered], minlength=n)
+    texty = np.count_nonzero(per_value >= MIN_TEXT_WORDS) >= MIN_TEXT_SHARE * n
+    return bool(texty) and pc.count_distinct(present).as_py() >= MIN_DISTINCT_SHARE * n
+
+
+def check(inputs: Inputs, settings: NearDupSettings = NearDupSettings(),
+          on_progress: Callable[[str, int, int], None] | None = None) -> LeakageReport:
+    """Run every check the inputs allow; the report passes when nothing leaks.
+    ``on_progress(stage, done, total)`` follows the near-duplicate search band by band."""
+    notes: list[str] = [inputs.text_note] if inputs.text_note else []
     pairs: list[LeakPair] = []
     if inputs.texts is None:
-        notes.append("No text columns: exact and near duplicate checks were skipped.")
+        if not inputs.text_note:
+            notes.append("No text columns: exact and near duplicate checks were skipped.")
     else:
         cluster = exact_clusters(inputs.texts)
         pairs += _exact_pairs(inputs, cluster)
-        pairs += _near_pairs(inputs, cluster, settings)
+        bands = (lambda done, total: on_progress("near duplicates", done, total)) if on_progress else None
+        pairs += _near_pairs(inputs, cluster, settings, bands)
     groups = _group_leaks(inputs) if inputs.groups is not None else []
     temporal = _temporal_leaks(inputs) if inputs.times is not None else []
     counts = {"exact": sum(p.kind == "exact" for p in pairs), "near": sum(p.kind == "near" for p in pairs),
@@ -138,8 +199,9 @@ def _exact_pairs(inputs: Inputs, cluster: np.ndarray) -> list[LeakPair]:
     return out
 
 
-def _near_pairs(inputs: Inputs, cluster: np.ndarray, settings: NearDupSettings) -> list[LeakPair]:
-    a, b, sim = near_duplicates(inputs.texts, settings, group=inputs.part)
+def _near_pairs(inputs: Inputs, cluster: np.ndarray, settings: NearDupSettings,
+                on_progress: Callable[[int, int], None] | None = None) -> list[LeakPair]:
+    a, b, sim = near_duplicates(inputs.texts, settings, group=inputs.part, on_progress=on_progress)
     keep = cluster[a] != cluster[b]
     return [_pair(inputs, i, j, "near", round(float(s), 4))
             for i, j, s in zip(a[keep].tolist(), b[keep].tolist(), sim[keep].tolist())]

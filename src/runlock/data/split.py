@@ -2,13 +2,17 @@
 
 A split is an immutable **manifest** object (canonical JSON, ``runlock.split/1``)::
 
-    {"format": "runlock.split/1", "snapshot": "sha256:…", "strategy": "stratified",
+    {"format": "runlock.split/2", "snapshot": "sha256:…", "strategy": "stratified",
      "params": {"ratios": [...], "names": [...], "by": "label", ...}, "seed": 42,
-     "hash": "rl-hash64-v1", "runlock_version": "0.1.0",
+     "hash": "rl-hash64-v1", "keys": "rl-key-v1",
      "partitions": [{"name": "train", "count": 8, "digest": "sha256:…", "ids": [sorted ids]}, …],
      "removed": [{"id", "kept", "kind"}, …]}        # --dedup only
 
 Its sha256 is the split id; ``split:NAME@vN`` names it (the same manifest keeps its version).
+The id depends on what was split and how, never on the runlock version that did it (the version
+is in the ``split.create`` audit entry); ``runlock.split/1`` manifests, which held it, still load.
+Group and hash keys are a column's values in canonical text (``strategies.key_texts``), so an
+integer column that a new row turns into floats keeps every key.
 A partition's digest is the sha256 of the canonical JSON list of its sorted ids. The leakage
 report is a separate object (a check can be rerun with other settings without changing the
 split); the ``splits`` table points at the latest one.
@@ -34,7 +38,9 @@ from runlock.store.schema import ID, METADATA, NAME, TIME, utcnow
 from runlock.store.schema import refs as refs_table
 from runlock.workspace import open_store
 
-FORMAT = "runlock.split/1"
+FORMAT = "runlock.split/2"
+FORMATS = ("runlock.split/1", FORMAT)   # /1 held the runlock version, which moved the id on upgrade
+JSON_COLUMNS = b"runlock.json_columns"  # schema metadata: columns stored as canonical JSON text
 RECORD_ID = "_record_id"
 ProgressFn = Callable[[str, int, int], None]
 
@@ -144,7 +150,7 @@ class Split:
                 "digests": {p["name"]: p["digest"] for p in self.manifest["partitions"]},
                 "removed": len(self.manifest.get("removed", [])),
                 "applied": _applied_summary(self.manifest.get("applied")),
-                "runlock_version": self.manifest["runlock_version"], "created": self.created,
+                "keys": self.manifest.get("keys"), "created": self.created,
                 "leakage": None if self.leakage is None else _leak_summary(self.leakage)}
 
 
@@ -226,7 +232,8 @@ def create_split(store: Store, snapshot: Snapshot | str, *, name: str | None = N
     report = None
     if check:
         progress("check", 3, 4)
-        report = leakage.check(inputs(table, result.part, names, strategy, by, group, texts_cols), settings)
+        report = leakage.check(inputs(table, result.part, names, strategy, by, group, texts_cols), settings,
+                               on_progress=lambda stage, done, total: progress(stage, done, total))
     progress("store", 4, 4)
     return save(store, manifest, name or recs.snapshot.name or "split", report=report,
                 details={"warnings": list(result.warnings), **_jsonable(result.details)})
@@ -239,6 +246,10 @@ def records(store: Store, snapshot: Snapshot | str) -> Records:
     ids = table.column(RECORD_ID)
     if pc.count_distinct(ids).as_py() != len(ids):
         raise InvalidInput(f"{snap.ref} has repeated record ids; a split needs every id once.")
+    json_cols = [c["name"] for c in (snap.manifest.get("table") or {}).get("columns", []) if c.get("type") == "json"]
+    if json_cols:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               JSON_COLUMNS: canonical.dumps(json_cols)})
     return Records(snap, table)
 
 
@@ -256,7 +267,7 @@ def build_manifest(snapshot_id: str, strategy: str, params: dict, seed: int, ids
                            "digest": canonical.digest(sorted_ids), "ids": sorted_ids})
     manifest = {"format": FORMAT, "snapshot": snapshot_id, "strategy": strategy,
                 "params": canonical.normalize(params), "seed": seed, "hash": strategies.HASH_VERSION,
-                "runlock_version": __version__, "partitions": partitions, "removed": list(removed)}
+                "keys": strategies.KEY_VERSION, "partitions": partitions, "removed": list(removed)}
     if applied is not None:
         manifest["applied"] = applied
     return manifest
@@ -288,7 +299,7 @@ def save(store: Store, manifest: dict, name: str, *, report: leakage.LeakageRepo
         if created:
             audit.append(conn, store.actor, action, ref.ref, before=before, after=oid, details={
                 "snapshot": manifest["snapshot"], "strategy": manifest["strategy"], "seed": manifest["seed"],
-                "counts": counts, "report": report_id,
+                "counts": counts, "report": report_id, "runlock_version": __version__,
                 "passed": None if report is None else report.passed, **(details or {})})
         node = lineage.node("split", oid)
         lineage.record_edge(conn, "derived_from", node, lineage.node("snapshot", manifest["snapshot"]))
@@ -319,7 +330,7 @@ def load(store: Store, ref: Split | str) -> Split:
     if row is None:
         raise NotFound("split", text, hint="List splits with `runlock split list`.")
     manifest = canonical.loads(store.objects.get_bytes(oid))
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in FORMATS:
         raise InvalidInput(f"Object {oid} is not a split manifest ({manifest.get('format')!r}).")
     report = None
     if row.report_id:
@@ -358,6 +369,29 @@ def column(table: Any, name: str, what: str) -> np.ndarray:
     return values
 
 
+def key_column(table: Any, name: str, what: str) -> np.ndarray:
+    """A group or hash-key column as its values' canonical texts (``strategies.key_texts``). A
+    column of mixed JSON types (strings and numbers in one column) is decoded first, so ``"u1"``
+    stays ``u1`` and ``5`` stays ``5`` whichever other values share the column."""
+    values = column(table, name, what)
+    if name in _json_columns(table):
+        values = [_json_key(v, name) for v in values]
+    return np.array(strategies.key_texts(values, what=what), dtype=object)
+
+
+def _json_columns(table: Any) -> list[str]:
+    raw = (table.schema.metadata or {}).get(JSON_COLUMNS)
+    return canonical.loads(raw) if raw else []
+
+
+def _json_key(text: str, name: str) -> Any:
+    value = canonical.loads(text.encode("utf-8"))
+    if isinstance(value, (list, dict)):
+        raise InvalidInput(f"Column {name!r} holds lists or objects; a group or hash key must be a string, "
+                           "a number or a boolean.", hint="Split by a column of plain values.")
+    return value
+
+
 def time_column(table: Any, name: str) -> np.ndarray:
     """A time column as sortable NumPy: numbers and timestamps as they are; strings as numbers
     if they all parse as numbers, else as timestamps if they all parse as ISO 8601, else text."""
@@ -379,8 +413,9 @@ def assign(table: Any, strategy: str, weights: Sequence[int], seed: int, by: str
     col = None
     if by is not None:
         what = {"stratified": "stratify", "stratified-group": "stratify", "temporal": "time"}.get(strategy, "group")
-        col = time_column(table, by) if strategy == "temporal" else column(table, by, what)
-    grp = column(table, group, "group") if group is not None else None
+        col = time_column(table, by) if strategy == "temporal" else \
+            key_column(table, by, what) if strategy in ("group", "hash") else column(table, by, what)
+    grp = key_column(table, group, "group") if group is not None else None
     if group is not None and strategy != "stratified-group":
         raise InvalidInput("--group is only for the stratified-group strategy; the group strategy "
                            "takes its column from --by.")
@@ -389,19 +424,19 @@ def assign(table: Any, strategy: str, weights: Sequence[int], seed: int, by: str
 
 
 def inputs(table: Any, part: np.ndarray, names: Sequence[str], strategy: str, by: str | None,
-           group: str | None, text_cols: Sequence[str]) -> leakage.Inputs:
+           group: str | None, text: leakage.TextColumns) -> leakage.Inputs:
     """What the leakage checks look at, given how the split was made."""
     groups = times = labels = None
     if strategy in ("group", "hash") and by is not None:
-        groups = column(table, by, "group")
+        groups = key_column(table, by, "group")
     if strategy == "stratified-group":
-        groups = column(table, group, "group")
+        groups = key_column(table, group, "group")
     if strategy in ("stratified", "stratified-group"):
         labels = column(table, by, "stratify")
     if strategy == "temporal":
         times = time_column(table, by)
-    return leakage.Inputs(table.column(RECORD_ID).to_pylist(), part, names, texts(table, text_cols),
-                          groups, times, labels, tuple(text_cols))
+    return leakage.Inputs(table.column(RECORD_ID).to_pylist(), part, names, texts(table, text.columns),
+                          groups, times, labels, text.columns, text.note())
 
 
 def texts(table: Any, cols: Sequence[str]) -> Any:
@@ -415,7 +450,9 @@ def texts(table: Any, cols: Sequence[str]) -> Any:
                                        null_handling="skip").combine_chunks()
 
 
-def _text_columns(recs: Records, chosen: Sequence[str] | None, exclude: Sequence[str | None]) -> tuple[str, ...]:
+def _text_columns(recs: Records, chosen: Sequence[str] | None, exclude: Sequence[str | None]) -> leakage.TextColumns:
+    """The columns the duplicate checks compare: those named, else the free-text columns of the
+    data (``leakage.free_text_columns``) other than the id, ``--by`` and ``--group`` columns."""
     pa = arrow()[0]
     table = recs.table
     names = [c for c in table.column_names if c != RECORD_ID]
@@ -425,16 +462,16 @@ def _text_columns(recs: Records, chosen: Sequence[str] | None, exclude: Sequence
                 raise InvalidInput(f"Text column {c!r} is not in {recs.snapshot.ref}; it has: {', '.join(names)}.")
             if not pa.types.is_string(table.schema.field(c).type):
                 raise InvalidInput(f"Text column {c!r} holds {table.schema.field(c).type}, not text.")
-        return tuple(chosen)
-    skip = {recs.id_column, *exclude}
-    return tuple(c for c in names if c not in skip and pa.types.is_string(table.schema.field(c).type))
+        return leakage.TextColumns(tuple(chosen))
+    skip = {recs.id_column, *exclude, *_json_columns(table)}
+    return leakage.free_text_columns(table, [c for c in names if c not in skip])
 
 
-def _dedup(recs: Records, cols: Sequence[str], settings: NearDupSettings) -> list[dict]:
-    if not cols:
-        raise InvalidInput(f"{recs.snapshot.ref} has no text columns to deduplicate on.",
+def _dedup(recs: Records, text: leakage.TextColumns, settings: NearDupSettings) -> list[dict]:
+    if not text.columns:
+        raise InvalidInput(f"{recs.snapshot.ref} has no free-text column to deduplicate on.",
                            hint="Name them with --text COLUMN.")
-    return leakage.duplicates(recs.ids.to_pylist(), texts(recs.table, cols), settings)
+    return leakage.duplicates(recs.ids.to_pylist(), texts(recs.table, text.columns), settings)
 
 
 def _take(table: Any, ids: list[str]) -> Any:

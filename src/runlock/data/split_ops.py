@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from runlock import audit, canonical
 from runlock.data import leakage
 from runlock.data.minhash import NearDupSettings, arrow
-from runlock.data.split import (RECORD_ID, Split, _text_columns, assign, build_manifest, column, inputs,
+from runlock.data.split import (RECORD_ID, ProgressFn, Split, _text_columns, assign, build_manifest, inputs, key_column,
                                 load, records, save, splits, time_column)
 from runlock.data.snapshot import Snapshot
 from runlock.errors import InvalidInput
@@ -90,11 +90,11 @@ def import_split(store: Store, path: str | Path, snapshot: Snapshot | str, *, na
 
 def _read_ids(path: Path) -> dict[str, list[str]]:
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = canonical.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise InvalidInput(f"Cannot read {path}: {e.strerror}.") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{path} is not valid JSON: {e}.") from e
+    except ValueError as e:  # malformed, nested too deeply, or not UTF-8
+        raise InvalidInput(f"{path} is not valid JSON: {e}.") from None
     if not isinstance(body, dict) or len(body) < 1 or not all(isinstance(v, list) for v in body.values()):
         raise InvalidInput(f"{path} must be a JSON object of partition name -> list of record ids.",
                            hint='For example {"train": ["a", "b"], "test": ["c"]}.')
@@ -171,7 +171,7 @@ def _partition_of(sp: Split, ids: list[str]) -> np.ndarray:
 
 
 def _column_of(table, name: str, temporal: bool = False) -> np.ndarray:
-    return time_column(table, name) if temporal else column(table, name, "group")
+    return time_column(table, name) if temporal else key_column(table, name, "group")
 
 
 @dataclass(frozen=True)
@@ -184,8 +184,12 @@ class Checked:
 
 
 def check_split(store: Store, ref: Split | str, *, settings: NearDupSettings = NearDupSettings(),
-                text_columns: Sequence[str] | None = None, save_report: bool = True) -> Checked:
-    """Run the leakage checks on a stored split; store the report as the split's latest."""
+                text_columns: Sequence[str] | None = None, save_report: bool = True,
+                on_progress: ProgressFn | None = None) -> Checked:
+    """Run the leakage checks on a stored split; store the report as the split's latest.
+    ``on_progress(stage, done, total)``: reading, then the near-duplicate bands."""
+    progress = on_progress or (lambda *_: None)
+    progress("read", 0, 1)
     sp = load(store, ref)
     recs = records(store, sp.snapshot_id)
     part = _partition_of(sp, recs.ids.to_pylist())
@@ -193,7 +197,7 @@ def check_split(store: Store, ref: Split | str, *, settings: NearDupSettings = N
     by, group = sp.params.get("by"), sp.params.get("group")
     cols = _text_columns(recs, text_columns, (by, group))
     report = leakage.check(inputs(table, part[part >= 0], list(sp.partitions), sp.strategy, by, group, cols),
-                           settings)
+                           settings, on_progress=progress)
     if save_report:
         report_id = store.objects.put_bytes(canonical.dumps(report.to_dict()))
 

@@ -11,7 +11,8 @@ machine, any NumPy version and any engine that reimplements the dozen lines of `
     stratified-group  whole groups, each to the partition that best keeps the class proportions
     temporal          sorted by time; ties at a boundary go to the earlier partition
     hash              partition i iff B[i-1] <= hash64(id, seed) >> 11 < B[i], with
-                      B[i] = floor(2**53 * (r[0] + ... + r[i])): stable when the dataset grows
+                      B[i] = floor(2**53 * (r[0] + ... + r[i])): stable when the dataset grows;
+                      with --by, the key is the column's value in its canonical text (``key_texts``)
 
 Ratios are turned into exact fractions (``Fraction(r).limit_denominator(10**6)``), so rounding
 never depends on floating point.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -29,6 +31,7 @@ import numpy as np
 from runlock.errors import InvalidInput
 
 HASH_VERSION = "rl-hash64-v1"
+KEY_VERSION = "rl-key-v1"   # how a column value becomes the text that is hashed (key_texts)
 STRATEGIES = ("random", "stratified", "group", "stratified-group", "temporal", "hash")
 NEEDS_COLUMN = {"stratified": "by", "group": "by", "stratified-group": "by", "temporal": "by"}
 DEFAULT_NAMES = ("train", "validation", "test")
@@ -207,7 +210,7 @@ def assign(strategy: str, ids: Any, weights: Sequence[int], seed: int, *,
     elif strategy == "temporal":
         result = _temporal(column, weights, allow_empty)
     else:
-        result = _hashed(keys if column is None else hash64_array(_as_text(column), seed), weights)
+        result = _hashed(keys if column is None else hash64_array(key_texts(column), seed), weights)
     if not allow_empty:
         _check_nonempty(result.part, weights, strategy)
     return result
@@ -326,7 +329,7 @@ def _grouped(groups: np.ndarray, weights: Sequence[int], seed: int,
     if len(keys) < len(weights) and not allow_empty:
         raise InvalidInput(f"Only {len(keys)} groups for {len(weights)} partitions; a group never "
                            "spans two partitions, so each partition needs at least one group.")
-    ghash = hash64_array(_as_text(keys), seed)
+    ghash = hash64_array(key_texts(keys, what='group'), seed)
     order = np.lexsort((ghash, -sizes))
     d, n = sum(weights), int(sizes.sum())
     target = np.array([n * w for w in weights], np.int64)  # in units of 1/d records
@@ -399,8 +402,33 @@ def _check_nonempty(part: np.ndarray, weights: Sequence[int], strategy: str) -> 
                            hint="Use more data or larger ratios for the small partitions.")
 
 
-def _as_text(values: Any) -> list[str]:
-    return [str(plain(v)) for v in values]
+def key_texts(values: Any, *, what: str = "key") -> list[str]:
+    """Every value of a key column (group, hash) in its canonical text form, ``rl-key-v1``:
+    a string as it is; an integer, or a float with an integral value, in decimal without a
+    fraction (``7`` whether the column holds 7 or 7.0); any other float as its shortest
+    round-trip repr (``0.5``); a boolean as ``true`` / ``false``; a time in ISO 8601. So a key
+    keeps its hash when one new row turns an integer column into a float column. Lists, objects
+    and non-finite numbers are refused."""
+    return [key_text(v, what=what) for v in values]
+
+
+def key_text(value: Any, *, what: str = "key") -> str:
+    """One value in the ``rl-key-v1`` form (see ``key_texts``)."""
+    value = plain(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(f"A {what} value is {value}; a key must be a finite number, a string or a boolean.")
+        return str(int(value)) if value.is_integer() else repr(value)
+    raise InvalidInput(f"A {what} value is {type(value).__name__} ({str(value)[:40]}); a key must be a "
+                       "string, a number, a boolean or a time.",
+                       hint="Split by a column of plain values, or derive one with a transform.")
+
 
 
 def plain(value: Any) -> Any:

@@ -15,7 +15,8 @@ Rules and their options (defaults):
     code-committed        allow_recorded_diff = true   the code is a commit; a dirty tree passes
                                                        only if its diff is recorded and stored
     inputs-pinned         require_inputs = true        every input is pinned by a content id the
-                                                       store holds
+                                                       store holds (a folder artifact or model: its
+                                                       file list and every file)
     split-leakage         require_split = false        every split used has a passed leakage report
                                                        (its latest one, ``runlock split check``)
     seeds-recorded        require_seeding_report = true, require_deterministic = false,
@@ -37,9 +38,9 @@ from pathlib import Path
 import sqlalchemy as sa
 import yaml
 
-from runlock import refs
+from runlock import artifacts, refs
 from runlock.data.split import load as load_split
-from runlock.errors import InvalidInput, NotFound
+from runlock.errors import IntegrityError, InvalidInput, NotFound
 from runlock.hashing import is_digest
 from runlock.store import Store
 from runlock.store.schema import edges
@@ -166,13 +167,38 @@ def code_committed(ctx: _Ctx, opts: dict) -> RuleResult:
 
 def inputs_pinned(ctx: _Ctx, opts: dict) -> RuleResult:
     ins = ctx.lock.get("inputs") or []
-    ev = {"inputs": [{"ref": i.get("ref"), "id": i.get("id"),
-                      "stored": bool(is_digest(str(i.get("id"))) and ctx.store.objects.has(i["id"]))} for i in ins]}
+    ev = {"inputs": [{"ref": i.get("ref"), "id": i.get("id"), "kind": i.get("kind"),
+                      "stored": _input_stored(ctx.store, i)} for i in ins]}
     loose = [e["ref"] for e in ev["inputs"] if not e["stored"]]
     if not ins:
         return RuleResult("inputs-pinned", not opts["require_inputs"], "the run declared no inputs (run.use)", ev)
     return RuleResult("inputs-pinned", not loose, f"{len(ins)} input(s) pinned by content id"
                       if not loose else f"not pinned or not stored: {', '.join(map(str, loose))}", ev)
+
+
+def _input_stored(store: Store, entry: dict) -> bool:
+    """Whether the store holds every byte an input names. A snapshot or split id is its manifest
+    object; an artifact or model version is named by its content digest, which for a folder is the
+    digest over its files (not an object): then the folder's file list and each file must be
+    stored. A content id the catalog does not know is looked up as a plain object."""
+    ident = str(entry.get("id"))
+    if not is_digest(ident):
+        return False
+    if entry.get("kind") in ("snapshot", "split"):
+        return store.objects.has(ident)
+    try:
+        art = artifacts.find(store, f"art:{ident}")
+    except NotFound:
+        return store.objects.has(ident)
+    if art.manifest is None:
+        return store.objects.has(art.digest)
+    if not store.objects.has(art.manifest):
+        return False
+    try:
+        files = artifacts.folder_entries(store, art)
+    except IntegrityError:
+        return False
+    return all(store.objects.has(f["digest"]) for f in files)
 
 
 def split_leakage(ctx: _Ctx, opts: dict) -> RuleResult:
