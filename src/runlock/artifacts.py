@@ -339,7 +339,10 @@ def _check_force(store: Store, art: Artifact, dest: Path, entries: list[dict]) -
         if os.path.lexists(dest / name):
             raise InvalidInput(f"{dest} holds {name}; --force never writes into a project or a store.",
                                hint="Download into a new folder.")
-    project = _project_root(Path.cwd())
+    try:
+        project = _project_root(Path.cwd())
+    except OSError:             # the working directory was removed: there is no project to guard
+        project = None
     for guarded in filter(None, (store.root, project)):
         if is_within(guarded, dest):
             raise InvalidInput(f"{dest} is, or holds, {guarded}; --force never writes over a project or a store.",

@@ -63,8 +63,8 @@ class Leftover:
 @dataclass(frozen=True)
 class GcReport:
     grace: float
-    referenced: int
-    objects: int
+    referenced: int                     # stored objects something references
+    objects: int                        # stored objects in all
     leftovers: list[Leftover] = field(default_factory=list)
     kept_young: int = 0                 # unreferenced, but inside the grace period
     deleted: bool = False
@@ -186,7 +186,7 @@ def collect(store: Store, *, grace: float = DEFAULT_GRACE, delete: bool = False)
     if delete:
         leftovers = _delete(store, leftovers, grace)
         _record(store, leftovers, grace)
-    return GcReport(grace, len(refs), len(all_ids), leftovers, young, delete)
+    return GcReport(grace, sum(oid in refs for oid in all_ids), len(all_ids), leftovers, young, delete)
 
 
 def count(store: Store, grace: float = DEFAULT_GRACE) -> GcReport:

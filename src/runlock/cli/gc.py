@@ -28,7 +28,7 @@ def _render(report: gc_mod.GcReport) -> None:
                                           [(x.kind, x.id, x.size, x.reason) for x in report.leftovers]))
     common.console.print(
         f"{verb} {len(report.scratch)} scratch file(s) and {len(report.unreferenced)} unreferenced object(s), "
-        f"{report.bytes} B; {report.referenced} id(s) referenced; {report.kept_young} unreferenced object(s) "
-        f"younger than {report.grace:g} s kept.", highlight=False)
+        f"{report.bytes} B; {report.referenced} of {report.objects} object(s) referenced; {report.kept_young} "
+        f"unreferenced object(s) younger than {report.grace:g} s kept.", highlight=False)
     if report.leftovers and not report.deleted:
         common.console.print("Run `runlock gc --yes` to delete them.", highlight=False)
