@@ -132,8 +132,11 @@ def register(store: Store, run: str, artifact: str, name: str, *, meta: dict | N
                                 "manifest": art.manifest})
 
     def write(conn: Connection) -> refs.Ref:
-        row = conn.execute(sa.select(runs.c.status, runs.c.error).where(runs.c.id == rec.id)).first()
+        row = conn.execute(sa.select(runs.c.status, runs.c.error, runs.c.deleted_at).where(runs.c.id == rec.id)).first()
         _require_finished(rec.id, row.status, row.error)
+        if row.deleted_at is not None:   # checked in the transaction that registers: no race with runs delete
+            raise Conflict(f"Run {rec.id} was deleted ({row.deleted_at[:19]}); a deleted run's artifacts cannot be "
+                           "registered.", hint="Register a model from a run that is not deleted.")
         ref, created = refs.assign(conn, "model", name, art.digest, actor=store.actor, meta=info)
         if created:
             lineage.record_edge(conn, "derived_from", ref.ref, art.lineage_node)

@@ -143,3 +143,21 @@ def test_short_ids_are_the_shortest_unique_prefix_of_at_least_8(store: Store) ->
     assert short == {ids[0]: "01JB00000000000", ids[1]: "01JB0000000000XY", ids[2]: "01JB0000000000XZ",
                      ids[3]: "01JC9999"}
     assert all(records.get(store, s).id == i for i, s in short.items())
+
+
+def test_a_deleted_run_is_not_registered_nor_rehearsed_and_lineage_marks_it(store: Store, tmp_path: Path) -> None:
+    from runlock import registry
+    from runlock.lineage import entities
+    from runlock.verify.rehearsal import candidates
+
+    (tmp_path / "w.bin").write_bytes(b"w")
+    with runlock.start_run(project="p", name="gone", store=store) as run:
+        run.log_artifact(tmp_path / "w.bin", name="weights", kind="model")
+    kept = finished(store, "kept")
+    annotations.delete(store, run.id, reason="bad data")
+    with pytest.raises(Conflict, match="deleted"):
+        registry.register(store, run.id, "weights", "bot")
+    assert registry.list_models(store) == []
+    assert candidates(store) == [kept]
+    view = entities.view(store, f"run:{run.id}", "downstream")
+    assert view.nodes[f"run:{run.id}"].attrs["deleted_at"] is not None

@@ -71,6 +71,8 @@ def _label(view: entities.LineageView, node: lineage_graph.TreeNode, short: dict
         text += f" [dim]{escape(key)}[/]"
     if info.status:
         text += f" [{_COLOUR.get(info.status, 'white')}]{info.status}[/]"
+    if info.attrs.get("deleted_at"):
+        text += " [red]deleted[/]"
     if info.attrs.get("aliases"):
         text += " " + " ".join(f"[cyan]@{a}[/]" for a in info.attrs["aliases"])
     return via + text + (" [dim](shown above)[/]" if node.repeat else "")

@@ -107,9 +107,10 @@ def describe(store: Store, keys: list[str] | set[str]) -> dict[str, NodeInfo]:
 def _runs(conn: sa.Connection, ids: list[str]) -> dict[str, NodeInfo]:
     rows = conn.execute(sa.select(runs).where(runs.c.id.in_(ids)))
     return {f"run:{r.id}": NodeInfo(
-        f"run:{r.id}", "run", r.id, f"{r.project}/{r.name}", status=r.status, started_at=r.started_at,
-        ended_at=r.ended_at, attrs={"project": r.project, "name": r.name, "recipe_id": r.recipe_id,
-                                    "created_by": r.created_by, "host": r.host})
+        f"run:{r.id}", "run", r.id, f"{r.project}/{r.name}", status=r.status,
+        started_at=r.started_at, ended_at=r.ended_at,
+        attrs={"project": r.project, "name": r.name, "recipe_id": r.recipe_id, "created_by": r.created_by,
+               "host": r.host, **({"deleted_at": r.deleted_at} if r.deleted_at else {})})
         for r in rows}
 
 

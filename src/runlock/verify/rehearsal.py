@@ -52,10 +52,10 @@ class Rehearsal:
 
 
 def candidates(store: Store, *, project: str | None = None, since: str | None = None) -> list[str]:
-    """Ids of finished runs that are not themselves reruns, sorted."""
+    """Ids of finished runs that are not themselves reruns (nor deleted), sorted."""
     reruns = sa.select(edges.c.src).where(edges.c.kind.in_(("reproduces", "derived_from")),
                                           edges.c.dst.like("run:%"))
-    q = sa.select(runs.c.id).where(runs.c.status == "finished",
+    q = sa.select(runs.c.id).where(runs.c.status == "finished", runs.c.deleted_at.is_(None),
                                    (sa.literal("run:", sa.String) + runs.c.id).not_in(reruns)).order_by(runs.c.id)
     if project:
         q = q.where(runs.c.project == project)
