@@ -131,3 +131,18 @@ def test_a_folder_id_binds_every_path(store: Store, tmp_path: Path) -> None:
     assert a != b
     with store.db.read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(artifacts_table)).scalar() == 0
+
+
+def test_log_artifact_never_follows_a_link_out_of_the_folder(store: Store, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"outside bytes")
+    secret.chmod(0)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "weights.bin").write_bytes(b"w")
+    (out / "config.json").symlink_to(secret)
+    with start_run(project="p", store=store) as run:
+        with pytest.raises(InvalidInput, match="config.json is a symbolic link to .*outside the folder"):
+            run.log_artifact(out, "model")
+    secret.chmod(0o600)
+    assert not store.objects.has(digest_bytes(b"outside bytes"))
