@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from runlock.store import Store
 from runlock.store.schema import artifacts, metrics, refs, runs
 
 RUN_ACTIONS = ("run.seal", "run.failed", "run.crashed")
@@ -76,15 +78,45 @@ def state(conn: Connection, kind: str, target: str, seq: int | None = None) -> s
     return None if doc is None else digest(doc)
 
 
-def _run(conn: Connection, target: str, _seq: int | None) -> dict | None:
+@dataclass(frozen=True)
+class Series:
+    """A run's metric series hashed ahead of its seal, outside the write transaction, with the
+    shape (points, last seq) of each series they were hashed at."""
+
+    run_id: str
+    shape: dict[str, tuple[int, int]]
+    digests: dict[str, str]
+
+
+def prepare_run(store: Store, run_id: str) -> Series:
+    """Hash a run's series before sealing it: the seal's write transaction then only checks
+    that no point arrived since (``run_state``), so it holds the write lock for milliseconds."""
+    with store.db.read() as conn:
+        return Series(run_id, _shape(conn, run_id), series_digests(conn, run_id))
+
+
+def run_state(conn: Connection, run_id: str, prepared: Series | None = None) -> str | None:
+    """The state digest of a run, using ``prepared`` digests when the series are unchanged."""
+    doc = _run(conn, f"run:{run_id}", None, prepared)
+    return None if doc is None else digest(doc)
+
+
+def _shape(conn: Connection, run_id: str) -> dict[str, tuple[int, int]]:
+    q = (sa.select(metrics.c.key, metrics.c.rank, sa.func.count(), sa.func.max(metrics.c.seq))
+         .where(metrics.c.run_id == run_id).group_by(metrics.c.key, metrics.c.rank))
+    return {f"{k}#{r}": (int(n), int(m)) for k, r, n, m in conn.execute(q)}
+
+
+def _run(conn: Connection, target: str, _seq: int | None, prepared: Series | None = None) -> dict | None:
     run_id = target.removeprefix("run:")
     row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
     if row is None:
         return None
     arts = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.name)).all()
+    fresh = prepared is not None and prepared.run_id == run_id and _shape(conn, run_id) == prepared.shape
     return {"run": {k: v for k, v in row._mapping.items() if k not in RUN_SKIP},
             "artifacts": [dict(a._mapping) for a in arts],
-            "metrics": series_digests(conn, run_id)}
+            "metrics": prepared.digests if fresh else series_digests(conn, run_id)}
 
 
 def series_digests(conn: Connection, run_id: str) -> dict[str, str]:

@@ -292,3 +292,44 @@ def test_reading_needs_a_role_on_the_models_project_before_anything_is_written(s
     assert registry.set_alias(store, w.model.ref, "staging", reason="try").to_version == 1
     with pytest.raises(PermissionDenied, match="admin"):
         registry.set_alias(store, w.model.ref, "production", reason="ship")
+
+
+def test_the_gate_refuses_a_model_trained_on_a_leaking_split(store: Store, make_world, tmp_path: Path) -> None:  # noqa: ANN001
+    from runlock.data import create_snapshot
+    from runlock.data.split import create_split
+    from tests.splits.conftest import rows
+
+    w = make_world(store)
+    data = rows(60)
+    data += [{**r, "id": f"copy{i}"} for i, r in enumerate(data[:30])]       # 30 exact duplicates
+    table = tmp_path / "tickets.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in data))
+    snap = create_snapshot(store, table, name="tickets", id_column="id")
+    split = create_split(store, snap, name="leaky", seed=1)
+    assert split.leakage is not None and split.leakage.passed is False
+    with runlock.start_run(project="bot", name="leaky", store=store) as run:
+        run.use(split)
+        run.log_artifact(w.model_dir, name="adapter", kind="model")
+    mv = registry.register(store, run.id, "adapter", "leaky")
+    bundle = tmp_path / "leaky.jsonl"
+    attest.attest(store, mv.ref, bundle)
+    refused = attest.gate_production(store, mv.ref, bundle, policy=Policy("lenient", {}))
+    assert not refused.allowed and any("split-leakage" in r for r in refused.reasons)
+    over = attest.gate_production(store, mv.ref, bundle, policy=Policy("lenient", {}), override_reason="known dup")
+    assert over.overridden and audit.get(store, over.audit_seq).action == "gate.override"
+
+
+def test_series_hashed_ahead_of_the_seal_are_rehashed_when_a_point_arrives_meanwhile(store: Store) -> None:
+    from runlock import sealed
+
+    with runlock.start_run(project="p", store=store) as run:
+        for i in range(3):
+            run.log({"loss": float(i)}, step=i)
+    ahead = sealed.prepare_run(store, run.id)
+    with store.db.read() as conn:
+        assert sealed.run_state(conn, run.id, ahead) == sealed.state(conn, "run", f"run:{run.id}")
+    sql(store, f"INSERT INTO metrics (run_id, key, step, rank, seq, value, raw, time) "
+               f"VALUES ('{run.id}', 'loss', 9, 0, 99, 9.0, NULL, 0.0)")
+    with store.db.read() as conn:
+        assert sealed.run_state(conn, run.id, ahead) == sealed.state(conn, "run", f"run:{run.id}")
+    assert any(f"run:{run.id}" in p.message for p in audit.verify(store, deep=True).problems)

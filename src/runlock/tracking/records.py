@@ -16,7 +16,7 @@ import psutil
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runlock import audit
+from runlock import audit, sealed
 from runlock.errors import InvalidInput, NotFound, SealedError
 from runlock.store import Store
 from runlock.store.schema import metrics, runs, utcnow
@@ -127,6 +127,7 @@ def end(store: Store, run_id: str, status: str, *, error: str | None = None, act
     run's context in the same transaction (e.g. ``lost_points``)."""
     if status not in ENDED:
         raise InvalidInput(f"A run cannot end as {status!r}; use one of {', '.join(ENDED)}.")
+    series = sealed.prepare_run(store, run_id)     # hashed before the write lock is taken
 
     def write(conn: Connection) -> None:
         row = require_running(conn, run_id, for_update=True)
@@ -136,7 +137,8 @@ def end(store: Store, run_id: str, status: str, *, error: str | None = None, act
             status=status, ended_at=utcnow(), error=error, last_step=last, **extra))
         audit.append(conn, actor or store.actor, f"run.{'seal' if status == 'finished' else status}",
                      f"run:{run_id}", before=row.recipe_id, after=row.recipe_id,
-                     details={"status": status, **{k: v for k, v in (context or {}).items() if k == "lost_points"}})
+                     details={"status": status, **{k: v for k, v in (context or {}).items() if k == "lost_points"},
+                              "state": sealed.run_state(conn, run_id, series)})
 
     store.db.run_write(write)
 
