@@ -90,6 +90,7 @@ def test_a_command_loads_what_it_uses_and_no_heavy_library(store: Store) -> None
     assert run.id[:8] in out
     assert not roots(modules) & {*HEAVY, "numpy"}
     assert "runlock.cli.runs" in modules and "runlock.cli.split" not in modules
+    assert "sqlalchemy.dialects.postgresql" not in modules      # a SQLite store needs no PostgreSQL dialect
 
 
 def test_the_schema_check_reads_the_heads_alembic_would() -> None:

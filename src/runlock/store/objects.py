@@ -171,8 +171,13 @@ class LocalObjectStore(ObjectStore):
         self.modes = modes or Modes()
 
     def path_of(self, oid: str) -> Path:
+        return Path(self._file(oid))
+
+    def _file(self, oid: str) -> str:
+        """``path_of`` as a string: a re-snapshot asks about every file, and pathlib's ``/`` costs
+        more than the stat itself."""
         hx = hex_of(oid)
-        return self.root / hx[:2] / hx[2:]
+        return f"{self.root}/{hx[:2]}/{hx[2:]}"
 
     def scratch_dir(self) -> Path:
         return self.root / "tmp"
@@ -192,7 +197,7 @@ class LocalObjectStore(ObjectStore):
         os.replace(src, dest)
 
     def has(self, oid: str) -> bool:
-        return self.path_of(oid).is_file()
+        return os.path.isfile(self._file(oid))
 
     def iter_ids(self) -> Iterator[str]:
         if not self.root.is_dir():
@@ -231,7 +236,7 @@ class LocalObjectStore(ObjectStore):
 
     def freshen(self, oid: str) -> None:
         try:
-            os.utime(self.path_of(oid))
+            os.utime(self._file(oid))
         except OSError:
             pass
 

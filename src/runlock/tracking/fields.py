@@ -19,7 +19,6 @@ import json
 import re
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from runlock import canonical
@@ -109,8 +108,11 @@ def record_latest(conn: Connection, run_id: str, latest: dict[str, tuple]) -> No
     logged (batches arrive in logging order, so the last write wins)."""
     if not latest:
         return
-    insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(run_fields)
-    stmt = insert.values([
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # the PostgreSQL dialect costs ~50 ms to import: only PostgreSQL stores load it
+        from sqlalchemy.dialects.postgresql import insert
+    stmt = insert(run_fields).values([
         {"run_id": run_id, "section": "metrics", "key": k, "slug": slug(k), "kind": "num",
          "num": v, "text": raw, "step": step}
         for k, (step, v, raw) in latest.items()])
