@@ -139,3 +139,15 @@ def test_help_shows_no_type_for_flags(store: Store) -> None:
         out = runner.invoke(app, args, env={"COLUMNS": "120"}).output
         assert "<bool>" not in out and "--json" in out or args == ["--help"], (args, out)
         assert "<bool>" not in out, (args, out)
+
+
+def test_data_list_fits_80_columns_one_line_per_snapshot(store: Store, tmp_path: Path) -> None:
+    from runlock.data.snapshot import create_snapshot
+
+    for name in ("tickets-cleaned", "faq"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.txt").write_text(name)
+        create_snapshot(store, tmp_path / name, name)
+    lines = cli(store, "data", "list").output.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert len([line for line in lines if line.startswith(("ds:tickets-cleaned@v1 ", "ds:faq@v1 "))]) == 2

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeRemainingColumn)
@@ -103,6 +104,13 @@ def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any
 def styled(text: str, style: str) -> Text:
     """A table cell in a colour or style."""
     return Text(text, style=style)
+
+
+def compact(t: Table) -> Table:
+    """A table without vertical rules, as gh and uv print them (two spaces between columns), so
+    that more fits an 80-column terminal."""
+    t.box, t.pad_edge, t.show_edge, t.collapse_padding = box.SIMPLE_HEAD, False, False, True
+    return t
 
 
 def short(value: str | None, n: int = 19) -> str:

@@ -106,10 +106,10 @@ def _render_snapshot(snap: Snapshot, files: bool = False) -> None:
 
 
 def _render_list(items: list[SnapshotInfo]) -> None:
-    rows = [(i.ref, common.short(i.id), i.kind, i.files, _bytes(i.size), i.record_count, i.created_at[:19])
-            for i in items]
-    common.console.print(common.table("Dataset snapshots", ["ref", "id", "kind", "files", "size", "records",
-                                                             "created"], rows))
+    rows = [(i.ref, i.id.partition(":")[2][:12], i.kind, i.files, _bytes(i.size), i.record_count,
+             i.created_at[:16].replace("T", " ")) for i in items]
+    common.console.print(common.compact(common.table(None, ["snapshot", "sha256", "kind", "files", "size", "records",
+                                                            "created"], rows)))
 
 
 def _render_diff(d: SnapshotDiff) -> None:
