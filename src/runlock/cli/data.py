@@ -106,10 +106,13 @@ def _render_snapshot(snap: Snapshot, files: bool = False) -> None:
 
 
 def _render_list(items: list[SnapshotInfo]) -> None:
-    rows = [(i.ref, i.id.partition(":")[2][:12], i.kind, i.files, _bytes(i.size), i.record_count,
-             i.created_at[:16].replace("T", " ")) for i in items]
-    common.console.print(common.compact(common.table(None, ["snapshot", "sha256", "kind", "files", "size", "records",
-                                                            "created"], rows)))
+    tables = any(i.record_count is not None for i in items)   # a records column only when a table is listed
+    rows = [(i.ref, i.id.partition(":")[2][:12], i.kind, i.files, _bytes(i.size),
+             *([i.record_count] if tables else []), i.created_at[:16].replace("T", " ")) for i in items]
+    t = common.compact(common.table(None, ["snapshot", "sha256", "kind", "files", "size",
+                                           *(["records"] if tables else []), "created"], rows))
+    t.columns[0].no_wrap = True     # a reference is copied whole; the other columns give way
+    common.console.print(t)
 
 
 def _render_diff(d: SnapshotDiff) -> None:
