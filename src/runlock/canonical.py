@@ -31,10 +31,10 @@ def normalize(value: Any, where: str = "") -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidInput(f"Key {k!r} at {where or 'top level'} is not a string; JSON keys must be strings.")
-            out[k] = normalize(v, f"{where}.{k}" if where else k)
+            out[k] = v if _plain(v) else normalize(v, f"{where}.{k}" if where else k)
         return out
     if isinstance(value, (list, tuple)):
-        return [normalize(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [v if _plain(v) else normalize(v, f"{where}[{i}]") for i, v in enumerate(value)]
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "shape", None) == ():
         return normalize(item(), where)
@@ -42,6 +42,13 @@ def normalize(value: Any, where: str = "") -> Any:
         f"Value at {where or 'top level'} has type {type(value).__name__}, which is not JSON-serialisable.",
         hint="Use only str, int, float, bool, None, lists and dicts with string keys.",
     )
+
+
+def _plain(v: Any) -> bool:
+    """Already canonical as it is (the common case, checked without building a path for errors:
+    a 10,000-file manifest holds 30,000 such values)."""
+    t = type(v)
+    return v is None or t is int or t is bool or (t is str and v.isascii())
 
 
 def dumps(value: Any) -> bytes:
