@@ -181,16 +181,32 @@ def _by_prefix(conn: Connection, ident: str) -> list[sa.Row]:
 
 def short_ids(store: Store, ids: list[str], minimum: int = SHORT_ID) -> dict[str, str]:
     """The shortest prefix of each id (at least ``minimum`` characters) that names no other run
-    in the store (deleted ones included), as git shortens commit ids. Two indexed lookups per id
-    (its neighbours in sorted order), so the cost follows the rows shown, not the store."""
-    out: dict[str, str] = {}
+    in the store (deleted ones included), as git shortens commit ids. Its length is set by the
+    id's neighbours in sorted order: one range read when the ids shown lie close together (a
+    page of ``runs list``: ULIDs sort by time), else two index seeks per id."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
     with store.db.read() as conn:
-        for ident in dict.fromkeys(ids):
-            before = conn.execute(sa.select(runs.c.id).where(runs.c.id < ident)
-                                  .order_by(runs.c.id.desc()).limit(1)).scalar()
-            after = conn.execute(sa.select(runs.c.id).where(runs.c.id > ident).order_by(runs.c.id).limit(1)).scalar()
-            shared = max((_shared(ident, other) for other in (before, after) if other), default=0)
-            out[ident] = ident[:max(minimum, shared + 1)]
+        lo = conn.execute(sa.select(sa.func.max(runs.c.id)).where(runs.c.id < wanted[0])).scalar()
+        hi = conn.execute(sa.select(sa.func.min(runs.c.id)).where(runs.c.id > wanted[-1])).scalar()
+        q = sa.select(runs.c.id).where(runs.c.id >= (lo or wanted[0]), runs.c.id <= (hi or wanted[-1]))
+        span = conn.execute(q.order_by(runs.c.id).limit(8 * len(wanted) + 2)).scalars().all()
+        if len(span) <= 8 * len(wanted) + 1:        # the whole range: neighbours are adjacent in it
+            at = {ident: n for n, ident in enumerate(span)}
+            neighbours = {i: (span[at[i] - 1] if at[i] else None, span[at[i] + 1] if at[i] + 1 < len(span) else None)
+                          for i in wanted if i in at}
+        else:
+            neighbours = {}
+        for ident in wanted:
+            if ident not in neighbours:
+                neighbours[ident] = (
+                    conn.execute(sa.select(sa.func.max(runs.c.id)).where(runs.c.id < ident)).scalar(),
+                    conn.execute(sa.select(sa.func.min(runs.c.id)).where(runs.c.id > ident)).scalar())
+    out = {}
+    for ident in ids:
+        shared = max((_shared(ident, other) for other in neighbours[ident] if other), default=0)
+        out[ident] = ident[:max(minimum, shared + 1)]
     return out
 
 
