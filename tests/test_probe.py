@@ -256,3 +256,15 @@ def test_command_catches_a_worker_duplicated_rng_without_any_change_to_the_scrip
     assert report.first_divergence is None and not report.reproducible
     (finding,) = report.duplicated_worker_rngs
     assert finding.path == "rng" and sorted(set(finding.workers)) == [0, 1]
+
+
+def test_command_sees_generators_made_whatever_the_import_order(tmp_path):
+    argv = _script(tmp_path, """
+        import runlock.probe
+        import numpy as np
+        noise = np.random.default_rng().random()  # numpy imported after runlock, nothing seeded yet
+        for step in range(5):
+            runlock.probe.record_step(step, metrics={"x": noise * step})
+    """)
+    report = probe_command(argv, steps=2, min_gap_s=0)
+    assert report.first_divergence.name == "numpy.random.default_rng() at train.py:4"

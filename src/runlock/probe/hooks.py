@@ -4,15 +4,18 @@ do nothing.
 The program marks its steps with ``record_step(step, metrics=…, params=model)`` (``run.log``
 does it for a script that logs to a run). ``activate()`` (called by ``seed_everything`` and
 ``start_run``) starts the trace from the state the program is in, so call it after seeding.
-From ``import runlock`` on, generators created without a seed and DataLoader workers are watched
-(``runlock.probe.watch``) with no change to the program. After the probed number of steps the
+From ``import runlock`` on (and from the import of numpy or torch, whichever comes later),
+generators created without a seed and DataLoader workers are watched (``runlock.probe.watch``)
+with no change to the program. After the probed number of steps the
 program exits with status 0.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,4 +90,36 @@ def _write_json(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
-watch()  # from `import runlock` on, in a probed program
+class _WatchAfterImport(importlib.abc.MetaPathFinder):
+    """Installs the watches as soon as numpy or torch is imported, whichever order a program
+    imports them and runlock in (only in a probed program)."""
+
+    NAMES = frozenset({"numpy", "torch"})
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in self.NAMES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is not None and hasattr(loader, "exec_module"):
+            inner = loader.exec_module
+
+            def exec_module(module: Any) -> None:
+                inner(module)
+                watch()
+
+            loader.exec_module = exec_module
+        return spec
+
+
+if active():  # from `import runlock` on, in a probed program
+    if not any(isinstance(f, _WatchAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _WatchAfterImport())
+    watch()
