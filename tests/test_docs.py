@@ -53,7 +53,7 @@ os.makedirs("out/adapter", exist_ok=True)
 open("out/adapter/adapter_model.safetensors", "wb").write(b"weights")
 cfg = {"lr": 3e-4, "lora": {"r": 8}}
 loader = range(3)
-loss, lr, f1 = 0.5, 3e-4, 0.9
+loss, lr, f1, test_f1 = 0.5, 3e-4, 0.9, 0.88
 '''
 
 
@@ -66,5 +66,5 @@ def test_the_readme_quickstart_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     store = runlock.open_store(tmp_path)
     (rec,) = records.list_runs(store)
-    assert rec.status == "finished" and rec.summary == {"eval/f1": 0.9} and rec.last_step == 2
+    assert rec.status == "finished" and rec.summary == {"eval/f1": 0.9, "test/f1": 0.88} and rec.last_step == 2
     assert done.stdout.strip().endswith(rec.recipe_id)

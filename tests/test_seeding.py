@@ -92,10 +92,12 @@ def test_seed_everything_report_is_json_and_honest(monkeypatch):
     data = json.loads(dumps(report.to_dict()))
     assert data["seed"] == 3 and {"python", "numpy", "torch"} <= set(data["seeded"])
     assert data["cublas_workspace_config"] == ":4096:8" == os.environ["CUBLAS_WORKSPACE_CONFIG"]
-    assert data["hashseed"] == {"requested": 3, "actual": None, "fixed": False, "effective": False,
+    # the hash seed is not the seed: unset and not asked for, it is reported, not warned about
+    assert data["hashseed"] == {"requested": None, "actual": None, "fixed": False, "effective": False,
                                 "detail": data["hashseed"]["detail"]}
-    assert "runlock run --hashseed 3" in data["hashseed"]["detail"]
+    assert "runlock run --hashseed 0" in data["hashseed"]["detail"]
     assert "PYTHONHASHSEED" in {n["source"] for n in data["not_seeded"]}
+    assert not any("PYTHONHASHSEED" in w for w in data["warnings"])
     assert data["deterministic"]["intra_op_threads"] == torch.get_num_threads()
 
 
@@ -120,7 +122,7 @@ def test_hashseed_detection_in_fresh_processes():
     good = json.loads(_python(code.format(pre=""), PYTHONHASHSEED="7").stdout)
     assert good["actual"] == 7 and good["effective"]
     other = json.loads(_python(code.format(pre=""), PYTHONHASHSEED="8").stdout)
-    assert other["actual"] == 8 and other["fixed"] and not other["effective"]
+    assert other["actual"] == 8 and other["fixed"] and other["effective"]   # 8 is in force; nobody asked for 7
     late = json.loads(_python(code.format(pre="os.environ['PYTHONHASHSEED'] = '7'; ")).stdout)
     assert not late["effective"] and "set after" in late["detail"]
 
@@ -182,3 +184,17 @@ def test_find_and_reseed_held_rngs():
     seeding.reseed_rngs(c, 5)
     assert [b.rng.random(), b.legacy.rand(), b.items[0].gen.random()] == \
            [c.rng.random(), c.legacy.rand(), c.items[0].gen.random()]
+
+
+def test_hashseed_warns_only_when_the_hash_seed_asked_for_is_not_in_force():
+    code = ("import json, runlock.seeding as s; r = s.seed_everything(42, deterministic=False{arg}).to_dict(); "
+            "print(json.dumps({{'w': r['warnings'], 'ns': [n['source'] for n in r['not_seeded']]}}))")
+    # runlock run --hashseed 0 + seed_everything(42): the hash seed asked for is in force
+    wrapped = json.loads(_python(code.format(arg=""), PYTHONHASHSEED="0", RUNLOCK_HASHSEED="0").stdout)
+    assert wrapped["w"] == [] and "PYTHONHASHSEED" not in wrapped["ns"]
+    lost = json.loads(_python(code.format(arg=""), PYTHONHASHSEED="5", RUNLOCK_HASHSEED="0").stdout)
+    assert any("PYTHONHASHSEED is 5, not the requested 0" in w for w in lost["w"])
+    asked = json.loads(_python(code.format(arg=", hashseed=3")).stdout)
+    assert any("unset" in w and "--hashseed 3" in w for w in asked["w"]) and "PYTHONHASHSEED" in asked["ns"]
+    late = json.loads(_python("import os; os.environ['PYTHONHASHSEED'] = '1'; " + code.format(arg="")).stdout)
+    assert any("set after" in w for w in late["w"])

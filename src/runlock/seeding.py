@@ -37,6 +37,7 @@ KNOB_ENV_VARS = (
     "WORLD_SIZE", "RANK", "LOCAL_RANK",
 )
 PROBE_ENV = "RUNLOCK_PROBE"
+HASHSEED_ENV = "RUNLOCK_HASHSEED"  # set by `runlock run --hashseed N` for the command: the hash seed it asked for
 _HASH_CANARY = "runlock-hashseed-canary"
 
 # The root seed of the last seed_everything call, for ``root_seed()`` (e.g. runlock.torch.seeded).
@@ -110,8 +111,16 @@ def root_seed() -> int:
     return _last_root[-1]
 
 
-def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False) -> SeedReport:
+def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False,
+                    hashseed: int | None = None) -> SeedReport:
     """Seed every global generator runlock knows and, if asked, make torch deterministic.
+
+    The hash seed is not the seed: ``PYTHONHASHSEED`` is fixed when the interpreter starts
+    (``runlock run --hashseed N``), never here. The report says whether one is in force; a
+    warning comes only when the hash seed asked for (``hashseed=``, else the ``--hashseed`` of
+    ``runlock run``) is not the one in force, or when ``PYTHONHASHSEED`` was set too late or to
+    a bad value to take effect. An unset hash seed that nobody asked for is reported in
+    ``not_seeded``, without a warning.
 
     Under ``runlock probe`` (``RUNLOCK_PROBE`` set) ``warn_only`` is forced on, so that
     nondeterministic kernels are reported instead of raising.
@@ -132,10 +141,14 @@ def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = Fal
         if deterministic:
             settings = _make_deterministic(torch, warn_only)
             cublas = _set_cublas_workspace(torch, warnings)
-    status = hashseed_status(seed & MAX_HASHSEED)
-    if not status.effective:
-        missing.append(NotSeeded("PYTHONHASHSEED", status.detail))
-        warnings.append(status.detail)
+    asked = hashseed if hashseed is not None else _hashseed_asked()
+    status = hashseed_status(hashseed)   # recorded: only what the script asks for (a rerun asks the same)
+    mismatch = asked is not None and status.actual != asked
+    if not status.fixed or mismatch:
+        detail = hashseed_status(asked).detail if mismatch else status.detail
+        missing.append(NotSeeded("PYTHONHASHSEED", detail))
+        if mismatch or os.environ.get("PYTHONHASHSEED"):   # asked for, or set but not in force
+            warnings.append(detail)
     _last_root.append(seed)
     del _last_root[:-1]
     return SeedReport(seed=seed, seeded=tuple(seeded), not_seeded=tuple(missing),
@@ -164,7 +177,12 @@ def hashseed_status(requested: int | None) -> HashSeedStatus:
     if requested is not None and actual != requested:
         detail = f"PYTHONHASHSEED is {actual}, not the requested {requested}.{_hint(requested)}"
         return HashSeedStatus(requested, actual, True, False, detail)
-    return HashSeedStatus(requested, actual, True, requested is not None, f"PYTHONHASHSEED={actual} is in force.")
+    return HashSeedStatus(requested, actual, True, True, f"PYTHONHASHSEED={actual} is in force.")
+
+
+def _hashseed_asked() -> int | None:
+    raw = os.environ.get(HASHSEED_ENV)
+    return int(raw) if raw and raw.isdigit() else None
 
 
 def hashseed_environ(hashseed: int, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -19,6 +19,7 @@ import torch
 from sqlalchemy import event
 
 import runlock
+import runlock.tracking.query  # noqa: F401 (runlock imports it lazily)
 from runlock.errors import InvalidInput, RunlockError, StoreError
 from runlock.store import Store
 from runlock.store.db import Database

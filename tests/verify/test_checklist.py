@@ -56,7 +56,7 @@ def test_a_well_recorded_run_passes_everything_but_verification(store: Store, re
     assert found.policy == "built-in default"
     assert results(found) == {"code-committed": True, "inputs-pinned": True, "split-leakage": True,
                               "seeds-recorded": True, "environment-complete": True, "verified": False,
-                              "test-evaluation": True}
+                              "test-evaluation": True, "metrics-complete": True}
     assert not found.ok
     evidence = {r.rule: r.evidence for r in found.results}
     assert evidence["verified"] == {"latest": None, "best": None, "min_tier": "tolerance"}

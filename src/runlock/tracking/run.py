@@ -9,12 +9,11 @@
 from __future__ import annotations
 
 import atexit
-import numbers
 import os
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,16 @@ from runlock.probe import ProbeRun, record_step
 from runlock.refs import check_name
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
-from runlock.tracking import fields, records
+from runlock.tracking import fields, records, writers
+from runlock.tracking import values as checks
 from runlock.tracking import lock as locks
+from runlock.tracking.system import SystemSampler, check_interval
+from runlock.tracking.values import MAX_KEY_LENGTH, MAX_STEP  # noqa: F401 (public names)
 from runlock.tracking.writer import MetricWriter, WriterSettings
 from runlock.workspace import open_store
 
 ENV_RUN_ID = "RUNLOCK_RUN_ID"
 ENV_RANK = "RUNLOCK_RANK"
-MAX_KEY_LENGTH = 250
-MAX_STEP = 2**63 - 1
 
 _stack: list["Run"] = []
 _stack_lock = threading.Lock()
@@ -63,6 +63,10 @@ class Run:
         self._known_keys: set[str] = set()
         self._writer = MetricWriter(store, self.id, rank=rank, start_seq=start_seq,
                                     settings=settings, on_sealed=self._mark_sealed)
+        self._writer_key: str | None = None      # a joined handle's entry in the run's writers
+        self._holds = 0                          # start_run calls that returned this joined handle
+        self._sampler: SystemSampler | None = None
+        self.lost_points = 0                     # after finish: points logged that were not stored
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -83,17 +87,17 @@ class Run:
         if self._ended:
             raise SealedError(self.id, "ended")
         if type(values) is not dict:
-            values = _as_dict(values)
+            values = checks.as_dict(values)
         if step is None:
             step = self._auto_step + 1
         elif type(step) is not int or step < 0 or step > MAX_STEP:
-            step = _as_step(step)
+            step = checks.as_step(step)
         if step > self._auto_step:
             self._auto_step = step
         known = self._known_keys
         for k, v in values.items():
             if type(v) is not float or k not in known:
-                values = _checked(values, known)
+                values = checks.checked(values, known)
                 break
         else:
             values = values.copy()
@@ -174,20 +178,18 @@ class Run:
     def record_config(self, config: Any) -> None:
         """Put the resolved config into the lock (a ``ResolvedConfig`` also records where each
         value came from, for ``runlock config explain``)."""
-        context = records.get(self.store, self.id).context
-        if isinstance(config, ResolvedConfig):
-            context["config"] = config.provenance()
-            config = config.values
-        elif context.get("config"):   # keys whose value changes here no longer come from a file
-            old, new = fields.flatten(self.lock["config"]), fields.flatten(canonical.normalize(config))
-            origins = context["config"]["origins"]
-            context["config"]["origins"] = {k: o for k, o in origins.items() if old.get(k) == new.get(k, old)}
-        records.update(self.store, self.id, context=context)
-        self._update_lock(lambda lk: lk.update(config=canonical.normalize(config)))
+        def write(conn):  # noqa: ANN001, ANN202
+            row = records.require_running(conn, self.id, for_update=True)
+            lock = self._current_lock(row)
+            context, lock["config"] = _config_context(dict(row.context or {}), lock["config"], config)
+            conn.execute(runs.update().where(runs.c.id == self.id).values(context=context))
+            self._store_lock(conn)
+
+        self.store.db.run_write(write)
 
     def _update_lock(self, change) -> None:  # noqa: ANN001
         def write(conn):  # noqa: ANN001, ANN202
-            change(self._current_lock(records.require_running(conn, self.id)))
+            change(self._current_lock(records.require_running(conn, self.id, for_update=True)))
             self._store_lock(conn)
 
         self.store.db.run_write(write)
@@ -208,17 +210,100 @@ class Run:
             fields.replace_section(conn, self.id, "config", self._lock["config"])
             audit.append(conn, self.store.actor, "run.lock", self.ref, before=before, after=self.recipe_id)
 
+    def _adopt(self, *, project: str, name: str | None, config: Any, seed: int | None, tags: dict | None,
+               seeding_report: dict | None) -> None:
+        """What a script's ``start_run`` says about the run it joins (see ``join_wrapper``), in
+        one transaction: one new lock, one recipe id."""
+        if config is not None and not isinstance(config, ResolvedConfig):
+            config = canonical.normalize(config)
+        tags = canonical.normalize(tags) if tags else None
+
+        def write(conn):  # noqa: ANN001, ANN202
+            row = records.require_running(conn, self.id, for_update=True)
+            context = dict(row.context or {})
+            fixed = set((context.get("wrapper") or {}).get("fixed") or ())
+            lock = self._current_lock(row)
+            if config is not None:
+                context, lock["config"] = _config_context(context, lock["config"], config)
+            if seed is not None:
+                lock["seed"] = seed
+            if seeding_report is not None:
+                lock["seeding"] = canonical.normalize(seeding_report)
+                if lock.get("seed") is None:
+                    lock["seed"] = seeding_report.get("seed")
+            declared = (lock.get("knobs") or {}).get("declared") or {}
+            lock["knobs"] = canonical.normalize(seeding.knobs(**declared))
+            values: dict[str, Any] = {"context": context}
+            renamed = {}
+            if name and "name" not in fixed and name != row.name:
+                renamed["name"] = name
+            if project and "project" not in fixed and project != row.project:
+                renamed["project"] = project
+            if tags:
+                values["tags"] = {**(row.tags or {}), **tags}
+                fields.replace_section(conn, self.id, "tags", values["tags"])
+            conn.execute(runs.update().where(runs.c.id == self.id).values(**values, **renamed))
+            if renamed:
+                audit.append(conn, self.store.actor, "run.rename", self.ref,
+                             details={"project": renamed.get("project", row.project), "name": renamed.get("name", row.name),
+                                      "was": {"project": row.project, "name": row.name}})
+            self._store_lock(conn)
+            return renamed
+
+        renamed = self.store.db.run_write(write)
+        self.project, self.name = renamed.get("project", self.project), renamed.get("name", self.name)
+        if project and project != self.project:
+            warnings.warn(f"runlock: start_run(project={project!r}) joined run {self.id} of project "
+                          f"{self.project!r}, which the command line chose (runlock run --project).",
+                          RuntimeWarning, stacklevel=4)
+
+    def _start_sampler(self, interval: float) -> None:
+        if self._sampler is None and not self._ended:
+            writer = self._writer
+            self._sampler = SystemSampler(lambda v: writer.append_sample(max(self._auto_step, 0), v), interval)
+
     # -- ending ---------------------------------------------------------------------------
     def finish(self, status: str = "finished", error: str | None = None, *, timeout: float = 60) -> None:
-        """Flush (waiting at most ``timeout`` seconds for a failing store) and seal the run
-        (only the owning process seals)."""
+        """Flush (waiting at most ``timeout`` seconds for a failing store) and end this handle.
+
+        A joined handle reports how many of its points the store did not take. The owner ends
+        this process's other handles on the run, waits (at most ``timeout`` seconds) for every
+        process that joined it to report, and seals the run; a run that lost points, or that a
+        process logged to without reporting (killed, ``os._exit``), is sealed ``failed`` with
+        ``context["lost_points"]``, never ``finished``."""
         if self._ended:
             return
+        if self._holds > 1:   # a nested start_run that joined this same run: only flush
+            self._holds -= 1
+            self._writer.flush(timeout)
+            return
         self._ended = True
+        if self._sampler is not None:
+            self._sampler.stop()
         self._writer.close(timeout=timeout)
         _pop(self)
-        if self.owned:
-            records.end(self.store, self.id, status, error=error)
+        lost, why = max(self._writer.unwritten_points, self._writer.dropped_points), self._writer.loss_reason
+        self.lost_points = lost
+        if not self.owned:
+            if self._writer_key is not None:
+                writers.report(self.store, self.id, self._writer_key, lost, why)
+            return
+        for other in _handles(self.id, besides=self):
+            other._holds = 0
+            other.finish(timeout=timeout)
+        try:
+            joined = writers.wait(self.store, self.id, timeout)
+        except RunlockError:
+            joined = writers.Outcome()
+        self.lost_points = lost + joined.lost
+        context = None
+        if self.lost_points or joined.unflushed:
+            note = _loss_note(self.lost_points, (why, *joined.reasons), joined.unflushed)
+            context = {"lost_points": self.lost_points,
+                       **({"unflushed_writers": list(joined.unflushed)} if joined.unflushed else {})}
+            status, error = ("failed", note) if status == "finished" else (status, f"{note}\n\n{error or ''}".strip())
+            warnings.warn(f"runlock: run {self.id} is sealed {status}: {note}", RuntimeWarning, stacklevel=2)
+        records.end(self.store, self.id, status, error=error, context=context)
 
     def _mark_sealed(self) -> None:
         self._ended = True
@@ -233,57 +318,18 @@ class Run:
             self.finish("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
 
 
-# -- value checks (the slow path of run.log: only for keys not seen yet and non-float values) ---
-def _as_dict(values: Any) -> dict:
-    if isinstance(values, Mapping):
-        return dict(values)
-    raise InvalidInput(f"run.log takes a dict of metric name -> number, not {type(values).__name__}.")
-
-
-def _checked(values: dict, known: set[str]) -> dict:
-    out = {}
-    for k, v in values.items():
-        if k not in known:
-            known.add(_check_key(k))
-        out[k] = v if type(v) is float else _as_float(k, v)
-    return out
-
-
-def _check_key(key: Any) -> str:
-    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH:
-        return key
-    if not isinstance(key, str):
-        raise InvalidInput(f"Metric name {key!r} is not a string.")
-    if not key:
-        raise InvalidInput("A metric name is empty.", hint="Name every metric, e.g. 'train/loss'.")
-    raise InvalidInput(f"Metric name {key[:40]!r}… is longer than {MAX_KEY_LENGTH} characters.")
-
-
-def _as_float(key: str, value: Any) -> float:
-    if isinstance(value, numbers.Real):
-        try:
-            return float(value)
-        except OverflowError:
-            raise InvalidInput(f"Metric {key!r} got {value}, too large for a 64-bit float.") from None
-    item = getattr(value, "item", None)
-    shape = getattr(value, "shape", None)
-    if callable(item) and shape is not None and len(tuple(shape)) == 0:
-        v = item()  # a NumPy 0-d array or a 0-d torch tensor
-        if isinstance(v, numbers.Real):
-            return float(v)
-    raise InvalidInput(f"Metric {key!r} got {type(value).__name__}; metrics take one number "
-                       "(int, float, NumPy scalar or 0-d tensor).",
-                       hint="Log each element under its own name, or store arrays with log_artifact().")
-
-
-def _as_step(step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise InvalidInput(f"Step {step!r} is not an integer.")
-    if int(step) < 0:
-        raise InvalidInput(f"Step {step} is negative; steps count from 0.")
-    if int(step) > MAX_STEP:
-        raise InvalidInput(f"Step {step} is larger than {MAX_STEP}.")
-    return int(step)
+def _config_context(context: dict, old: dict, config: Any) -> tuple[dict, dict]:
+    """The run context's config provenance and the lock's config values for a new config: a
+    ``ResolvedConfig`` brings its provenance; keys whose value changes here no longer come from a file."""
+    if isinstance(config, ResolvedConfig):
+        return {**context, "config": config.provenance()}, canonical.normalize(config.values)
+    new = canonical.normalize(config)
+    if context.get("config"):
+        before, after = fields.flatten(old), fields.flatten(new)
+        origins = context["config"].get("origins") or {}
+        context = {**context, "config": {**context["config"], "origins": {
+            k: o for k, o in origins.items() if k in after and before.get(k) == after[k]}}}
+    return context, new
 
 
 def _input_entry(store: Store, thing: Any) -> dict:
@@ -328,6 +374,13 @@ def _pop(run: Run) -> None:
             _stack.remove(run)
 
 
+def _handles(run_id: str, besides: Any = None) -> list[Run]:
+    """This process's open handles on ``run_id``, innermost first."""
+    with _stack_lock:
+        return [r for r in reversed(_stack) if isinstance(r, Run) and r.id == run_id and r is not besides
+                and not r.ended]
+
+
 def current_run() -> Run | None:
     """The run this process logs to: the innermost started or joined one, else the run named
     by ``RUNLOCK_RUN_ID`` (set by ``runlock run``), joined on first use."""
@@ -342,7 +395,10 @@ def current_run() -> Run | None:
 def join_run(run_id: str, *, store: Store | str | Path | None = None, rank: int | None = None,
              settings: WriterSettings | None = None) -> Run:
     """Attach to a running run owned by another process (a wrapper, or rank 0 of a distributed
-    job); points logged here carry ``rank`` (default: ``RUNLOCK_RANK``, else 0)."""
+    job); points logged here carry ``rank`` (default: ``RUNLOCK_RANK``, else 0). The handle
+    registers its writer in the run's record, and at its end (``finish``, or the interpreter's
+    exit) flushes and reports what it could not store, so the owner never seals a run
+    ``finished`` while points logged here are missing (see ``runlock.tracking.writers``)."""
     store = _as_store(store)
     rec = records.get(store, run_id)
     if rec.sealed:
@@ -350,7 +406,11 @@ def join_run(run_id: str, *, store: Store | str | Path | None = None, rank: int 
     rank = _as_rank(os.environ.get(ENV_RANK, "0") if rank is None else rank)
     run = Run(store, rec, None, owned=False, rank=rank, start_seq=_next_seq(store, rec.id, rank),
               settings=settings)
+    key = str(ULID())
+    if writers.register(store, rec.id, key, rank):
+        run._writer_key = key
     _push(run)
+    _seal_at_exit()
     return run
 
 
@@ -372,27 +432,49 @@ def _next_seq(store: Store, run_id: str, rank: int) -> int:
 
 def start_run(project: str, name: str | None = None, *, config: Any = None, seed: int | None = None,
               tags: dict | None = None, store: Store | str | Path | None = None,
-              argv: list[str] | None = None, settings: WriterSettings | None = None) -> Run:
-    """Start a run (or join the one ``runlock run`` started for this process)."""
+              argv: list[str] | None = None, settings: WriterSettings | None = None,
+              system_metrics: bool = False, system_interval: float = 10.0) -> Run:
+    """Start a run, or join the one ``runlock run`` started for this process: one run per
+    process (see ``join_wrapper``). A seeding report of ``seed_everything`` called before is
+    recorded in the new run's lock. ``system_metrics`` samples CPU, memory and GPU use every
+    ``system_interval`` seconds under ``system/`` keys, on a thread of its own
+    (``runlock.tracking.system``)."""
     check_name(project, "project name")
+    if name:
+        check_name(name, "run name")
+    interval = check_interval(system_interval) if system_metrics else None
     if probing():  # under `runlock probe` nothing is recorded: a stand-in feeds run.log to the probe
         stand_in = ProbeRun(project, name, config=config, seed=seed, on_end=_pop)
         _push(stand_in)
         return stand_in
-    if os.environ.get(ENV_RUN_ID) and not _stack:
-        run = join_run(os.environ[ENV_RUN_ID], store=_as_store(store))
-        if config is not None:
-            run.record_config(config)
-        if seed is not None:
-            run._update_lock(lambda lk: lk.update(seed=seed))
-        return run
-    store = _as_store(store)
+    if os.environ.get(ENV_RUN_ID):
+        run = join_wrapper(os.environ[ENV_RUN_ID], _as_store(store), project=project, name=name,
+                           config=config, seed=seed, tags=tags)
+    else:
+        run = create_run(_as_store(store), project, name, config=config, seed=seed, tags=tags, argv=argv,
+                         settings=settings, seeding_report=_take_pending_seeding())
+    if interval is not None:
+        run._start_sampler(interval)
+    return run
+
+
+def create_run(store: Store, project: str, name: str | None = None, *, config: Any = None,
+               seed: int | None = None, tags: dict | None = None, argv: list[str] | None = None,
+               settings: WriterSettings | None = None, seeding_report: dict | None = None,
+               context: dict | None = None) -> Run:
+    """Create a run owned by this process (what ``start_run`` does outside ``runlock run``, and
+    what the wrapper does for its command)."""
+    check_name(project, "project name")
     name = check_name(name, "run name") if name else project
-    context = {"cwd": str(Path.cwd()), **code.context(store.objects)}
+    context = {"cwd": str(Path.cwd()), **code.context(store.objects), **(context or {})}
     if isinstance(config, ResolvedConfig):
         context["config"] = config.provenance()
         config = config.values
+    if seed is None and seeding_report is not None:
+        seed = seeding_report.get("seed")
     lock = locks.build(store, config=config, seed=seed, argv=argv)
+    if seeding_report is not None:
+        lock["seeding"] = canonical.normalize(seeding_report)
     tags = canonical.normalize(tags or {})
     run_id = str(ULID())
 
@@ -411,15 +493,66 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
     return run
 
 
+def join_wrapper(run_id: str, store: Store, *, project: str, name: str | None, config: Any,
+                 seed: int | None, tags: dict | None) -> Run:
+    """``start_run`` in a process that ``runlock run`` started: join the wrapper's run (reusing
+    this process's handle on it, if ``seed_everything`` or ``current_run`` joined already) and,
+    on rank 0, give it what the script says about itself.
+
+    The rule for the lock, which the wrapper captured before the script started: the wrapper's
+    lock describes the command (entry point, code, environment, the hash seed it set), and the
+    script adds what only it knows, in one change of the lock (one new recipe id, one
+    ``run.lock`` audit entry) made before ``start_run`` returns: its config replaces the
+    wrapper's, its seed replaces the wrapper's when it gives one, the seeding report of a
+    ``seed_everything`` called before is recorded, and the knobs are captured again in this
+    process (torch flags, threads), keeping those declared before. The script's name and
+    project replace the wrapper's unless the command line gave them (``--name``, ``--project``
+    win); its tags are merged in. Other ranks join without changing the lock."""
+    handles = _handles(run_id)
+    run = handles[0] if handles else join_run(run_id, store=store)
+    run._holds += 1
+    report = _take_pending_seeding()
+    if run.rank == 0:
+        run._adopt(project=project, name=name, config=config, seed=seed, tags=tags, seeding_report=report)
+    return run
+
+
+# -- seeding before a run starts --------------------------------------------------------------
+_pending_seeding: list[dict] = []
+
+
+def _take_pending_seeding() -> dict | None:
+    """The report of a ``seed_everything`` called while no run was active, once."""
+    return _pending_seeding.pop() if _pending_seeding else None
+
+
+def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False,  # noqa: ANN201
+                    hashseed: int | None = None):
+    """Seed every source of randomness (see ``runlock.seeding``) and record the report in the
+    current run's lock; with no run active, the run that starts next records it (the quickstart
+    order: ``seed_everything`` first, then ``start_run``). Under ``runlock run`` the wrapper's
+    run is the current one; only rank 0 records."""
+    report = seeding.seed_everything(seed, deterministic=deterministic, warn_only=warn_only, hashseed=hashseed)
+    activate_probe()  # under `runlock probe`: record from the freshly seeded state on
+    run = current_run()
+    if run is None:
+        _pending_seeding[:] = [report.to_dict()]
+    elif getattr(run, "rank", 0) == 0:
+        run.record_seeding(report.to_dict(), seed=seed)
+    return report
+
+
 # -- a run left open when the interpreter exits ------------------------------------------------
 _uncaught: list[tuple] = []
 _exit_hooked: list[bool] = []
 
 
 def _seal_at_exit() -> None:
-    """Once per process: at exit, seal every run this process still owns, as ``failed`` with the
-    traceback if an exception ended the program, else ``finished`` (a script that never left its
-    ``with`` block, or a Trainer callback whose train() raised)."""
+    """Once per process: at exit, end every run this process still holds: flush each joined one
+    (and report what it lost), seal each owned one as ``failed`` with the traceback if an
+    exception ended the program, else ``finished`` (a script that never left its ``with``
+    block, a Trainer callback whose train() raised, a script that logs through
+    ``current_run()`` under ``runlock run`` and never flushes)."""
     if _exit_hooked:
         return
     _exit_hooked.append(True)
@@ -435,8 +568,9 @@ def _seal_at_exit() -> None:
 
 def _finish_open_runs() -> None:
     with _stack_lock:
-        owned = [r for r in _stack if r.owned and not r.ended]
-    for run in reversed(owned):
+        left = [r for r in _stack if isinstance(r, Run) and not r.ended]
+    for run in reversed(left):
+        run._holds = 0
         try:
             if _uncaught:
                 run.finish("failed", "".join(traceback.format_exception(*_uncaught[-1])))
@@ -450,12 +584,14 @@ def _as_store(store: Store | str | Path | None) -> Store:
     return store if isinstance(store, Store) else open_store(store)
 
 
-def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False):  # noqa: ANN201
-    """Seed every source of randomness (see ``runlock.seeding``) and record the report in the
-    current run's lock, if a run is active."""
-    report = seeding.seed_everything(seed, deterministic=deterministic, warn_only=warn_only)
-    activate_probe()  # under `runlock probe`: record from the freshly seeded state on
-    run = current_run()
-    if run is not None:
-        run.record_seeding(report.to_dict(), seed=seed)
-    return report
+def _loss_note(lost: int, reasons: tuple, unflushed: tuple) -> str:
+    parts = []
+    if lost:
+        why = "; ".join(dict.fromkeys(r for r in reasons if r)) or "see the warnings of the process that logged them"
+        parts.append(f"{lost} metric point(s) logged were not stored ({why})")
+    if unflushed:
+        who = ", ".join(f"rank {w.get('rank')} pid {w.get('pid')}" + (" still running" if w.get("alive") else "")
+                        for w in unflushed)
+        parts.append(f"{len(unflushed)} process(es) logging to this run never reported that their metrics "
+                     f"were stored ({who})")
+    return "Metrics incomplete: " + "; ".join(parts) + "."

@@ -2,8 +2,15 @@
 
 The wrapper starts the run (its lock's entry point is the command), starts the command with
 ``RUNLOCK_RUN_ID`` and ``RUNLOCK_STORE`` set so the script can log through
-``runlock.current_run()`` (or ``start_run``, which joins), and seals the run from the exit code.
-``hashseed`` starts the command with ``PYTHONHASHSEED`` set, the only way it takes effect.
+``runlock.current_run()`` (or ``start_run``, which joins: one run per process, see
+``runlock.tracking.run.join_wrapper``), and seals the run from the exit code once every process
+that logged to it has reported that its points are stored (``runlock.tracking.writers``): a
+command that exits 0 but whose metrics are incomplete ends ``failed``.
+
+The run's name and project come from the command line when it gives them (``--name``,
+``--project``), else from the script's ``start_run``; the record's ``context["wrapper"]["fixed"]``
+says which the command line fixed. ``hashseed`` starts the command with ``PYTHONHASHSEED`` set,
+the only way it takes effect.
 """
 
 from __future__ import annotations
@@ -11,12 +18,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 from runlock import seeding
 from runlock.errors import InvalidInput
 from runlock.store import Store
-from runlock.tracking.run import ENV_RUN_ID, start_run
+from runlock.tracking import records
+from runlock.tracking.run import ENV_RUN_ID, Run, create_run
+
+DEFAULT_PROJECT = "default"
+WRITERS_WAIT_S = 60.0   # how long the seal waits for a process still logging after the command exited
 
 
 @dataclass(frozen=True)
@@ -24,28 +36,42 @@ class CommandResult:
     run_id: str
     returncode: int
     status: str
+    recipe_id: str | None = None
+    lost_points: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def run_command(store: Store, argv: list[str], *, project: str, name: str | None = None,
+def run_command(store: Store, argv: list[str], *, project: str | None = None, name: str | None = None,
                 hashseed: int | None = None, config: dict | None = None, seed: int | None = None,
-                extra_env: dict[str, str] | None = None) -> CommandResult:
+                extra_env: dict[str, str] | None = None, on_start: Callable[[Run], None] | None = None,
+                stdout: int | None = None) -> CommandResult:
+    """Run ``argv`` as a recorded run; ``on_start(run)`` is called once the run exists, before
+    the command starts; ``stdout`` (a file descriptor) takes the command's standard output."""
     if not argv:
         raise InvalidInput("No command given.", hint="Use `runlock run -- python train.py ...`.")
     env = dict(os.environ)
     if hashseed is not None:
         env = seeding.hashseed_environ(hashseed, env)
+        env[seeding.HASHSEED_ENV] = str(hashseed)   # what seed_everything checks the hash seed against
     env.pop(ENV_RUN_ID, None)
     saved = os.environ.get("PYTHONHASHSEED")
     if hashseed is not None:
         os.environ["PYTHONHASHSEED"] = env["PYTHONHASHSEED"]  # recorded in the lock's environment
+    fixed = [k for k, given in (("project", project), ("name", name)) if given]
     try:
-        run = start_run(project, name, config=config, seed=seed, store=store, argv=argv)
+        run = create_run(store, project or DEFAULT_PROJECT, name, config=config, seed=seed, argv=argv,
+                         context={"wrapper": {"fixed": fixed}})
     finally:
         if hashseed is not None:
             _restore("PYTHONHASHSEED", saved)
+    if on_start is not None:
+        on_start(run)
     env.update({ENV_RUN_ID: run.id, "RUNLOCK_STORE": str(store.root), **(extra_env or {})})
     try:
-        proc = subprocess.Popen(argv, env=env)
+        proc = subprocess.Popen(argv, env=env, stdout=stdout)
     except OSError as e:
         run.finish("failed", f"Could not start {argv[0]}: {e.strerror}")
         raise InvalidInput(f"Could not start {argv[0]!r}: {e.strerror}.") from None
@@ -54,9 +80,11 @@ def run_command(store: Store, argv: list[str], *, project: str, name: str | None
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait()
-    status = "finished" if rc == 0 else "failed"
-    run.finish(status, None if rc == 0 else f"Command exited with status {rc}.")
-    return CommandResult(run.id, rc, status)
+    run.finish("finished" if rc == 0 else "failed", None if rc == 0 else f"Command exited with status {rc}.",
+               timeout=WRITERS_WAIT_S)
+    rec = records.get(store, run.id)
+    return CommandResult(run.id, rc, rec.status, rec.recipe_id, int(rec.context.get("lost_points") or 0),
+                         rec.error)
 
 
 def _restore(key: str, value: str | None) -> None:

@@ -26,6 +26,8 @@ Rules and their options (defaults):
     verified              min_tier = "tolerance"       the latest verification at that tier or stricter
     test-evaluation       prefixes = ["test/", "test_", "test.", "eval/test"]
                                                        a metric or summary value of the test partition
+    metrics-complete      (none)                       every metric point logged was stored (no
+                                                       ``lost_points``, no writer that never reported)
 """
 
 from __future__ import annotations
@@ -271,6 +273,17 @@ def test_evaluation(ctx: _Ctx, opts: dict) -> RuleResult:
                       else f"no metric starts with {', '.join(opts['prefixes'])}", {"keys": hits})
 
 
+def metrics_complete(ctx: _Ctx, opts: dict) -> RuleResult:
+    lost = int(ctx.rec.context.get("lost_points") or 0)
+    unflushed = ctx.rec.context.get("unflushed_writers") or []
+    ev = {"lost_points": lost, "unflushed_writers": unflushed}
+    if not lost and not unflushed:
+        return RuleResult("metrics-complete", True, "every metric point logged was stored", ev)
+    what = [f"{lost} metric point(s) logged were not stored"] if lost else []
+    what += [f"{len(unflushed)} process(es) never reported their metrics stored"] if unflushed else []
+    return RuleResult("metrics-complete", False, "; ".join(what), ev)
+
+
 RULES: dict[str, tuple[Callable[[_Ctx, dict], RuleResult], dict]] = {
     "code-committed": (code_committed, {"allow_recorded_diff": True}),
     "inputs-pinned": (inputs_pinned, {"require_inputs": True}),
@@ -280,4 +293,5 @@ RULES: dict[str, tuple[Callable[[_Ctx, dict], RuleResult], dict]] = {
     "environment-complete": (environment_complete, {}),
     "verified": (verified, {"min_tier": "tolerance"}),
     "test-evaluation": (test_evaluation, {"prefixes": ["test/", "test_", "test.", "eval/test"]}),
+    "metrics-complete": (metrics_complete, {}),
 }

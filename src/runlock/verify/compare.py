@@ -28,6 +28,7 @@ from runlock.store import Store
 from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.diff import lock_changes, metric_series
+from runlock.tracking.system import SYSTEM_PREFIX
 from runlock.verify import records as vrecords
 from runlock.verify.records import Spread
 
@@ -66,7 +67,8 @@ def compare(store: Store, run_a: str, run_b: str, *, rtol: float = RTOL, atol: f
     """Compare the outputs of two runs; ``spread`` defaults to the newest one measured for
     either run or for a run either of them reproduces."""
     a, b = records.get(store, run_a), records.get(store, run_b)
-    ma, mb = _arrays(metric_series(store, a.id)), _arrays(metric_series(store, b.id))
+    ma, mb = (_arrays({k: v for k, v in metric_series(store, r.id).items() if not k.startswith(SYSTEM_PREFIX)})
+              for r in (a, b))   # system/ metrics: the machine's load, not the result
     if spread is None:
         spread = vrecords.latest_spread(store, [a.id, b.id, *vrecords.reproduced(store, a.id),
                                                 *vrecords.reproduced(store, b.id)])

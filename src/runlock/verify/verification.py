@@ -33,6 +33,12 @@ def verify(store: Store, run: str, *, isolated: bool = True, repo: str | Path | 
            rtol: float = RTOL, atol: float = ATOL, k: float = K, rehearsal_id: str | None = None) -> Verification:
     """Rerun ``run`` and compare the rerun with it; store and return the outcome."""
     rec = records.get(store, run)
+    if rec.context.get("lost_points") or rec.context.get("unflushed_writers"):
+        return add_verification(store, rec.id, "rerun", FAILED, {
+            "error": f"Run {rec.id} did not store every metric point it logged (lost_points "
+                     f"{rec.context.get('lost_points') or 0}); its series are incomplete, so no rerun can be "
+                     "compared with it.", "hint": "Run it again and verify the new run.",
+            "lost_points": rec.context.get("lost_points") or 0}, rehearsal_id=rehearsal_id)
     try:
         result = rerun(store, rec.id, isolated=isolated, repo=repo)
     except RunlockError as e:
