@@ -164,7 +164,8 @@ def log(store: Store, *, target: str | None = None, actor: str | None = None, ac
     if actor:
         q = q.where(audit_log.c.actor == actor)
     if action:
-        q = q.where(audit_log.c.action.like(action.replace("*", "%")))
+        literal = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")   # only * is a wildcard
+        q = q.where(audit_log.c.action.like(literal.replace("*", "%"), escape="\\"))
     q = q.order_by(audit_log.c.seq.desc())
     if limit:
         q = q.limit(limit)
@@ -293,7 +294,40 @@ def sign_pending(store: Store, *, create_key: bool = False) -> int:
                 .values(key_id=cp.key_id, signature=cp.signature, signed_at=cp.signed_at)).rowcount):
             signed.append(cp)
     _mirror(store, signed)
+    if signed:
+        _note_signed(store, max(signed, key=lambda c: c.tree_size))
     return len(signed)
+
+
+# The signer's own memory of the last checkpoint it signed, in the key's folder (the key holder
+# only, 0600): a log rewritten with its checkpoints and mirror deleted by someone who can write
+# the database but not the key is never signed afterwards, and verify names the loss.
+SIGNED_NOTE = "last-signed-checkpoint.json"
+
+
+def signed_note(store: Store) -> tuple[int, str] | None:
+    """(tree size, root) of the last checkpoint this store's key signed here, if readable."""
+    try:
+        doc = json.loads((keys.keys_dir(store) / SIGNED_NOTE).read_text())
+        return int(doc["tree_size"]), str(doc["root_hash"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _note_signed(store: Store, cp: Checkpoint) -> None:
+    have = signed_note(store)
+    if have is not None and have[0] >= cp.tree_size:
+        return
+    path = keys.keys_dir(store) / SIGNED_NOTE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"tree_size": cp.tree_size, "root_hash": cp.root_hash}, f)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)    # a memory, not the record: the checkpoint itself is signed
 
 
 def _extends_signed(store: Store, tree_size: int, root_hash: str, key: keys.PublicKey) -> bool:
@@ -302,6 +336,10 @@ def _extends_signed(store: Store, tree_size: int, root_hash: str, key: keys.Publ
     signed = [c for c in [*checkpoints(store), *mirrored_checkpoints(store)]
               if c.tree_size < tree_size and c.signature_ok(key)]
     base = max(signed, key=lambda c: c.tree_size, default=None)
+    note = signed_note(store)
+    if note is not None and (note[0] == tree_size and note[1] != root_hash or note[0] < tree_size and not any(
+            c.tree_size == note[0] and c.root_hash == note[1] for c in signed)):
+        return False      # the last checkpoint this key signed is gone: the history was rewritten
     with store.db.read() as conn:
         frontier: merkle.Frontier = []
         if base is not None:
@@ -436,8 +474,9 @@ def verify(store: Store, *, key: keys.PublicKey | None = None, deep: bool = Fals
             problems.append(Problem(None, "checkpoint", f"The local signing key {own.keyid} is not the key the "
                                                         f"database records ({key.keyid})."))
     cps = _all_checkpoints(store, key, problems)
+    note = signed_note(store)
     with store.db.read() as conn:
-        n, frontier, roots = _walk(conn, set(cps), problems, progress)
+        n, frontier, roots = _walk(conn, set(cps) | ({note[0]} if note else set()), problems, progress)
         problems += gate_problems(store, conn, key)
         if deep:
             problems += sealed_problems(conn)
@@ -455,13 +494,17 @@ def verify(store: Store, *, key: keys.PublicKey | None = None, deep: bool = Fals
                                 f"Entries {n + 1}..{beyond[-1]} are missing: the log ends at entry {n}, "
                                 f"but checkpoint {beyond[-1]} recorded {beyond[-1]} entries."))
     last_good = 0
-    for size_ in sorted(roots):
+    for size_ in sorted(s for s in roots if s in cps):
         if roots[size_] != cps[size_].root_hash:
             problems.append(Problem(last_good + 1, "rewritten",
                                     f"The first {size_} entries do not give checkpoint {size_}'s root: an entry "
                                     f"between {last_good + 1} and {size_} was changed and the chain recomputed."))
             break
         last_good = size_
+    if note is not None and (note[0] > n or roots.get(note[0], note[1]) != note[1]):
+        problems.append(Problem(None, "rewritten" if note[0] <= n else "truncated",
+                                f"The last checkpoint this store's key signed ({note[0]} entries, root "
+                                f"{note[1][:23]}…) no longer matches the log: it was rewritten or cut off."))
     signed = sum(1 for cp in cps.values() if key is not None and cp.signature_ok(key))
     return VerifyReport(n, _hex_id(merkle.frontier_root(frontier)), len(cps), signed,
                         key.keyid if key else None, _first_per_seq(problems))

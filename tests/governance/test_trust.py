@@ -333,3 +333,26 @@ def test_series_hashed_ahead_of_the_seal_are_rehashed_when_a_point_arrives_meanw
     with store.db.read() as conn:
         assert sealed.run_state(conn, run.id, ahead) == sealed.state(conn, "run", f"run:{run.id}")
     assert any(f"run:{run.id}" in p.message for p in audit.verify(store, deep=True).problems)
+
+
+def test_the_key_holder_remembers_what_it_signed(store: Store) -> None:
+    """Someone who can write the database but not the key folder rewrites the log, deletes every
+    checkpoint and the mirror, and records fresh unsigned checkpoints of the rewritten chain: the
+    owner's next open does not sign them, and verify names the loss."""
+    fill(store, 300)
+    assert audit.sign_pending(store) == 1
+    rows = [e.to_dict() for e in audit.log(store, limit=None)]
+    rows[9]["actor"] = "mallory"
+    prev = audit.GENESIS
+    with store.db.write() as conn:
+        for r in rows:
+            r["prev_hash"] = prev
+            r["entry_hash"] = prev = audit.entry_hash(r)
+            conn.execute(audit.audit_log.update().where(audit.audit_log.c.seq == r["seq"])
+                         .values(actor=r["actor"], prev_hash=r["prev_hash"], entry_hash=r["entry_hash"]))
+        conn.exec_driver_sql("DELETE FROM audit_checkpoints")
+        audit._record_checkpoint(conn, 256)
+    audit.mirror_path(store).unlink()
+    assert audit.sign_pending(store) == 0
+    report = audit.verify(store)
+    assert not report.ok and any("last checkpoint this store's key signed" in p.message for p in report.problems)
