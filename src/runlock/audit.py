@@ -27,7 +27,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runlock import authz, canonical, dsse, keys, merkle, sealed
+from runlock import authz, canonical, keys, merkle, sealed
 from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound, StoreError
 from runlock.hashing import digest_bytes
 from runlock.store import Store
@@ -512,69 +512,15 @@ def verify(store: Store, *, key: keys.PublicKey | None = None, deep: bool = Fals
 
 def sealed_problems(conn: Connection) -> list[Problem]:
     """Every sealed record whose state no longer matches the digest its audit entry recorded."""
-    latest: dict[tuple, tuple[int, str, str, str]] = {}
-    q = sa.select(audit_log.c.seq, audit_log.c.action, audit_log.c.target, audit_log.c.details).where(
-        sa.or_(audit_log.c.action.in_((*sealed.RUN_ACTIONS, "model.register", "model.alias", "snapshot.create")),
-               audit_log.c.action.like("split.%"))).order_by(audit_log.c.seq)
-    for r in conn.execute(q.execution_options(yield_per=5000)):
-        kind = sealed.kind_of(r.action, r.target)
-        want = (r.details or {}).get("state") if isinstance(r.details, dict) else None
-        if kind is None or not want:
-            continue
-        latest[(kind, r.seq) if kind == "alias" else (kind, r.target)] = (r.seq, kind, r.target, want)
-    out = []
-    for seq, kind, target, want in latest.values():
-        now = sealed.state(conn, kind, target, seq)
-        if now != want:
-            what = f"alias move of {target} (entry {seq})" if kind == "alias" else target
-            how = "is gone" if now is None else "changed"
-            out.append(Problem(None, "sealed", f"{what} {how} since it was sealed in audit entry {seq}."))
-    out += [Problem(None, "sealed", m) for m in sealed.alias_positions(conn)]
-    return out
+    return [Problem(None, "sealed", m) for m in sealed.changed(conn)]
 
 
 def gate_problems(store: Store, conn: Connection, key: keys.PublicKey | None) -> list[Problem]:
-    """Every ``gate.pass`` whose attestation (kept as an object) is missing or does not let that
-    exact version through the gate (``dsse.gate_reasons``) under ``key``."""
-    out = []
-    for r in conn.execute(sa.select(audit_log).where(audit_log.c.action == "gate.pass").order_by(audit_log.c.seq)):
-        details = r.details if isinstance(r.details, dict) else {}
-        oid = details.get("attestation")
-        where = f"gate.pass entry {r.seq} for {r.target}"
-        if not isinstance(oid, str) or not r.after:
-            out.append(Problem(None, "gate", f"{where} names no attestation."))
-            continue
-        try:
-            envelopes = dsse.parse_bundle(store.objects.get_bytes(oid), oid)
-        except (NotFound, IntegrityError, InvalidInput) as e:
-            out.append(Problem(None, "gate", f"{where}: its attestation {oid} cannot be read ({e})."))
-            continue
-        if key is None:
-            out.append(Problem(None, "gate", f"{where}: no key to check its attestation with."))
-            continue
-        reasons = dsse.gate_reasons(dsse.check_envelopes(envelopes, key), r.target, r.after, details.get("run"))
-        if reasons:
-            out.append(Problem(None, "gate", f"{where}: its attestation does not pass for that version: {reasons[0]}."))
-    return out
+    """Every ``gate.pass`` whose kept attestation does not let that exact version through."""
+    return [Problem(None, "gate", m) for m in sealed.gate_failures(store, conn, key)]
 
 
-def require_sealed(store: Store, *targets: str) -> None:
-    """Raise IntegrityError naming the first of ``targets`` (run:ID, model:NAME@vN, ds:…,
-    split:…) whose state differs from what its sealing audit entry recorded."""
-    with store.db.read() as conn:
-        for target in targets:
-            rows = conn.execute(sa.select(audit_log.c.seq, audit_log.c.action, audit_log.c.details)
-                                .where(audit_log.c.target == target).order_by(audit_log.c.seq.desc())).all()
-            found = next(((r.seq, k, r.details["state"]) for r in rows if (k := sealed.kind_of(r.action, target))
-                          and k != "alias" and isinstance(r.details, dict) and r.details.get("state")), None)
-            if found is None:
-                continue
-            seq, kind, want = found
-            if sealed.state(conn, kind, target, seq) != want:
-                raise IntegrityError(f"{target} changed since it was sealed (audit entry {seq}): its record in the "
-                                     "database no longer matches the audit log; refusing to use it.",
-                                     hint="Run `runlock audit verify --deep` to list every changed record, and "
-                                          "restore the database from a backup.")
+require_sealed = sealed.require     # the commands that serve a record call it before any effect
 
 
 def _all_checkpoints(store: Store, key: keys.PublicKey | None, problems: list[Problem]) -> dict[int, Checkpoint]:

@@ -12,9 +12,12 @@ into the audit entry that seals it (``details["state"]``), in the same transacti
                                                      columns (the leakage report may be re-checked)
 
 Config is inside the run's lock, which its row names by content id (``recipe_id``). ``state``
-recomputes a record's digest from the database; ``runlock.audit`` compares the two (``audit
-verify --deep``, ``fsck``, and every command that serves a record). This module reads tables
-only; it knows nothing of the audit log.
+recomputes a record's digest from the database; ``changed`` compares every one with its audit
+entry (``audit verify --deep``, ``fsck``), and ``require`` refuses a changed record in every
+command that serves one (``registry get``, ``artifacts get``, ``rerun``, ``attest``, the gate).
+``gate_failures`` re-checks every recorded ``gate.pass`` against the attestation it kept. This
+module only reads: it never writes the audit log (``runlock.audit`` appends, and calls
+``state_at_seal`` inside the sealing transaction).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from runlock import dsse, keys
+from runlock.errors import IntegrityError, InvalidInput, NotFound
 from runlock.store import Store
 from runlock.store.schema import artifacts, metrics, refs, runs
 
@@ -39,6 +44,8 @@ snapshots = sa.table("snapshots", sa.column("id"), sa.column("kind"), sa.column(
                      sa.column("record_count"), sa.column("size"), sa.column("files"))
 splits = sa.table("splits", sa.column("id"), sa.column("snapshot_id"), sa.column("strategy"), sa.column("params"),
                   sa.column("seed"), sa.column("counts"))
+audit_log = sa.table("audit_log", sa.column("seq"), sa.column("action"), sa.column("target"), sa.column("after"),
+                     sa.column("details", sa.JSON))
 alias_moves = sa.table("model_alias_moves", sa.column("audit_seq"), sa.column("name"), sa.column("alias"),
                        sa.column("from_version"), sa.column("to_version"), sa.column("actor"), sa.column("reason"))
 
@@ -197,4 +204,75 @@ def alias_positions(conn: Connection) -> list[str]:
             where = f"v{now[key]}" if now.get(key) is not None else "nothing"
             moved = f"v{last[key]}" if last.get(key) is not None else "nothing"
             out.append(f"model:{key[0]}@{key[1]} points at {where}, but its last recorded move was to {moved}.")
+    return out
+
+
+# -- checking ---------------------------------------------------------------------------------
+SEALING = (*RUN_ACTIONS, "model.register", "model.alias", "snapshot.create")
+
+
+def changed(conn: Connection) -> list[str]:
+    """One line for every sealed record whose state differs from its audit entry's digest, and
+    for every alias that is not where its last recorded move put it."""
+    latest: dict[tuple, tuple[int, str, str, str]] = {}
+    q = (sa.select(audit_log.c.seq, audit_log.c.action, audit_log.c.target, audit_log.c.details)
+         .where(sa.or_(audit_log.c.action.in_(SEALING), audit_log.c.action.like("split.%")))
+         .order_by(audit_log.c.seq))
+    for r in conn.execute(q.execution_options(yield_per=5000)):
+        kind = kind_of(r.action, r.target)
+        want = r.details.get("state") if isinstance(r.details, dict) else None
+        if kind is None or not want:
+            continue          # sealed before states were recorded
+        latest[(kind, r.seq) if kind == "alias" else (kind, r.target)] = (r.seq, kind, r.target, want)
+    out = []
+    for seq, kind, target, want in latest.values():
+        now = state(conn, kind, target, seq)
+        if now != want:
+            what = f"alias move of {target} (entry {seq})" if kind == "alias" else target
+            out.append(f"{what} {'is gone' if now is None else 'changed'} since it was sealed in audit entry {seq}.")
+    return out + alias_positions(conn)
+
+
+def require(store: Store, *targets: str) -> None:
+    """Raise IntegrityError naming the first of ``targets`` (run:ID, model:NAME@vN, ds:…,
+    split:…) whose state differs from what its sealing audit entry recorded."""
+    with store.db.read() as conn:
+        for target in targets:
+            rows = conn.execute(sa.select(audit_log.c.seq, audit_log.c.action, audit_log.c.details)
+                                .where(audit_log.c.target == target).order_by(audit_log.c.seq.desc())).all()
+            found = next(((r.seq, k, r.details["state"]) for r in rows if (k := kind_of(r.action, target))
+                          and k != "alias" and isinstance(r.details, dict) and r.details.get("state")), None)
+            if found is None:
+                continue
+            seq, kind, want = found
+            if state(conn, kind, target, seq) != want:
+                raise IntegrityError(f"{target} changed since it was sealed (audit entry {seq}): its record in the "
+                                     "database no longer matches the audit log; refusing to use it.",
+                                     hint="Run `runlock audit verify --deep` to list every changed record, and "
+                                          "restore the database from a backup.")
+
+
+def gate_failures(store: Store, conn: Connection, key: keys.PublicKey | None) -> list[str]:
+    """One line for every ``gate.pass`` whose attestation (kept as an object) is missing or does
+    not let that exact version through the gate (``dsse.gate_reasons``) under ``key``."""
+    out = []
+    q = sa.select(audit_log).where(audit_log.c.action == "gate.pass").order_by(audit_log.c.seq)
+    for r in conn.execute(q):
+        details = r.details if isinstance(r.details, dict) else {}
+        oid = details.get("attestation")
+        where = f"gate.pass entry {r.seq} for {r.target}"
+        if not isinstance(oid, str) or not r.after:
+            out.append(f"{where} names no attestation.")
+            continue
+        try:
+            envelopes = dsse.parse_bundle(store.objects.get_bytes(oid), oid)
+        except (NotFound, IntegrityError, InvalidInput) as e:
+            out.append(f"{where}: its attestation {oid} cannot be read ({e}).")
+            continue
+        if key is None:
+            out.append(f"{where}: no key to check its attestation with.")
+            continue
+        reasons = dsse.gate_reasons(dsse.check_envelopes(envelopes, key), r.target, r.after, details.get("run"))
+        if reasons:
+            out.append(f"{where}: its attestation does not pass for that version: {reasons[0]}.")
     return out
