@@ -83,7 +83,7 @@ def test_compare_shows_only_what_differs_grouped_and_without_markup(store: Store
     assert len(lines) < 20, out.output
     grouped = next(i for i, line in enumerate(lines) if line.startswith("config.training_args"))
     assert "learning_rate" in lines[grouped] and "0.1" in lines[grouped] and "0.2" in lines[grouped]
-    assert "identical rows hidden" in out.output
+    assert "identical rows (--all shows them)" in out.output
     full = cli(store, "runs", "compare", a, b, "--all", columns=100)
     assert "arg_149" in full.output and "[bold]" not in full.output
     everything = json.loads(cli(store, "runs", "compare", a, b, "--all", "--json").output)

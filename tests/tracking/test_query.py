@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import runlock
+from runlock.cli import common
 from runlock.cli.main import app
 from runlock.errors import InvalidInput
 from runlock.store import Store
@@ -22,7 +23,12 @@ runner = CliRunner()
 
 
 def cli(store: Store, *args: str):  # noqa: ANN201
-    return runner.invoke(app, ["--store", str(store.root), *args], catch_exceptions=False, env={"COLUMNS": "250"})
+    """A command as on a 250-column terminal (the console reads COLUMNS once, when it is made)."""
+    old, common.console.width = common.console.width, 250
+    try:
+        return runner.invoke(app, ["--store", str(store.root), *args], catch_exceptions=False)
+    finally:
+        common.console.width = old
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -51,12 +49,6 @@ def list_(
     _render_list(found, runids.labels(store, [f.record.id for f in found], wide), deleted)
 
 
-def compact(t: Table) -> Table:
-    """A table without vertical rules, as gh and uv print them: two spaces between columns."""
-    t.box, t.pad_edge, t.show_edge, t.collapse_padding = box.SIMPLE_HEAD, False, False, True
-    return t
-
-
 def _render_list(found: list[query.FoundRun], ids: dict[str, str], deleted: bool = False) -> None:
     extra = list(dict.fromkeys(k for f in found for k in f.fields
                                if k not in ("status", "project", "name", "id", "last_step")))
@@ -67,8 +59,9 @@ def _render_list(found: list[query.FoundRun], ids: dict[str, str], deleted: bool
         end = [r.deleted_at[:16].replace("T", " "), r.deleted_reason] if deleted else [_hex(r.recipe_id)]
         rows.append((ids[r.id], r.project, r.name, styled_status(r.status), r.started_at[:16].replace("T", " "),
                      r.last_step, *(common.to_jsonable(f.fields.get(k)) for k in extra), *end))
-    common.console.print(compact(common.table(
-        None, ["run", "project", "name", "status", "started", "step", *extra, *tail], rows)))
+    t = common.compact(common.table(None, ["run", "project", "name", "status", "started", "step", *extra, *tail], rows))
+    t.columns[0].no_wrap = True     # an id is copied whole; the other columns give way
+    common.console.print(t)
     if not found:
         common.err_console.print("no runs" + (" match" if extra else ""), highlight=False)
 
@@ -139,7 +132,7 @@ def _render_show(data: dict) -> None:
         for key, value in sorted(r["summary"].items()):
             summ.add(escape(f"{key} = {value}"))
     if data["metrics"]:
-        tree.add(compact(common.table(
+        tree.add(common.compact(common.table(
             "metrics", ["key", "last", "min", "max", "steps"],
             [(m.key, num(m.latest), num(m.min), num(m.max), m.steps) for m in data["metrics"]])))
     common.console.print(tree)
@@ -202,27 +195,26 @@ def group_of(section: str, key: str) -> tuple[str, str]:
 
 
 def _render_compare(c: series.Comparison, ids: dict[str, str]) -> None:
-    t = compact(common.table(None, ["section", "key", *(f"{ids[i]}\n{n}" for i, n in zip(c.runs, c.names))], []))
+    t = common.compact(common.table(None, ["section", "key", *(f"{ids[i]}\n{n}" for i, n in zip(c.runs, c.names))], []))
+    t.columns[0].no_wrap = True
     last = None
     emphasise = any(not r.differs for r in c.rows)   # --all: the rows that differ stand out
-    for n, r in enumerate(c.rows):
+    for r in c.rows:
         group, key = group_of(r.section, r.key)
-        label = group if group != last else ""
+        label = group if group != last else ""       # each group named once, on its first row
         last = group
-        nxt = c.rows[n + 1] if n + 1 < len(c.rows) else None
         style = "bold yellow" if emphasise and r.differs else ""
-        t.add_row(Text(label), Text(key, style=style), *(Text(_cell(v), style=style) for v in r.values),
-                  end_section=nxt is not None and group_of(nxt.section, nxt.key)[0] != group)
+        t.add_row(Text(label), Text(key, style=style), *(Text(_cell(v), style=style) for v in r.values))
     if c.rows:
         common.console.print(t)
     if c.hidden:
-        common.console.print(f"{'no values differ' if not c.rows else 'and'} ({c.hidden} identical rows hidden; "
-                             "--all shows them)", highlight=False)
+        common.console.print(f"{'No values differ' if not c.rows else 'Not shown'}: {c.hidden} identical rows "
+                             "(--all shows them).", highlight=False)
 
 
 def _cell(value: object) -> str:
     if isinstance(value, str):
-        return common.short(value, 24)
+        return _hex(value, 12) if value.startswith("sha256:") else common.short(value, 24)
     if value is None:
         return "-"
     return num(value) if isinstance(value, float) else str(common.to_jsonable(value))
