@@ -6,8 +6,9 @@ Two kinds of leftovers:
 ``snap-…``) and renamed into place when complete; a process killed before that leaves them.
 A scratch file's name carries the host and pid of the process writing it
 (``snap-HOST~PID~….tmp``). It is a leftover when that process is gone (same host, pid not
-running), or, when its owner cannot be checked (another host, or a name without an owner), when
-it is older than the grace period.
+running); one written on another host (a store on a shared filesystem) when it has not changed for
+a day (``FOREIGN_GRACE``) and for the grace period; one whose name says no owner (an older runlock)
+when it is older than the grace period.
 
 **Unreferenced objects.** "Referenced" is computed by construction, not from a list of known
 places, so a table or a document added later cannot be forgotten: every ``sha256:…`` id written
@@ -43,6 +44,7 @@ from runlock.errors import InvalidInput
 from runlock.store import Store, scratch
 
 DEFAULT_GRACE = 3600.0                # seconds an unreferenced object or an ownerless scratch file is kept
+FOREIGN_GRACE = 86400.0               # at least this long for a scratch file another host is writing
 DOCUMENT_LIMIT = 64 << 20             # larger objects are data, not documents that name other objects
 SKIPPED_TABLES = frozenset({"metrics", "alembic_version"})
 _ID = re.compile(rb"sha256:[0-9a-f]{64}")
@@ -209,8 +211,11 @@ def _scratch_leftovers(store: Store, now: float, grace: float) -> Iterable[Lefto
         if who.pid is not None and who.host == here:
             if not _alive(who.pid):
                 yield Leftover("scratch", str(path), st.st_size, age, f"its process {who.pid} has ended")
+        elif who.pid is not None:      # another host's process, which this one cannot see
+            if age >= max(grace, FOREIGN_GRACE):
+                yield Leftover("scratch", str(path), st.st_size, age, f"written on {who.host}, untouched for a day")
         elif age >= grace:
-            yield Leftover("scratch", str(path), st.st_size, age, "its writer cannot be checked; older than the grace period")
+            yield Leftover("scratch", str(path), st.st_size, age, "its writer is unknown; older than the grace period")
     if local:   # an older runlock wrote its scratch files beside the objects
         for folder in sorted(p for p in Path(store.objects.root).glob("??") if p.is_dir()):
             for path in _files(folder):
