@@ -52,6 +52,7 @@ _API = {
     "seed_everything": "runlock.tracking.run:seed_everything",
     "start_run": "runlock.tracking.run:start_run",
     "WriterSettings": "runlock.tracking.writer:WriterSettings",
+    "resume": "runlock.tracking.resume:resume",
     "check": "runlock.verify:check",
     "compare": "runlock.verify:compare",
     "input_path": "runlock.verify:input_path",

@@ -13,7 +13,7 @@ import typer
 from runlock import verify as v
 from runlock.cli import common
 from runlock.errors import InvalidInput
-from runlock.verify.compare import ATOL, K, RTOL
+from runlock.verify.compare import ATOL, K, RTOL, Output
 from runlock.verify.records import TIERS, tier_rank
 
 app = typer.Typer(help="Rerun, compare and verify runs; check them against a policy.", no_args_is_help=True)
@@ -169,15 +169,45 @@ def _print_drift(drift: v.EnvDiff | None, notes: list[str], out=None) -> None:  
 
 
 def _render_comparison(c: v.Comparison) -> None:
-    common.console.print(f"run:{c.a} vs run:{c.b}: [{_tier_colour(c.tier)}]{c.tier}[/]")
+    tier = "nothing to compare" if c.tier == "nothing" else c.tier
+    common.console.print(f"run:{c.a} vs run:{c.b}: [{_tier_colour(c.tier)}]{tier}[/]")
+    for note in c.notes:
+        common.console.print(f"note: {note}", highlight=False)
     if c.first_divergence:
         common.console.print(f"first divergence: {common.to_jsonable(c.first_divergence)}")
     rows = [(o.name, o.tier, o.a, o.b) for o in c.outputs if o.tier != "bitwise"]
     if rows:
         common.console.print(common.table("outputs that are not bitwise equal", ["output", "tier", "A", "B"], rows))
-    if c.diagnosis:
+    files = [(o.name, f["path"], _file_change(f)) for o in c.outputs for f in (o.detail or {}).get("files", [])]
+    if files:
+        common.console.print(common.table("files that differ", ["artifact", "file", "how"], files))
+    unrecorded = [d for d in c.diagnosis if d["kind"] == "unrecorded"]
+    recorded = [d for d in c.diagnosis if d["kind"] != "unrecorded"]
+    if recorded:
         common.console.print(common.table("diagnosis: lock fields that differ", ["kind", "field", "A", "B"],
-                                          [(d["kind"], d["field"], d["a"], d["b"]) for d in c.diagnosis]))
+                                          [(d["kind"], d["field"], d["a"], d["b"]) for d in recorded]))
+    for d in unrecorded:
+        common.console.print(common.styled(f"diagnosis: {d['message']}", "yellow"))
+
+
+def _file_change(f: dict) -> str:
+    """One line saying how a file of an artifact differs."""
+    if f["change"] != "differs":
+        return f["change"]
+    if f.get("kind") == "text":
+        return f.get("note") or f"line {f['line']}: {f['a']!r} vs {f['b']!r}"
+    if f.get("kind") == "tensors":
+        shown = ", ".join(f"{t['name']} ({_tensor_change(t)})" for t in f["tensors"][:3])
+        more = f" and {f['tensors_differing'] - 3} more" if f["tensors_differing"] > 3 else ""
+        verdict = "within tolerance" if f["within_tolerance"] else "beyond tolerance"
+        return f"{f['tensors_differing']} tensor(s) differ, {verdict}: {shown}{more}"
+    return f.get("note") or "bytes differ"
+
+
+def _tensor_change(t: dict) -> str:
+    if t["change"] == "values":
+        return f"max abs {t['max_abs']:.3g}, max rel {t['max_rel']:.3g}"
+    return t["change"] if "a" not in t else f"{t['a']} vs {t['b']}"
 
 
 def _render_verification(found: v.Verification) -> None:
@@ -186,8 +216,11 @@ def _render_verification(found: v.Verification) -> None:
     if found.tier == "failed":
         common.console.print(f"[red]{found.report.get('error')}[/] {found.report.get('hint') or ''}")
     elif found.kind == "rerun":
-        _render_comparison(v.Comparison(**{k: found.report[k] for k in ("a", "b", "tier", "first_divergence",
-                                                                         "diagnosis")}))
+        report = found.report
+        _render_comparison(v.Comparison(
+            report["a"], report["b"], report["tier"], report["first_divergence"], report["diagnosis"],
+            [Output(o["name"], o["tier"], o["a"], o["b"], o.get("detail")) for o in report.get("outputs", [])],
+            report.get("tolerances", {}), report.get("notes", [])))
     else:
         bad = [c for c in found.report["cases"] if c["tier"] == "different"]
         common.console.print(f"{found.report['counts']}" + (f"; first mismatches: {bad[:5]}" if bad else ""))

@@ -133,7 +133,19 @@ def create_snapshot(store: Store, path: str | Path, name: str | None = None, *,
     entries = ingest(store.objects, list_files(p), cache=cache, on_progress=on_progress)
     table = _table_section(store, entries[0], fmt, id_column) if fmt else None
     manifest = mf.build("table" if fmt else "files", entries, table=table, parent=parent, recipe=recipe)
-    return save(store, manifest, name, source=str(p))
+    snap = save(store, manifest, name, source=str(p))
+    _taken_here[snap.id] = str(p)
+    return snap
+
+
+# Where this process took each snapshot from (absolute path), so that a run using it (or a split
+# of it) can record where the script reads it, and a rerun can rebuild it there.
+_taken_here: dict[str, str] = {}
+
+
+def taken_from(snapshot_id: str) -> str | None:
+    """The absolute path this process last snapshotted ``snapshot_id`` from, if it did."""
+    return _taken_here.get(snapshot_id)
 
 
 def save(store: Store, manifest: dict, name: str, *, source: str | None = None) -> Snapshot:

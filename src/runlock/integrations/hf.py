@@ -11,7 +11,16 @@ elsewhere keeps its recipe id) and the seed and data seed; then it logs every sc
 logs at ``step=state.global_step``, stores each checkpoint folder as an artifact
 (``kind="checkpoint"``), and on train end saves and stores the final model (``kind="model"``) when
 given ``model_dir``. A run the callback started is finished on train end; a joined run is only
-flushed, and its owner ends it.
+flushed, and its owner ends it (evaluations after ``train()`` are logged to it too).
+
+When the Trainer resumes from a checkpoint (``trainer.train(resume_from_checkpoint=...)``: the
+state it starts from is past step 0), the run is linked to the run that logged that checkpoint
+(``runlock.tracking.resume``: a ``resumes`` edge naming the checkpoint artifact, which becomes an
+input of the run), and its steps continue the original's. The Trainer restores the RNG state
+itself. Its ``train_loss`` covers only the steps of one ``train()`` call; in a resumed run the
+callback logs it for the whole training instead (the losses logged before the checkpoint, as
+its ``trainer_state.json`` holds them, then this call's), so a crashed and resumed training ends with
+the uninterrupted one's value (bit for bit when every step's loss is logged).
 
 Trainer has no hook for an exception inside ``train()``: a run the callback started stays
 ``running`` if training crashes. Wrap ``trainer.train()`` in ``with runlock.start_run(...)`` when
@@ -32,6 +41,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from runlock.errors import InvalidInput
 from runlock.store import Store
+from runlock.tracking.resume import continue_run
 from runlock.tracking.run import Run, current_run, start_run
 
 # TrainingArguments keys that name locations or labels, not anything that changes the result.
@@ -100,6 +110,7 @@ class RunlockCallback(TrainerCallback):
         self.tags = tags
         self.run: Run | None = None
         self.owns_run = False
+        self._losses: _LossTotal | None = None   # set in a resumed run
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_train_begin(self, args: TrainingArguments, state: TrainerState,
@@ -118,10 +129,23 @@ class RunlockCallback(TrainerCallback):
             if config is not None:
                 _merge_config(active, config)
         _record_seeding(self.run, args)
+        if state.global_step > 0:
+            self._resumed(args, state)
+
+    def _resumed(self, args: TrainingArguments, state: TrainerState) -> None:
+        """The Trainer loaded a checkpoint: link the run to the one that logged it."""
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if folder.is_dir():
+            continue_run(self.run.store, self.run, folder, state.global_step)
+        else:
+            self.run.continue_from(state.global_step)
+        self._losses = _LossTotal(state.log_history, state.global_step)
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         values = scalar_metrics(logs)
+        if self._losses is not None:
+            values = self._losses.whole_training(values, state.global_step)
         if self.run is not None and values:
             self.run.log(values, step=state.global_step)
 
@@ -136,9 +160,12 @@ class RunlockCallback(TrainerCallback):
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      model: Any = None, processing_class: Any = None, **kwargs: Any) -> None:
-        run, self.run = self.run, None
+        run = self.run
         if run is None:
             return
+        # A joined run stays: its owner ends it, and what the script evaluates after train()
+        # (trainer.evaluate(test_set, metric_key_prefix="test")) is logged to it too.
+        self.run = None if self.owns_run else run
         if self.model_dir is not None and model is not None:
             model.save_pretrained(self.model_dir)
             if processing_class is not None and hasattr(processing_class, "save_pretrained"):
@@ -150,6 +177,31 @@ class RunlockCallback(TrainerCallback):
         else:
             run.flush()
         self.owns_run = False
+        self._losses = None
+
+
+class _LossTotal:
+    """The Trainer's ``train_loss`` for a whole training that was resumed: the sum, in logging
+    order, of each logging interval's loss (logged mean x interval length), over the steps logged
+    before the checkpoint and in this call, divided by the last step. That is how the Trainer
+    computes it for an uninterrupted run; it is exact when every step is logged (or every 2**k)."""
+
+    def __init__(self, history: list[dict], step: int) -> None:
+        self.total, self.last = 0.0, 0
+        for entry in history:
+            if "loss" in entry and isinstance(entry.get("step"), int) and entry["step"] <= step:
+                self._add(float(entry["loss"]), entry["step"])
+
+    def _add(self, loss: float, step: int) -> None:
+        self.total += loss * (step - self.last)
+        self.last = step
+
+    def whole_training(self, values: dict[str, float], step: int) -> dict[str, float]:
+        if "loss" in values and "train_loss" not in values:
+            self._add(values["loss"], step)
+        elif "train_loss" in values and self.last == step and step > 0:
+            values = {**values, "train_loss": self.total / step}
+        return values
 
 
 def _merge_config(run: Run, training_args: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ are deterministic: the same record gives the same bytes.
 PROV-JSON: snapshots, splits, artifacts, models and evaluations are ``entity``s, runs are
 ``activity``s (with start and end times) associated with the person who ran them (``agent``);
 ``used`` -> ``used``, ``generated_by`` -> ``wasGeneratedBy``, ``derived_from`` ->
-``wasDerivedFrom``, ``reproduces`` -> ``wasInformedBy``. Node keys are kept as qualified names
+``wasDerivedFrom``, ``reproduces`` and ``resumes`` -> ``wasInformedBy``. Node keys are kept as qualified names
 (the node type is the prefix), so ``snapshot:sha256:…`` reads the same in both worlds.
 
 OpenLineage (spec 2-0-2): each run is a job run with a START event and, once it ended, a
@@ -94,7 +94,8 @@ def to_png(view: LineageView) -> bytes:
 _PROV_RELATION = {"used": ("used", "prov:activity", "prov:entity"),
                   "generated_by": ("wasGeneratedBy", "prov:entity", "prov:activity"),
                   "derived_from": ("wasDerivedFrom", "prov:generatedEntity", "prov:usedEntity"),
-                  "reproduces": ("wasInformedBy", "prov:informed", "prov:informant")}
+                  "reproduces": ("wasInformedBy", "prov:informed", "prov:informant"),
+                  "resumes": ("wasInformedBy", "prov:informed", "prov:informant")}
 
 
 def to_prov(view: LineageView) -> dict:

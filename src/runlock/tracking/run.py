@@ -29,7 +29,7 @@ from runlock.probe import ProbeRun, record_step
 from runlock.refs import check_name
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
-from runlock.tracking import fields, records, writers
+from runlock.tracking import fields, records, where, writers
 from runlock.tracking import values as checks
 from runlock.tracking import lock as locks
 from runlock.tracking.system import SystemSampler, check_interval
@@ -105,6 +105,10 @@ class Run:
         if self._probing:
             record_step(step, metrics=values)
 
+    def continue_from(self, step: int) -> None:
+        """Make ``log``'s default step one past ``step`` (a run resumed from a checkpoint at ``step``)."""
+        self._auto_step = max(self._auto_step, checks.as_step(step))
+
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is in the store."""
         if not self._writer.flush(timeout):
@@ -137,9 +141,13 @@ class Run:
 
         self.store.db.run_write(write)
 
-    def use(self, thing: Any) -> None:
-        """Declare an input: a snapshot, split, artifact or model (object or reference string)."""
+    def use(self, thing: Any, *, path: str | Path | None = None) -> None:
+        """Declare an input: a snapshot, split, artifact or model (object or reference string).
+        ``path``: where the script reads it (a model folder, say); a snapshot this process took
+        records its own path (see ``tracking.where``), so a rerun rebuilds it there."""
         entry = _input_entry(self.store, thing)
+        entry.update(where.found_at(self.store, self.lock, records.get(self.store, self.id).context.get("cwd"),
+                                    entry, thing, path))
 
         def write(conn):  # noqa: ANN001, ANN202
             row = records.require_running(conn, self.id)

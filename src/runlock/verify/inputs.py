@@ -16,6 +16,13 @@ The rerun finds them through environment variables, one per input and one more p
 
 ``input_path("ds:tickets@v1")`` reads them from inside a script: the rebuilt copy under a rerun,
 otherwise a fresh checkout of the snapshot, so a script always reads the bytes it declared.
+
+An input whose lock entry records where the run found it (``path``, relative to the project; see
+``runlock.tracking.where``) is also rebuilt *there*, in the rerun's work tree (``place``): a
+snapshot taken from ``data/tickets.jsonl`` (or a split of it) comes back as
+``data/tickets.jsonl`` even when git ignores it, and a model folder used at ``models/base`` as
+``models/base``. A script that reads its inputs by path then reruns unchanged, and writes the
+same paths into its outputs.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ import sqlalchemy as sa
 
 from runlock import artifacts, canonical
 from runlock.data.checkout import checkout
+from runlock.data.snapshot import load_snapshot
 from runlock.data.verify import verify as verify_snapshot
-from runlock.errors import IntegrityError, InvalidInput, NotFound
-from runlock.hashing import is_digest
+from runlock.errors import IntegrityError, InvalidInput, NotFound, RunlockError
+from runlock.hashing import digest_file, is_digest
+from runlock.paths import Dest, check_entry
+from runlock.paths import check_component
 from runlock.refs import resolve
 from runlock.store import Store
 from runlock.store.schema import artifacts as artifacts_table
@@ -155,7 +165,7 @@ def _artifact(store: Store, entry: dict, target: Path) -> Path:
         store.objects.copy_to(digest, target)
         return target
     art = artifacts.get(store, row.run_id, row.name)
-    return artifacts.materialize(store, art, target / art.name)
+    return artifacts.materialize(store, art, target / check_component(art.name, "artifact name"))
 
 
 def _model(store: Store, entry: dict, target: Path) -> Path:
@@ -170,3 +180,85 @@ def _unknown(store: Store, entry: dict, target: Path) -> Path:
 
 
 _BUILDERS = {"snapshot": _snapshot, "split": _split, "artifact": _artifact, "model": _model}
+
+
+# -- inputs rebuilt where the run found them ---------------------------------------------------
+@dataclass(frozen=True)
+class Placed:
+    ref: str
+    path: str          # relative to the project
+    files: int
+    written: int       # files written (the others were already there, byte for byte)
+
+
+def place(store: Store, inputs: list[dict], root: Path, *, replace: bool) -> list[Placed]:
+    """Rebuild every input with a recorded ``path`` at ``root / path``. A file already there with
+    the recorded bytes is kept; one with other bytes is replaced when ``replace`` (a temporary
+    worktree), else refused before anything is written (the user's own checkout)."""
+    plans = [(entry, _files_at(store, entry)) for entry in inputs if entry.get("path")]
+    wrong = [f"{rel} ({entry.get('ref') or entry['node']})" for entry, files in plans
+             for rel, digest in files if _differs(root / rel, digest)]
+    if wrong and not replace:
+        listed = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise RunlockError(f"The run read other bytes at {listed} than are there now in {root}.",
+                           hint="Rerun without --in-place: the temporary worktree gets the recorded inputs.")
+    done = []
+    with Dest(root) as dest:
+        for entry, files in plans:
+            written = 0
+            for rel, digest in files:
+                if _differs(root / rel, digest) is not False:
+                    with store.objects.open(digest) as src:
+                        dest.write(rel, src, digest)
+                    written += 1
+            done.append(Placed(entry.get("ref") or entry["node"], entry["path"], len(files), written))
+    return done
+
+
+def _files_at(store: Store, entry: dict) -> list[tuple[str, str]]:
+    """``[(path under the project, object id)]`` of the files an input had at its recorded path."""
+    ref = entry.get("ref") or entry["node"]
+    rel = check_entry(entry["path"], f"the lock's input {ref}")
+    kind = entry.get("kind")
+    if kind in ("snapshot", "split"):
+        snap_id = entry["id"] if kind == "snapshot" else _split_snapshot(store, entry)
+        if snap_id is None:
+            return []
+        found = [(e["path"], e["sha256"]) for e in load_snapshot(store, snap_id).entries]
+    elif kind in ("artifact", "model"):
+        digest = entry["id"] if is_digest(entry["id"]) else resolve(store, ref, "model").target
+        art = _artifact_row(store, digest)
+        if art is None:
+            return [(rel, digest)]
+        found = [(e["path"], e["digest"]) for e in artifacts.folder_entries(store, art)] or [(art.name, art.digest)]
+    else:
+        return []
+    if entry.get("path_kind") == "file":
+        if len(found) != 1:
+            raise IntegrityError(f"The lock says input {ref} was the file {rel}, but it holds {len(found)} files.")
+        return [(rel, found[0][1])]
+    return [(check_entry(f"{rel}/{p}", f"input {ref}"), d) for p, d in found]
+
+
+def _split_snapshot(store: Store, entry: dict) -> str | None:
+    try:
+        parent = canonical.loads(store.objects.get_bytes(entry["id"])).get("snapshot")
+    except (ValueError, AttributeError):
+        return None
+    return parent if isinstance(parent, str) and is_digest(parent) else None
+
+
+def _artifact_row(store: Store, digest: str) -> artifacts.Artifact | None:
+    with store.db.read() as conn:
+        row = conn.execute(sa.select(artifacts_table.c.run_id, artifacts_table.c.name).where(
+            artifacts_table.c.digest == digest).limit(1)).first()
+    return None if row is None else artifacts.get(store, row.run_id, row.name)
+
+
+def _differs(path: Path, digest: str) -> bool | None:
+    """None: nothing there; False: the recorded bytes; True: something else (a folder, other bytes)."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_file() or path.is_symlink():
+        return True
+    return digest_file(path)[0] != digest

@@ -91,6 +91,7 @@ class Prepared:
     code: workdir.CodeCheckout
     env: dict[str, str]
     folder: Path
+    placed: list[inputs_mod.Placed] = field(default_factory=list)
 
 
 def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
@@ -118,12 +119,19 @@ def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
     if isolated:
         workdir.recorded_git(lock, rec.id)
     return RerunPlan(
+    inputs = list(lock.get("inputs") or [])
+    at = [f"{i['path']} ({i.get('ref') or i['node']})" for i in inputs if i.get("path")]
+    if at:
+        notes.append("Inputs are rebuilt where the run found them, in the work tree: " + ", ".join(at) + ".")
+    if len(at) < len(inputs):
+        notes.append(f"{len(inputs) - len(at)} input(s) recorded no path in the project; the script finds "
+                     "them with runlock.input_path().")
         run_id=rec.id, project=rec.project, name=rec.name, recipe_id=rec.recipe_id, argv=argv,
         style=(lock.get("entrypoint") or {}).get("kind") or ("script" if argv[0].endswith(".py") else "wrapper"),
         isolated=isolated, seed=lock.get("seed"),
         env_set={k: v for k, v in sorted(recorded.items()) if v is not None},
         env_unset=sorted(k for k, v in recorded.items() if v is None),
-        knobs=lock.get("knobs") or {}, inputs=list(lock.get("inputs") or []), lock=lock,
+        knobs=lock.get("knobs") or {}, inputs=inputs, lock=lock,
         drift=env_diff(store, rec.id), notes=notes)
 
 
@@ -144,8 +152,9 @@ def prepared(store: Store, plan: RerunPlan, *, repo: str | Path | None = None,
         else:
             code = workdir.in_place(plan.lock, plan.run_id, workdir.find_repo(here), here)
         _, env = inputs_mod.materialize(store, plan.inputs, folder / "inputs")
-        yield Prepared(code, env, folder)
+        yield Prepared(code, env, folder, placed)
     finally:
+        placed = inputs_mod.place(store, plan.inputs, code.root, replace=code.isolated)
         if code is not None and not keep:
             workdir.remove(code)
         if not keep:

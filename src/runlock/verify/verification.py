@@ -67,6 +67,9 @@ def verify_reference(store: Store, run: str, reference: str | Path, *, outputs: 
             raise InvalidInput(f"Artifact {artifact!r} of run {rec.id} is a folder, not a JSON file of outputs.",
                                hint="Name the outputs file artifact with --artifact, or pass --outputs FILE.")
         out_doc, source = _parse(store.objects.get_bytes(art.digest), f"artifact {artifact}"), f"artifact:{art.digest}"
+    if not expected:
+        raise InvalidInput(f"The reference file {reference} has no cases, so there is nothing to check the outputs against.",
+                           hint="A reference is {case id: expected output}, a list of outputs, or {\"outputs\": {...}}.")
     expected, opts = _cases(ref_doc)
     got, _ = _cases(out_doc)
     rtol = opts.get("rtol", RTOL) if rtol is None else rtol
@@ -89,6 +92,8 @@ def _read_json(path: Path, what: str) -> object:
         raise InvalidInput(f"Cannot read the {what} {path}: {e.strerror}.") from None
 
 
+    if not data.strip():
+        raise InvalidInput(f"The {what} is empty.", hint="Give a JSON file of outputs: {case id: output}.")
 def _parse(data: bytes, what: str) -> object:
     try:
         return canonical.normalize(json.loads(data))
