@@ -58,6 +58,9 @@ class ProbeRun:
         self._auto_step = max(self._auto_step, step)
         record_step(step, metrics=dict(values))
 
+    def continue_from(self, step: int) -> None:
+        self._auto_step = max(self._auto_step, step)
+
     def use(self, thing: Any, *, path: Any = None) -> None:
         self._lock["inputs"].append(str(getattr(thing, "ref", thing)))
 
