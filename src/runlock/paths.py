@@ -46,6 +46,8 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 
 def is_reserved(component: str) -> bool:
     """True for a name a filesystem may take for ``.git`` or ``.runlock``."""
+    if component.isascii():
+        return component.rstrip(". ").lower() in RESERVED
     name = unicodedata.normalize("NFC", component.translate(_IGNORED)).rstrip(". ").casefold()
     return name in RESERVED
 
@@ -64,11 +66,12 @@ def problem(path: object) -> str | None:
         return "it is not valid Unicode"
     if path.startswith("/") or _DRIVE.match(path):
         return "it is absolute"
+    ascii_only = path.isascii()
     for part in path.split("/"):
         if part in ("", ".", ".."):
             return "it is not in canonical form (an empty, '.' or '..' component)" if part != ".." \
                 else "it climbs out of the destination ('..')"
-        if is_reserved(part):
+        if (part[0] == "." or not ascii_only) and is_reserved(part):    # ASCII: both names start with '.'
             return f"it names a {part!r} folder or file, which runlock never writes"
     return None
 
@@ -88,20 +91,21 @@ def check_entries(paths: Iterable[object], where: str = "the manifest") -> list[
     normalisation, or one a folder of another. Returns them in the order given."""
     out = [check_entry(p, where) for p in paths]
     seen: dict[str, str] = {}
+    folders: dict[str, str] = {}
     for p in out:
-        key = unicodedata.normalize("NFC", p)
+        key = p if p.isascii() else unicodedata.normalize("NFC", p)
         if key in seen:
             raise IntegrityError(f"{where} names {seen[key]!r} and {p!r}, which are the same path.",
                                  hint="Nothing was written. The stored document was crafted or damaged.")
         seen[key] = p
-    for key, p in seen.items():
-        parts = key.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i])
-            if parent in seen:
-                raise IntegrityError(f"{where} names {seen[parent]!r} both as a file and as a folder "
-                                     f"(of {p!r}).", hint="Nothing was written. The stored document "
-                                     "was crafted or damaged.")
+        i = key.find("/")
+        while i != -1:
+            folders.setdefault(key[:i], p)
+            i = key.find("/", i + 1)
+    for folder in folders.keys() & seen.keys():
+        raise IntegrityError(f"{where} names {seen[folder]!r} both as a file and as a folder "
+                             f"(of {folders[folder]!r}).", hint="Nothing was written. The stored document "
+                             "was crafted or damaged.")
     return out
 
 
