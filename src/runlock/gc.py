@@ -43,7 +43,7 @@ from runlock import audit, authz, canonical
 from runlock.errors import InvalidInput
 from runlock.store import Store, scratch
 
-DEFAULT_GRACE = 3600.0                # seconds an unreferenced object or an ownerless scratch file is kept
+DEFAULT_GRACE = 86400.0               # seconds an unreferenced object or an ownerless scratch file is kept
 FOREIGN_GRACE = 86400.0               # at least this long for a scratch file another host is writing
 DOCUMENT_LIMIT = 64 << 20             # larger objects are data, not documents that name other objects
 SKIPPED_TABLES = frozenset({"metrics", "alembic_version"})
@@ -155,7 +155,7 @@ def parse_grace(text: str) -> float:
     m = re.fullmatch(r"\s*(\d{1,9}(?:\.\d{1,6})?)\s*([smhd]?)\s*", text or "")
     if m is None:
         raise InvalidInput(f"{text!r} is not a duration.", hint="Give seconds, or a number with s, m, h or d "
-                           "(e.g. --grace 1h; --grace 0 removes every unreferenced object).")
+                           "(e.g. --grace 1h; --grace 0 removes every unreferenced object at once).")
     return float(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
 
 

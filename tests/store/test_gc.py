@@ -23,6 +23,7 @@ from runlock.store import Store, scratch
 from tests.lineage.world import build
 
 ROOT = Path(__file__).resolve().parents[2]
+OLD = 2 * 86400                         # older than the default grace period
 
 
 def _age(store: Store, oid: str, seconds: float) -> None:
@@ -54,10 +55,10 @@ def test_nothing_a_record_names_is_ever_collected(any_store: Store, tmp_path: Pa
 
 def test_an_unreferenced_object_is_kept_while_young_then_collected_and_audited(store: Store) -> None:
     orphan = store.objects.put_bytes(b"left by a killed run")
-    young = gc.collect(store)                                       # default grace: 1 h
+    young = gc.collect(store)                                       # default grace: 1 day
     assert young.unreferenced == [] and young.kept_young == 1
     assert fsck.fsck(store).unreferenced == 0
-    _age(store, orphan, 7200)
+    _age(store, orphan, OLD)
     dry = gc.collect(store)
     assert [x.id for x in dry.unreferenced] == [orphan] and not dry.deleted
     assert store.objects.has(orphan)                                # a dry run deletes nothing
@@ -73,7 +74,7 @@ def test_an_old_object_stored_again_is_young_again(store: Store, tmp_path: Path)
     """A writer that finds its bytes already stored (put, or a snapshot's stat cache hit) restarts
     the object's age, so gc's grace period protects an object being reused."""
     old = store.objects.put_bytes(b"reused")
-    _age(store, old, 7200)
+    _age(store, old, OLD)
     assert [x.id for x in gc.collect(store).unreferenced] == [old]
     store.objects.put_bytes(b"reused")
     assert gc.collect(store).unreferenced == []
@@ -176,7 +177,7 @@ def test_a_snapshot_killed_mid_way_leaves_nothing_after_gc(store: Store, tmp_pat
 
 def test_only_an_admin_may_delete_and_a_dry_run_is_the_default(store: Store, tmp_path: Path) -> None:
     orphan = store.objects.put_bytes(b"orphan")
-    _age(store, orphan, 7200)
+    _age(store, orphan, OLD)
     identity.create_identity(store, "ed")
     identity.grant_role(store, "ed", "editor")
     owner, store.actor = store.actor, "ed"

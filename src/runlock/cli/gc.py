@@ -11,7 +11,7 @@ from runlock.cli import common
 def gc(
     ctx: typer.Context,
     yes: bool = typer.Option(False, "--yes", help="Delete (admin only, audited). Without it, only list."),
-    grace: str = typer.Option("1h", "--grace", help="Keep unreferenced objects younger than this "
+    grace: str = typer.Option("1d", "--grace", help="Keep unreferenced objects younger than this "
                               "(seconds, or 30m, 1h, 2d): a run or snapshot in progress stores objects "
                               "before the record that names them."),
     as_json: bool = common.JSON_OPTION,

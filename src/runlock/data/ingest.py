@@ -207,6 +207,7 @@ class _Job:
                 self.objects.freshen(oid)
                 continue
             self.objects.place(oid, scratch)
+            self.objects.freshen(oid)   # its age starts now, not when the scratch copy was written
         durable.barrier(self.objects.root)  # the renames: one journal commit, not an fsync per folder
         self.pending = []
 
