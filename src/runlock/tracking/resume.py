@@ -93,7 +93,10 @@ def continue_run(store: Store, run: Run, checkpoint: str | Path, step: int) -> R
                       f"run {run.id} cannot be linked to the run it continues.", stacklevel=2)
         run.continue_from(step)
         return None
-    run.use(art, path=checkpoint)
+    try:
+        run.use(art, path=checkpoint)
+    except InvalidInput:          # a checkpoint outside the project: an input without a path
+        run.use(art)
     return mark_resumed(store, run, art.run_id, art, step)
 
 

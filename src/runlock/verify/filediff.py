@@ -108,8 +108,8 @@ def tensor_diff(ta: dict[str, np.ndarray], tb: dict[str, np.ndarray], *, rtol: f
             diff = np.abs(fx - fy)
             diff[np.isnan(fx) & np.isnan(fy)] = 0.0
             rel = diff / np.maximum(np.abs(fy), np.finfo(np.float64).tiny)
-            rows.append({"name": name, "change": "values", "max_abs": _num(np.nanmax(diff) if diff.size else 0.0),
-                         "max_rel": _num(np.nanmax(rel) if rel.size else 0.0),
+            rows.append({"name": name, "change": "values", "max_abs": float(np.nanmax(diff)) if diff.size else 0.0,
+                         "max_rel": float(np.nanmax(rel)) if rel.size else 0.0,
                          "within_tolerance": bool(np.all(np.isclose(fx, fy, rtol=rtol, atol=atol, equal_nan=True)))})
     within = not structural and all(r.get("within_tolerance") for r in rows)
     return {"kind": "tensors", "within_tolerance": within, "tensors_differing": len(rows),
@@ -118,10 +118,6 @@ def tensor_diff(ta: dict[str, np.ndarray], tb: dict[str, np.ndarray], *, rtol: f
 
 def _as_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64) if x.dtype != np.float64 else x
-
-
-def _num(v: float) -> float:
-    return float(v)
 
 
 def _looks_like_safetensors(data: bytes) -> bool:
