@@ -46,9 +46,11 @@ def referenced(store: Store) -> list[tuple[str, str]]:
     files inside them, snapshot manifests with their files and records index, split manifests."""
     out: list[tuple[str, str]] = []
     with store.db.read() as conn:
-        for r in conn.execute(sa.select(runs.c.id, runs.c.recipe_id).where(runs.c.recipe_id.is_not(None))):
+        live = runs.c.deleted_at.is_(None) if "deleted_at" in runs.c else sa.true()   # gc may collect a deleted run's
+        deleted = sa.select(runs.c.id).where(sa.not_(live))
+        for r in conn.execute(sa.select(runs.c.id, runs.c.recipe_id).where(runs.c.recipe_id.is_not(None), live)):
             out.append((r.recipe_id, f"lock of run:{r.id}"))
-        for r in conn.execute(sa.select(artifacts)):
+        for r in conn.execute(sa.select(artifacts).where(artifacts.c.run_id.not_in(deleted))):
             who = f"artifact {r.name} of run:{r.run_id}"
             out.append((r.manifest or r.digest, who))
             out += [(oid, f"{path} in {who}") for path, oid in _manifest_files(store, r.manifest)]

@@ -14,7 +14,9 @@ when it is older than the grace period.
 places, so a table or a document added later cannot be forgotten: every ``sha256:…`` id written
 anywhere in the database (every text and JSON column of every table, found by reflection: runs
 and their locks and contexts, artifacts, snapshots, splits and their reports, references, lineage,
-verifications, attestations, the audit log …; only the metric values are skipped), and then,
+verifications, attestations, the audit log …; only the metric values are skipped, and the rows
+that belong to a deleted run: its record, artifacts, notes, verifications, and the audit entries
+and lineage edges about it), and then,
 transitively, every id written inside a stored JSON document reached that way (locks name code
 diffs, snapshot manifests name their files and records index, folder lists name their files,
 split manifests name their snapshot). An object that is referenced by nothing but is younger
@@ -33,7 +35,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +110,7 @@ def _database_ids(store: Store) -> set[str]:
     with store.db.read() as conn:
         meta = sa.MetaData()
         meta.reflect(bind=conn)
+        deleted = _deleted_runs(conn, meta)
         for table in meta.sorted_tables:
             if table.name in SKIPPED_TABLES:
                 continue
@@ -116,9 +119,40 @@ def _database_ids(store: Store) -> set[str]:
             if not cols:
                 continue
             for row in conn.execute(sa.select(*cols)):
+                if deleted and _of_deleted_run(table.name, row._mapping, deleted):
+                    continue
                 for value in row:
                     found.update(_ids_in(_as_bytes(value)))
     return found
+
+
+def _deleted_runs(conn: sa.Connection, meta: sa.MetaData) -> set[str]:
+    """Runs deleted with ``runs delete`` (a tombstone): they no longer keep objects alive."""
+    runs = meta.tables.get("runs")
+    if runs is None or "deleted_at" not in runs.c:
+        return set()
+    return set(conn.execute(sa.select(runs.c.id).where(runs.c.deleted_at.is_not(None))).scalars())
+
+
+def _of_deleted_run(table: str, row: Mapping, deleted: set[str]) -> bool:
+    """Is this row a deleted run's own (its record, its artifacts, notes, verifications, the
+    audit entries and lineage edges about it)? Rows of live runs that name it still count."""
+    if table == "runs":
+        return row.get("id") in deleted
+    if row.get("run_id") in deleted:
+        return True
+    nodes = {f"run:{r}" for r in deleted}
+    if table == "edges":
+        return row.get("src") in nodes or row.get("dst") in nodes
+    if table == "audit_log":
+        details = row.get("details")
+        if isinstance(details, str):
+            try:
+                details = json.loads(details)
+            except ValueError:
+                details = None
+        return row.get("target") in nodes or (isinstance(details, dict) and details.get("run") in deleted)
+    return False
 
 
 def _as_bytes(value: object) -> bytes:

@@ -213,3 +213,23 @@ def test_gc_on_an_s3_store(tmp_path: Path, s3_endpoint: str, s3_bucket: str, mon
         assert store.objects.has(snap.id) and store.objects.has(snap.entries[0]["sha256"])
     finally:
         store.close()
+
+
+def test_a_deleted_runs_objects_are_released_and_a_live_runs_kept(store: Store, tmp_path: Path) -> None:
+    from runlock.tracking import annotations
+    from tests.lineage.world import train
+
+    gone = train(store, tmp_path, "gone", [], b"weights only the deleted run made", config={"lr": 1})
+    kept = train(store, tmp_path, "kept", [], b"weights of the live run", config={"lr": 2})
+    gone_art = artifacts.for_run(store, gone.id)[0]
+    gone_objects = {gone.recipe_id, gone_art.digest, *(e["digest"] for e in artifacts.folder_entries(store, gone_art))}
+    shared = {e["digest"] for e in artifacts.folder_entries(store, artifacts.for_run(store, kept.id)[0])}
+    annotations.delete(store, gone.id, reason="bad data")
+    for oid in store.objects.iter_ids():
+        _age(store, oid, OLD)
+    report = gc.collect(store, delete=True)
+    removed = {x.id for x in report.unreferenced}
+    assert removed == gone_objects - shared and removed
+    assert store.objects.has(kept.recipe_id) and all(store.objects.has(d) for d in shared)
+    assert fsck.fsck(store).ok                              # the deleted run's lost objects are not "missing"
+    artifacts.get_artifact(store, f"{kept.id}/adapter", tmp_path / "kept")
