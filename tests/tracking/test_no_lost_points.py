@@ -5,6 +5,7 @@ lost any is never sealed a clean ``finished``. Each test failed on the code befo
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 import time
@@ -186,3 +187,38 @@ def test_max_buffered_holds_on_a_healthy_but_slower_store(store: Store) -> None:
     run.finish()
     assert highest <= 1000 + 1       # the bound, plus the one call that found room
     assert count(store, run.id) == 40_000 and records.get(store, run.id).status == "finished"
+
+
+JOINER = """
+import os, sys, runlock
+run = runlock.join_run(sys.argv[1], store=sys.argv[2], rank=1)
+for i in range(200):
+    run.log({"x": float(i)}, step=i)
+if sys.argv[3] == "die":
+    os._exit(0)
+"""
+
+
+def test_the_owner_waits_for_joined_processes_and_counts_what_they_lost_on_both_backends(
+        any_store: Store, tmp_path: Path) -> None:
+    joiner = tmp_path / "joiner.py"
+    joiner.write_text(JOINER)
+    outcomes = {}
+    for how in ("exit", "die"):
+        run = runlock.start_run(project="p", store=any_store)
+        with pytest.raises(InvalidInput, match="control character"):
+            run.log({"a\x00b": 1.0}, step=0)           # PostgreSQL text cannot hold a NUL
+        run.log({"x": -1.0}, step=0)
+        done = subprocess.run([sys.executable, str(joiner), run.id, str(any_store.root), how],
+                                            capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            run.finish(timeout=10)
+        outcomes[how] = (records.get(any_store, run.id), count(any_store, run.id))
+    clean, stored = outcomes["exit"]
+    assert clean.status == "finished" and stored == 201            # no flush in the joiner: atexit did it
+    (writer,) = clean.context["writers"].values()
+    assert writer["state"] == "closed" and writer["lost"] == 0 and writer["rank"] == 1
+    died, _ = outcomes["die"]
+    assert died.status == "failed" and died.context["unflushed_writers"][0]["rank"] == 1

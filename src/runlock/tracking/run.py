@@ -306,7 +306,7 @@ class Run:
         self.lost_points = lost + joined.lost
         context = None
         if self.lost_points or joined.unflushed:
-            note = _loss_note(self.lost_points, (why, *joined.reasons), joined.unflushed)
+            note = writers.loss_note(self.lost_points, (why, *joined.reasons), joined.unflushed)
             context = {"lost_points": self.lost_points,
                        **({"unflushed_writers": list(joined.unflushed)} if joined.unflushed else {})}
             status, error = ("failed", note) if status == "finished" else (status, f"{note}\n\n{error or ''}".strip())
@@ -591,15 +591,3 @@ def _finish_open_runs() -> None:
 def _as_store(store: Store | str | Path | None) -> Store:
     return store if isinstance(store, Store) else open_store(store)
 
-
-def _loss_note(lost: int, reasons: tuple, unflushed: tuple) -> str:
-    parts = []
-    if lost:
-        why = "; ".join(dict.fromkeys(r for r in reasons if r)) or "see the warnings of the process that logged them"
-        parts.append(f"{lost} metric point(s) logged were not stored ({why})")
-    if unflushed:
-        who = ", ".join(f"rank {w.get('rank')} pid {w.get('pid')}" + (" still running" if w.get("alive") else "")
-                        for w in unflushed)
-        parts.append(f"{len(unflushed)} process(es) logging to this run never reported that their metrics "
-                     f"were stored ({who})")
-    return "Metrics incomplete: " + "; ".join(parts) + "."

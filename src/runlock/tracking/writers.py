@@ -100,3 +100,17 @@ def _change(store: Store, run_id: str, change: Callable[[dict], None]) -> bool:
     except RunlockError:
         return False
     return True
+
+
+def loss_note(lost: int, reasons: tuple, unflushed: tuple) -> str:
+    """The error a run with incomplete metrics is sealed with: what was lost, why, and who never reported."""
+    parts = []
+    if lost:
+        why = "; ".join(dict.fromkeys(r for r in reasons if r)) or "see the warnings of the process that logged them"
+        parts.append(f"{lost} metric point(s) logged were not stored ({why})")
+    if unflushed:
+        who = ", ".join(f"rank {w.get('rank')} pid {w.get('pid')}" + (" still running" if w.get("alive") else "")
+                        for w in unflushed)
+        parts.append(f"{len(unflushed)} process(es) logging to this run never reported that their metrics "
+                     f"were stored ({who})")
+    return "Metrics incomplete: " + "; ".join(parts) + "."
