@@ -118,7 +118,9 @@ def test_command_catches_set_order_depending_on_the_hash_seed(tmp_path):
     argv = _script(tmp_path, """
         import random
         from runlock.probe import activate, record_step
+        import numpy as np
         random.seed(0); activate()
+        np.random.default_rng().random()  # unseeded and drawn from, but nothing depends on it
         labels = list({"cat", "dog", "emu", "fox", "gnu", "hen", "owl"})  # order follows the hash seed
         weights = [random.random() for _ in labels]
         for step in range(10):
@@ -127,8 +129,10 @@ def test_command_catches_set_order_depending_on_the_hash_seed(tmp_path):
     report = probe_command(argv, steps=3)
     assert report.first_divergence is None and report.steps == 3
     assert report.hashseed["dependent"] is True and not report.reproducible
-    assert report.hashseed["first_divergence"]["kind"] == "metric"
-    assert report.rng_consumed == (("python",), (), ())  # the weights are drawn during step 0
+    assert report.hashseed["first_divergence"]["kind"] == "metric"  # not the unseeded generator
+    assert any("not blamed" in n and "default_rng() at train.py:6" in n for n in report.notes)
+    # the weights (and the spare generator) are drawn during step 0
+    assert report.rng_consumed == (("numpy.random.default_rng() at train.py:6", "python"), (), ())
 
 
 def test_command_clean_and_unseeded(tmp_path):

@@ -62,7 +62,7 @@ def build_report(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any] | None,
     """Compare trace ``a`` with ``b`` (same hash seed) and, if given, with ``c`` (another one)."""
     divergences = diff(a, b)
     if c is not None:
-        by_hash = diff(a, c) if not divergences else []
+        by_hash = diff(a, c, unseeded=False) if not divergences else []
         hashseed = {**hashseed, "dependent": None if divergences else bool(by_hash),
                     "first_divergence": asdict(by_hash[0]) if by_hash else None}
     kernels = sorted(set(a["kernels"]) | set(b["kernels"]))
@@ -73,7 +73,8 @@ def build_report(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any] | None,
         notes += (f"RNG streams {idle} are not seeded reproducibly, but no probed step drew from them.",)
     quiet = sorted(set(_unseeded(a, b)) - named)
     if quiet:
-        notes += (f"Created without a seed, but the probed results agree: {', '.join(quiet)}.",)
+        notes += (f"Created without a seed, but not blamed (nothing drew from them, or the probed results "
+                  f"agree): {', '.join(quiet)}.",)
     if divergences and divergences[0].kind != "rng":
         notes += ("No random stream the probe follows explains the first difference: look for one it "
                   "cannot see (a generator made before `import runlock`, in C code or in another "
@@ -90,9 +91,11 @@ def build_report(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any] | None,
                        hashseed=hashseed, notes=tuple(notes))
 
 
-def diff(a: dict[str, Any], b: dict[str, Any]) -> list[Divergence]:
+def diff(a: dict[str, Any], b: dict[str, Any], *, unseeded: bool = True) -> list[Divergence]:
     """Differences between two traces, causes before consequences (see the module docstring).
-    A global stream counts only if some probed step drew from it; each stream is named once."""
+    A global stream counts only if some probed step drew from it; each stream is named once.
+    ``unseeded=False`` leaves out generators created without a seed (comparing runs with two
+    hash seeds: those differ anyway, and the runs with one hash seed already agreed)."""
     used = _used(a, b)
     found: list[tuple[int, int, str, Divergence]] = []
 
@@ -106,7 +109,7 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> list[Divergence]:
             named.add(name)
             add(0, _SOURCE, "rng", name, f"differs before step 0: {ENTROPY}")
     results_differ = _results_differ(a, b, used - tracked)
-    for name, (step, drawn, user) in _unseeded(a, b).items():
+    for name, (step, drawn, user) in (_unseeded(a, b) if unseeded else {}).items():
         if results_differ and drawn and name not in named:
             named.add(name)
             add(step, _USER_SOURCE if user else _LIBRARY_SOURCE, "rng", name, "created without a seed, so it starts from OS entropy and "
