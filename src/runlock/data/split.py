@@ -233,7 +233,7 @@ def create_split(store: Store, snapshot: Snapshot | str, *, name: str | None = N
     if check:
         progress("check", 3, 4)
         report = leakage.check(inputs(table, result.part, names, strategy, by, group, texts_cols), settings,
-                               on_progress=lambda stage, done, total: progress(stage, done, total))
+                               on_progress=progress)
     progress("store", 4, 4)
     return save(store, manifest, name or recs.snapshot.name or "split", report=report,
                 details={"warnings": list(result.warnings), **_jsonable(result.details)})
@@ -373,10 +373,11 @@ def key_column(table: Any, name: str, what: str) -> np.ndarray:
     """A group or hash-key column as its values' canonical texts (``strategies.key_texts``). A
     column of mixed JSON types (strings and numbers in one column) is decoded first, so ``"u1"``
     stays ``u1`` and ``5`` stays ``5`` whichever other values share the column."""
-    values = column(table, name, what)
+    distinct, inverse = np.unique(column(table, name, what), return_inverse=True)
     if name in _json_columns(table):
-        values = [_json_key(v, name) for v in values]
-    return np.array(strategies.key_texts(values, what=what), dtype=object)
+        distinct = [_json_key(v, name) for v in distinct]
+    texts = strategies.key_texts(distinct, what=what)   # once per distinct value, not per record
+    return np.asarray(texts, dtype=str).reshape(-1)[inverse.reshape(-1)]
 
 
 def _json_columns(table: Any) -> list[str]:
