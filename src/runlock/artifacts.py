@@ -5,7 +5,9 @@ canonical JSON ``{"entries": [{"digest", "path", "size"}, …], "format": "runlo
 "kind": "folder"}`` with the entries sorted by path. The document is stored as an object, so a
 folder's id is also the id of its file list, and it binds every file's path as well as its
 bytes: the same bytes under other names make another folder. Nothing else enters it: not the
-folder's location, its mtimes or the order the filesystem lists it in. ``model_signing_digest``
+folder's location, its mtimes or the order the filesystem lists it in. (A folder logged by a
+runlock before this rule has a file list without ``format``; its id is the model-signing digest
+below, which it keeps, and its paths are checked like any other.) ``model_signing_digest``
 gives the root digest an OpenSSF model-signing signature carries for the same folder (which
 hashes the per-file digests alone; the signature binds the names in its predicate).
 
@@ -208,7 +210,8 @@ def folder_entries(store: Store, art: Artifact) -> list[dict]:
         raise IntegrityError(f"Object {art.manifest} is not the file list of a folder artifact.",
                              hint="The metadata was changed behind runlock's back; run `runlock fsck`.")
     check_entries([e["path"] for e in entries], f"The file list of artifact {art.digest}")
-    actual = tree_digest(entries)
+    legacy = "format" not in doc        # logged before ids bound paths: its id is the model-signing digest
+    actual = model_signing_digest(entries) if legacy else tree_digest(entries)
     if actual != art.digest:
         raise IntegrityError(f"The file list of artifact {art.digest} hashes to {actual}.",
                              expected=art.digest, actual=actual,

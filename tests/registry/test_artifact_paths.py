@@ -146,3 +146,23 @@ def test_log_artifact_never_follows_a_link_out_of_the_folder(store: Store, tmp_p
             run.log_artifact(out, "model")
     secret.chmod(0o600)
     assert not store.objects.has(digest_bytes(b"outside bytes"))
+
+
+def test_a_folder_logged_before_ids_bound_paths_still_reads_and_is_still_checked(store: Store,
+                                                                                  tmp_path: Path) -> None:
+    def legacy(files: list[tuple[str, bytes]]) -> str:
+        entries = [{"path": p, "size": len(b), "digest": store.objects.put_bytes(b)} for p, b in files]
+        manifest = store.objects.put_bytes(canonical.dumps({"kind": "folder", "entries": entries}))
+        stored = (artifacts.model_signing_digest(entries), manifest, artifacts.FOLDER_MEDIA_TYPE,
+                  sum(e["size"] for e in entries), len(entries))
+        with start_run(project="p", store=store) as run:
+            store.db.run_write(lambda conn: artifacts.record(conn, store, run.id, "old", stored, "model", {}))
+        return run.id
+
+    ok = legacy([("w.bin", b"old weights"), ("sub/c.json", b"{}")])
+    artifacts.get_artifact(store, f"{ok}/old", tmp_path / "old")
+    assert (tmp_path / "old" / "w.bin").read_bytes() == b"old weights"
+    bad = legacy([("../../escape", b"pwned")])
+    with pytest.raises(IntegrityError, match="escape"):
+        artifacts.get_artifact(store, f"{bad}/old", tmp_path / "bad")
+    assert pwned(tmp_path, store) == []
