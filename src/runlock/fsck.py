@@ -80,7 +80,8 @@ def unsafe_paths(store: Store) -> list[ObjectProblem]:
     absolute, under ``.git/`` or ``.runlock/``, duplicated): crafted or damaged documents that no
     command will write out. Missing or corrupt documents are reported on their own."""
     with store.db.read() as conn:
-        ids = [r.manifest for r in conn.execute(sa.select(artifacts.c.manifest).where(artifacts.c.manifest.is_not(None)))]
+        folders = sa.select(artifacts.c.manifest).where(artifacts.c.manifest.is_not(None))
+        ids = [r.manifest for r in conn.execute(folders)]
         ids += [r.target for r in conn.execute(sa.select(refs.c.target).where(refs.c.namespace == "ds"))]
     found = []
     for oid in dict.fromkeys(ids):
