@@ -71,7 +71,7 @@ def build_report(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any] | None,
     idle = sorted(set(_changed(a["start"] or {}, b["start"] or {})) - _used(a, b) - named - tracked)
     if idle:
         notes += (f"RNG streams {idle} are not seeded reproducibly, but no probed step drew from them.",)
-    quiet = sorted(set(_unseeded(a, b)) - named)
+    quiet = sorted(n for n, (_step, _drawn, user) in _unseeded(a, b).items() if user and n not in named)
     if quiet:
         notes += (f"Created without a seed, but not blamed (nothing drew from them, or the probed results "
                   f"agree): {', '.join(quiet)}.",)
