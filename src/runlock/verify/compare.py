@@ -44,10 +44,9 @@ from runlock.tracking.resume import chain
 from runlock.tracking.system import SYSTEM_PREFIX
 from runlock.verify import records as vrecords
 from runlock.verify.filediff import artifact_diff
-from runlock.verify.records import Spread
+from runlock.verify.records import NOTHING, Spread
 
 RTOL, ATOL, K = 1e-5, 1e-8, 3.0
-NOTHING = "nothing"    # the tier when neither run has any output
 IGNORED = ("code.git.branch", "code.git.remote")  # names for people, not part of what runs
 KIND_ORDER = ("config", "data", "split", "model", "input", "code", "seed", "knob", "package",
               "environment", "entrypoint", "other", "unrecorded")

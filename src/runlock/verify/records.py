@@ -22,6 +22,7 @@ from runlock.store.schema import ID, METADATA, NAME, TIME, edges, utcnow
 
 TIERS = ("bitwise", "tolerance", "statistical", "different")
 FAILED = "failed"  # a verification whose rerun could not run or did not finish
+NOTHING = "nothing"  # neither run had a metric, a summary value or an artifact: nothing to compare
 
 verifications = sa.Table(
     "verifications", METADATA,
@@ -63,7 +64,7 @@ rehearsals = sa.Table(
 
 
 def tier_rank(tier: str) -> int:
-    """0 for bitwise (strictest) .. 3 for different; 4 for a failed verification."""
+    """0 for bitwise (strictest) .. 3 for different; 4 for a failed verification or nothing to compare."""
     return TIERS.index(tier) if tier in TIERS else len(TIERS)
 
 

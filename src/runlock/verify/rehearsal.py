@@ -25,7 +25,7 @@ from runlock.errors import InvalidInput
 from runlock.store import Store
 from runlock.store.schema import edges, runs
 from runlock.verify.compare import ATOL, K, RTOL
-from runlock.verify.records import FAILED, TIERS, add_rehearsal, tier_rank, verifications_of
+from runlock.verify.records import FAILED, NOTHING, TIERS, add_rehearsal, tier_rank, verifications_of
 from runlock.verify.verification import verify
 
 Progress = Callable[[int, int], None]
@@ -40,7 +40,7 @@ class Rehearsal:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {t: sum(r["tier"] == t for r in self.results) for t in (*TIERS, FAILED)}
+        return {t: sum(r["tier"] == t for r in self.results) for t in (*TIERS, NOTHING, FAILED)}
 
     @property
     def regressed(self) -> list[str]:
