@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ class ObjectProblem:
     id: str
     problem: str  # "corrupt" or "missing"
     detail: str = ""
+
+
+FRESHEN_AFTER = 600.0   # seconds: an object stored or freshened more recently is not touched again
 
 
 class ObjectStore(ABC):
@@ -235,8 +239,10 @@ class LocalObjectStore(ObjectStore):
         self.path_of(oid).unlink(missing_ok=True)
 
     def freshen(self, oid: str) -> None:
+        path = self._file(oid)
         try:
-            os.utime(self._file(oid))
+            if time.time() - os.stat(path).st_mtime > FRESHEN_AFTER:   # a read, not a write, when recent
+                os.utime(path)
         except OSError:
             pass
 
