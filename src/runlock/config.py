@@ -134,9 +134,16 @@ def _guard(what: str, fn):  # noqa: ANN001, ANN202
 
     try:
         return fn()
+    except RecursionError:
+        raise InvalidInput(f"Cannot use {_clip(what)} as config: it nests too deeply.",
+                           hint="Flatten it; a config is a mapping of a few levels.") from None
     except (OmegaConfBaseException, yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidInput(f"Cannot use {what} as config: {first}") from None
+        raise InvalidInput(f"Cannot use {_clip(what)} as config: {_clip(first, 200)}") from None
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n] + "…"
 
 
 def _origins(layers: list[tuple[Source, DictConfig]], values: dict) -> dict[str, str]:

@@ -267,10 +267,14 @@ def _check_project(project: str) -> None:
 
 
 # -- tokens ------------------------------------------------------------------------------
+MAX_TOKEN_DAYS = 36_500  # a hundred years: beyond that, --no-expiry says what is meant
+
+
 def issue_token(store: Store, name: str, *, days: int | None = DEFAULT_TOKEN_DAYS, label: str = "") -> IssuedToken:
     """A new API token for ``name``; the returned ``token`` string is the only copy there is."""
-    if days is not None and (not isinstance(days, int) or days <= 0):
-        raise InvalidInput(f"A token lives a positive number of days, not {days!r}.")
+    if days is not None and (not isinstance(days, int) or not 0 < days <= MAX_TOKEN_DAYS):
+        raise InvalidInput(f"A token lives 1 to {MAX_TOKEN_DAYS} days, not {days!r}.",
+                           hint="Pass --no-expiry for a token that never expires (revoke it by hand).")
     token_id = secrets.token_hex(8)
     token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     expires = None

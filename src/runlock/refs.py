@@ -19,6 +19,7 @@ from runlock.store import Store
 from runlock.store.schema import refs, utcnow
 
 NAMESPACES = {"ds": "dataset snapshot", "split": "split", "model": "model"}
+MAX_VERSION = 2**63 - 1  # versions are 64-bit integers in the database
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _REF_RE = re.compile(r"^(?P<ns>[a-z]+):(?P<name>[^@\s]+)(?:@(?P<tag>[^@\s]+))?$")
 
@@ -46,7 +47,7 @@ class ParsedRef:
 
 
 def check_name(name: str, what: str = "name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):   # fullmatch: "$" allows a final newline
         raise InvalidInput(
             f"{what.capitalize()} {name!r} is not allowed.",
             hint="Use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
@@ -85,8 +86,12 @@ def resolve(store: Store, text: str, namespace: str | None = None) -> Ref:
     q = sa.select(refs).where(refs.c.namespace == p.namespace, refs.c.name == p.name)
     if p.tag is None:
         q = q.order_by(refs.c.version.desc()).limit(1)
-    elif re.fullmatch(r"v\d+", p.tag):
-        q = q.where(refs.c.version == int(p.tag[1:]))
+    elif re.fullmatch(r"v[0-9]+", p.tag):
+        version = int(p.tag[1:])
+        if version > MAX_VERSION:   # no store holds it, and no database column could
+            raise NotFound(NAMESPACES[p.namespace], text,
+                           hint=f"List what exists with `runlock {_cli_group(p.namespace)} list`.")
+        q = q.where(refs.c.version == version)
     else:
         raise InvalidInput(f"{text!r}: unknown version {p.tag!r}; versions look like @v3.")
     with store.db.read() as conn:

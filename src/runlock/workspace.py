@@ -37,7 +37,8 @@ def init(path: str | Path = ".", *, database: str | None = None, objects: str | 
          shared: bool = False) -> Store:
     """Create (or upgrade) a store in ``path`` and open it (``shared``: group-writable)."""
     store = init_store(path, database=database, objects=objects, shared=shared)
-    keys.setup(store)
+    with store.db.exclusive("runlock init"):   # one client mints and records the signing key
+        keys.setup(store)
     _after_open(store)
     return store
 

@@ -83,18 +83,17 @@ def proof(
     output: Path = typer.Option(None, "--output", "-o", help="Write the proof here (default: stdout)."),
     as_json: bool = typer.Option(False, "--json", help="The proof is JSON; with --output, print where it went "
                                  "as JSON too."),
+    force: bool = common.FORCE_OPTION,
 ) -> None:
     """Write an inclusion proof of ENTRY against a signed checkpoint, checkable offline with
     `runlock audit check-proof FILE --key store.pub`."""
+    common.output_file(output, force)
     found = audit.proof(common.store(ctx), entry).to_dict()
     data = json.dumps(found, indent=2, sort_keys=True) + "\n"
     if output is None:
         sys.stdout.write(data)
         return
-    try:
-        output.write_text(data)
-    except OSError as e:
-        raise InvalidInput(f"Cannot write the proof to {output}: {e.strerror}.") from None
+    common.write_output(output, data, force)
     if as_json:
         common.print_json({"entry": entry, "output": str(output), "tree_size": found.get("tree_size")})
     else:
@@ -110,7 +109,7 @@ def check_proof(
     """Check an inclusion proof offline: no store, no network. Exits 1 when it does not hold."""
     try:
         data = json.loads(proof_file.read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise InvalidInput(f"Cannot read the proof {proof_file}: {e}.") from e
     result = audit.check_proof(data, keys.load_public(key))
     common.emit(result, as_json, lambda r: common.console.print(

@@ -3,15 +3,22 @@
 A command opens the store with ``store(ctx)``, calls one library function, and prints its result
 with ``emit``; a ``RunlockError`` anywhere becomes one line on stderr and a non-zero exit (see
 ``RunlockGroup``), never a traceback.
+
+A command that writes a file the user names (``-o FILE``) checks it with ``output_file`` before it
+computes anything, and writes it with ``write_output``: an existing file is replaced only with
+``--force`` (``FORCE_OPTION``), a folder never, and a half-written file is never left behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -23,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runlock.cli.group import CliState, RunlockGroup, state  # noqa: F401 (re-exported: the root's light pieces)
+from runlock.errors import InvalidInput
 from runlock.store import Store
 from runlock.workspace import open_store
 
@@ -33,7 +41,58 @@ JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON in
 PROGRESS_OPTION = typer.Option(None, "--progress/--no-progress",
                                help="Show a progress bar on stderr (default: when it is a terminal).")
 
+FORCE_OPTION = typer.Option(False, "--force", help="Replace the output file if it exists.")
+
 Tick = Callable[..., None]  # tick(done, total, description=None, note=None)
+
+
+def output_file(path: str | Path | None, force: bool, *, option: str = "--output") -> Path | None:
+    """``path`` if a command may write it: not a folder, its folder exists, and it does not exist
+    yet unless ``force``. Call it before the work, so that a refusal costs nothing."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidInput(f"{option} {p} is a folder; give the name of a file to write.")
+    if not p.parent.is_dir():
+        raise InvalidInput(f"{option} {p}: the folder {p.parent} does not exist.", hint="Create it first.")
+    if (p.exists() or p.is_symlink()) and not force:
+        raise InvalidInput(f"{p} already exists.", hint="Pass --force to replace it, or pick another name.")
+    return p
+
+
+def write_output(path: Path, data: str | bytes, force: bool, *, option: str = "--output") -> None:
+    """Write ``data`` to ``path`` as ``open_output`` does."""
+    with open_output(path, force, option=option, binary=isinstance(data, bytes)) as f:
+        f.write(data)
+
+
+@contextmanager
+def open_output(path: Path, force: bool, *, option: str = "--output", binary: bool = False) -> Iterator[Any]:
+    """A file to write ``path`` through (checked as by ``output_file``): a temporary file in the
+    same folder, renamed into place only when the body ends without an error."""
+    output_file(path, force, option=option)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise InvalidInput(f"Cannot write {path}: {e.strerror}.") from None
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise InvalidInput(f"Cannot write {path}: {e.strerror}.") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def store(ctx: typer.Context) -> Store:

@@ -124,8 +124,9 @@ def roles_list(ctx: typer.Context, user: str = typer.Option(None, "--user", help
 @keys.command("export-public")
 def keys_export(ctx: typer.Context,
                 output: Path = typer.Option(..., "--output", "-o", help="Where to write the public key (PEM)."),
-                as_json: bool = common.JSON_OPTION) -> None:
+                force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write the store's public key, for `attest verify` and `audit check-proof` elsewhere."""
+    common.output_file(output, force)
     pub = keys_mod.export_public(common.store(ctx), output)
     common.emit({"path": str(output), "key_id": pub.keyid}, as_json, lambda d: common.console.print(
         f"Wrote public key {d['key_id']} to {d['path']}."))
@@ -157,8 +158,9 @@ attest = typer.Typer(cls=_DefaultCreate, no_args_is_help=True,
 @attest.command("create")
 def attest_create(ctx: typer.Context, ref: str = typer.Argument(..., help="model:NAME@vN (or @alias), or a run id."),
                   output: Path = typer.Option(..., "--output", "-o", help="Bundle to write (JSON Lines of DSSE envelopes)."),
-                  as_json: bool = common.JSON_OPTION) -> None:
+                  force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write a signed attestation bundle for a model version or a run."""
+    common.output_file(output, force)
     made = attest_mod.attest(common.store(ctx), ref, output)
     common.emit(made, as_json, lambda a: common.console.print(
         f"Attested {a.ref} ({len(a.subjects)} subjects, checklist {a.result}) in {a.path}, signed by {a.key_id}."))

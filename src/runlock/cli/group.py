@@ -1,6 +1,14 @@
 """What the root of the command tree needs, kept light so that ``runlock --help`` loads nothing else:
 the state of one invocation (``--store``, ``--token``) and the group class that turns every
-``RunlockError`` raised below it into one line on stderr and an exit code, never a traceback."""
+``RunlockError`` raised below it into one line on stderr and an exit code, never a traceback.
+
+Usage errors (a missing argument, an unknown option, a value of the wrong type) are one line too,
+``error: ... See `runlock CMD --help`.``, with exit status 2. Every number a command takes is
+checked before the command runs: an integer must fit a signed 64-bit value (what both databases
+store), a decimal must be finite, so ``--limit 99999999999999999999`` or ``--rtol inf`` is a usage
+error, never an overflow deep inside a query or a silent "everything matches". An ``OSError`` that
+names a file and reaches the surface (a path the user gave that cannot be read or written) is one
+line naming the file, not a traceback."""
 
 from __future__ import annotations
 
@@ -8,10 +16,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import math
+
 import typer
 from typer.core import TyperGroup
 
 from runlock.errors import RunlockError
+
+try:  # typer >= 0.20 brings its own click
+    from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click.exceptions import BadParameter, NoArgsIsHelpError, UsageError
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass
@@ -35,11 +52,23 @@ class RunlockGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RunlockError as e:
-            from rich.console import Console  # loaded by every command already; not by --help
-            from rich.markup import escape
+            fail(str(e), e.exit_code)
+        except UsageError as e:
+            if isinstance(e, NoArgsIsHelpError):
+                raise
+            fail(usage_line(e), e.exit_code)
+        except OSError as e:
+            if e.filename is None:
+                raise
+            fail(f"Cannot use {e.filename}: {e.strerror or e}.", 1)
 
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(e.exit_code) from None
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageError as e:  # an unknown option of the root itself
+            if isinstance(e, NoArgsIsHelpError):
+                raise
+            fail(usage_line(e), e.exit_code)
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         params = super().get_params(ctx)
@@ -53,6 +82,51 @@ class RunlockGroup(TyperGroup):
         return name, cmd, rest
 
 
+def fail(message: str, exit_code: int) -> None:
+    """One line on stderr, then exit with ``exit_code``. User text inside the message can hold a
+    line break or a lone surrogate (an undecodable byte of argv): both are shown escaped."""
+    from rich.console import Console  # loaded by every command already; not by --help
+    from rich.markup import escape
+
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code) from None
+
+
+def usage_line(e: Any) -> str:
+    """A usage error as one sentence and where to read more."""
+    message = " ".join(e.format_message().split())
+    if len(message) > 300:
+        message = message[:300] + "…"
+    where = f" See `{e.ctx.command_path} --help`." if e.ctx is not None else ""
+    return f"{message.rstrip('.')}.{where}"
+
+
+def _checked_numbers(params: Iterable[Any]) -> None:
+    """Give every parameter the check that its numbers fit (see the module's docstring)."""
+    for p in params:
+        if p is None or getattr(p, "_runlock_numbers", False) or not hasattr(p, "callback"):
+            continue
+        p.callback = _number_check(p.callback)
+        p._runlock_numbers = True
+
+
+def _number_check(then: Any) -> Any:
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX:
+                raise BadParameter(f"{v} is out of range; use a whole number from {INT64_MIN} to {INT64_MAX}.",
+                                   ctx=ctx, param=param)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise BadParameter(f"{v} is not a finite number.", ctx=ctx, param=param)
+        return then(ctx, param, value) if then is not None else value
+
+    return check
+
+
 def _untyped_flags(params: Iterable[Any]) -> None:
     """typer's help prints a flag's type as ``<bool>``; a flag takes no value, so show none."""
     for p in params:
@@ -62,5 +136,6 @@ def _untyped_flags(params: Iterable[Any]) -> None:
 
 def _untype_tree(cmd: Any, ctx: typer.Context) -> None:
     _untyped_flags([*cmd.params, cmd.get_help_option(ctx)])
+    _checked_numbers(cmd.params)
     for sub in getattr(cmd, "commands", {}).values():
         _untype_tree(sub, ctx)

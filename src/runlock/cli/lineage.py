@@ -31,6 +31,7 @@ def lineage(
     max_nodes: int = typer.Option(lineage_graph.MAX_NODES, "--max-nodes", min=1,
                                   help="Stop after this many nodes (the answer says it was truncated)."),
     wide: bool = runids.WIDE_OPTION,
+    force: bool = common.FORCE_OPTION,
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Print the lineage of an entity as a tree, or export it (DOT, PNG, PROV-JSON, OpenLineage).
@@ -38,6 +39,7 @@ def lineage(
     With --downstream it answers "which runs and models were built on this data?"."""
     if fmt not in export.FORMATS:
         raise InvalidInput(f"Unknown format {fmt!r}; use one of {', '.join(export.FORMATS)}.")
+    common.output_file(output, force)
     direction = "both" if upstream and downstream else "downstream" if downstream else "upstream"
     store = common.store(ctx)
     view = entities.view(store, entity, direction, depth, max_nodes)

@@ -23,9 +23,11 @@ def metrics(
     rank: int = typer.Option(None, "--rank", help=RANK_HELP),
     as_csv: bool = typer.Option(False, "--csv", help="Print every point as CSV: step,value,key,rank,time."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the CSV to this file instead of stdout."),
+    force: bool = common.FORCE_OPTION,
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """A run's metrics: one line per key, or every point with --csv."""
+    common.output_file(output, force)
     store = common.store(ctx)
     if not as_csv:
         if output is not None:
@@ -40,11 +42,8 @@ def metrics(
     if output is None:
         series.write_csv(stream, sys.stdout)
         return
-    try:
-        with output.open("w", newline="") as f:
-            n = series.write_csv(stream, f)
-    except OSError as e:
-        raise InvalidInput(f"Cannot write {output}: {e.strerror}.") from None
+    with common.open_output(output, force) as f:
+        n = series.write_csv(stream, f)
     common.err_console.print(f"wrote {n} rows to {output}")
 
 
@@ -53,11 +52,13 @@ def plot(
     runs: list[str] = typer.Argument(..., help="One or more runs."),
     keys: list[str] = KEY_OPTION,
     output: Path = typer.Option(..., "--output", "-o", help="PNG file to write."),
+    force: bool = common.FORCE_OPTION,
     rank: int = typer.Option(0, "--rank", help="Rank whose points to draw."),
     title: str = typer.Option(None, "--title", help="Title above the panels."),
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Plot metric curves of several runs into a PNG: one panel per --key, one line per run."""
+    common.output_file(output, force)
     result = plots.plot_metrics(common.store(ctx), runs, keys or [], output, rank=rank, title=title)
     for warning in result.warnings:
         common.err_console.print(common.styled(f"warning: {warning}", "yellow"))

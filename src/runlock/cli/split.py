@@ -81,8 +81,9 @@ def show_cmd(ctx: typer.Context, ref: str = SPLIT_ARG,
 @app.command("export")
 def export_cmd(ctx: typer.Context, ref: str = SPLIT_ARG,
                output: str = typer.Option("splits_v1.json", "--output", "-o", help="File to write."),
-               as_json: bool = common.JSON_OPTION) -> None:
+               force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write the record ids of every partition to a plain JSON file."""
+    common.output_file(output, force)
     result = export_split(common.store(ctx), ref, output)
     common.emit(result, as_json, _render_export)
 

@@ -133,13 +133,16 @@ def check(ctx: typer.Context, target: str = typer.Argument(..., help="Run id, or
 def env_export(ctx: typer.Context, run: str = RUN_ARG,
                output: Path = typer.Option(None, "-o", "--output", help="Write the requirements here (default: stdout)."),
                container: Path = typer.Option(None, "--container", help="Also write a Dockerfile here."),
-               as_json: bool = common.JSON_OPTION) -> None:
+               force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write RUN's environment as exactly pinned requirements (and a container recipe)."""
+    common.output_file(output, force)
+    common.output_file(container, force, option="--container")
     found = v.export_requirements(common.store(ctx), run)
     if output is not None:
-        output.write_text(found.text)
+        common.write_output(output, found.text, force)
     if container is not None:
-        container.write_text(found.container.replace("requirements.lock", output.name if output else "requirements.lock"))
+        common.write_output(container, found.container.replace(
+            "requirements.lock", output.name if output else "requirements.lock"), force, option="--container")
     if as_json or output is None:
         common.emit(found, as_json, lambda f: common.console.out(f.text, end="", highlight=False))
     else:

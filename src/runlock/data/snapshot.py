@@ -25,7 +25,7 @@ from runlock.data.ingest import Entry, ProgressFn, ingest
 from runlock.data.statcache import StatCache
 from runlock.data.tree import list_files
 from runlock.errors import InvalidInput, NotFound
-from runlock.hashing import is_digest
+from runlock.hashing import digest_bytes, is_digest
 from runlock.store import Store
 from runlock.store.schema import ID, METADATA, NAME, TIME, utcnow
 from runlock.store.schema import refs as refs_table
@@ -129,9 +129,10 @@ def create_snapshot(store: Store, path: str | Path, name: str | None = None, *,
     p = Path(path).absolute()
     fmt = _table_format(p, kind, id_column)
     name = refs.check_name(name or _default_name(p))
+    parsed = _parse_table(p, fmt, id_column) if fmt else None   # a malformed table stores nothing
     cache = StatCache(store.root / STAT_CACHE) if use_cache else None
     entries = ingest(store.objects, list_files(p), cache=cache, on_progress=on_progress)
-    table = _table_section(store, entries[0], fmt, id_column) if fmt else None
+    table = _table_section(store, entries[0], fmt, id_column, parsed) if fmt else None
     manifest = mf.build("table" if fmt else "files", entries, table=table, parent=parent, recipe=recipe)
     snap = save(store, manifest, name, source=str(p))
     _taken_here[snap.id] = str(p)
@@ -255,9 +256,22 @@ def records_index(store: Store, snap: Snapshot) -> dict[str, str]:
     return mf.record_hashes(canonical.loads(store.objects.get_bytes(table["records"])))
 
 
-def _table_section(store: Store, entry: Entry, fmt: str, id_column: str | None) -> dict:
-    parsed = tabular.parse(store.objects.get_bytes(entry.sha256), fmt, id_column=id_column,
-                           source=entry.path)
+def _parse_table(p: Path, fmt: str, id_column: str | None) -> tuple[str, tabular.Parsed]:
+    """(content id, records) of the table file at ``p``, read before anything is stored."""
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"Cannot read {p}: {e.strerror}.") from None
+    return digest_bytes(data), tabular.parse(data, fmt, id_column=id_column, source=p.name)
+
+
+def _table_section(store: Store, entry: Entry, fmt: str, id_column: str | None,
+                   pre: tuple[str, tabular.Parsed] | None = None) -> dict:
+    if pre is not None and pre[0] == entry.sha256:
+        parsed = pre[1]   # the bytes parsed are the bytes stored
+    else:                 # the file changed while it was stored: parse what was stored
+        parsed = tabular.parse(store.objects.get_bytes(entry.sha256), fmt, id_column=id_column,
+                               source=entry.path)
     index_id = store.objects.put_bytes(canonical.dumps(mf.records_index(parsed, id_column)))
     return mf.table_section(parsed, id_column, index_id)
 

@@ -35,6 +35,7 @@ KEY_VERSION = "rl-key-v1"   # how a column value becomes the text that is hashed
 STRATEGIES = ("random", "stratified", "group", "stratified-group", "temporal", "hash")
 NEEDS_COLUMN = {"stratified": "by", "group": "by", "stratified-group": "by", "temporal": "by"}
 DEFAULT_NAMES = ("train", "validation", "test")
+MAX_PARTITIONS = 100
 MAX_SEED = 2**63 - 1
 
 _M64 = (1 << 64) - 1
@@ -146,10 +147,12 @@ def check_seed(seed: Any) -> int:
 def check_ratios(ratios: Sequence[float], names: Sequence[str] | None = None
                  ) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Integer weights (exact ratios over their sum) and partition names, or InvalidInput."""
+    if len(ratios) > MAX_PARTITIONS:
+        raise InvalidInput(f"{len(ratios)} ratios: a split has at most {MAX_PARTITIONS} partitions.")
     try:
         fracs = [Fraction(r).limit_denominator(10**6) for r in ratios]
-    except (TypeError, ValueError):
-        raise InvalidInput(f"Ratios {list(ratios)!r} must be numbers, e.g. 0.8,0.1,0.1.") from None
+    except (TypeError, ValueError, OverflowError):   # OverflowError: infinity
+        raise InvalidInput(f"Ratios {list(ratios)!r} must be numbers, not infinite or NaN, e.g. 0.8,0.1,0.1.") from None
     if len(fracs) < 2 or any(f <= 0 for f in fracs):
         raise InvalidInput(f"Ratios {list(ratios)!r}: give at least two, each above 0.")
     if abs(sum(fracs) - 1) > Fraction(1, 10**6):
@@ -162,8 +165,16 @@ def check_ratios(ratios: Sequence[float], names: Sequence[str] | None = None
         raise InvalidInput(f"Partition names {list(names)!r} must be {len(fracs)} distinct, non-empty names.")
     total = sum(fracs)
     shares = [f / total for f in fracs]
-    denom = int(np.lcm.reduce([s.denominator for s in shares]))
+    denom = math.lcm(*(s.denominator for s in shares))   # exact: numpy's lcm wraps around past 2**63
+    if denom > 2**40:   # the weights must stay exact in 64-bit arithmetic, times the record count
+        raise InvalidInput(f"Ratios {_few(ratios)} have no small common denominator.",
+                           hint="Round them to a few decimals that add up to 1, e.g. 0.8,0.1,0.1.")
     return tuple(int(s * denom) for s in shares), names
+
+
+def _few(ratios: Sequence[float]) -> str:
+    shown = ", ".join(repr(r) for r in list(ratios)[:5])
+    return f"[{shown}{', …' if len(ratios) > 5 else ''}]"
 
 
 def largest_remainder(n: int, weights: Sequence[int]) -> np.ndarray:

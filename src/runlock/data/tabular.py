@@ -20,7 +20,6 @@ import datetime as _dt
 import decimal
 import hashlib
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -143,12 +142,13 @@ def _read_jsonl(data: bytes, fmt: str, source: str):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = canonical.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
             rows.append(canonical.normalize(obj))
         except (ValueError, InvalidInput) as e:
-            raise InvalidInput(f"{source}: line {n}: malformed JSONL: {e}.",
+            detail = e.message if isinstance(e, InvalidInput) else str(e)
+            raise InvalidInput(f"{source}: line {n}: malformed JSONL: {detail.rstrip('.')}.",
                                hint="Fix that line and snapshot again.") from None
         lines.append(n)
     names: dict[str, None] = {}

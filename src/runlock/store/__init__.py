@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import pwd
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +31,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from ulid import ULID
 
-from runlock.errors import InvalidInput, StoreError, StoreNotFound
+from runlock.errors import Conflict, InvalidInput, StoreError, StoreNotFound
 from runlock.store.db import Database
 from runlock.store.objects import LocalObjectStore, ObjectStore
-from runlock.store.perms import Modes
+from runlock.store.perms import Modes, chmod
 from runlock.store.schema import METADATA, store_info, utcnow
 
 DIRNAME = ".runlock"
@@ -80,6 +82,7 @@ class Store:
     def check_schema(self) -> None:
         current, heads = schema_revisions(self.db)
         if not current:
+            _refuse_emptied(self)
             raise StoreError(f"The store at {self.root} has no schema.",
                              hint="Run `runlock init` there to create it.")
         if current != heads:
@@ -116,36 +119,110 @@ def init_store(path: str | Path = ".", *, database: str | None = None, objects: 
     if not base.is_dir():
         raise InvalidInput(f"{base} is not a directory.", hint="Create it first, or pick another path.")
     root = base if base.name == DIRNAME else base / DIRNAME
-    if database is not None and not database.startswith(("sqlite", "postgresql")):
-        raise InvalidInput(f"Unsupported database URL {database!r}.",
-                           hint="Use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB.")
     if database is not None:
+        check_database_url(database)
         refuse_inline_password(database)
     if objects is not None and not objects.startswith("s3://"):
         raise InvalidInput(f"Unsupported object location {objects!r}.", hint="Use s3://BUCKET/PREFIX, or omit it "
                            "for the local objects/ folder.")
     config = root / "config.toml"
     modes = Modes(shared=shared)
+    created = _claim(root, modes)   # a failed init removes the folder only if this call made it
     try:
-        if not config.exists():
-            modes.make_dir(root)
-            modes.write_file(root / ".gitignore", b"# a runlock store is data, not source\n*\n")
-            text = "# runlock store configuration\n"
-            text += f'database = "{database}"\n' if database else ""
-            text += f'objects = "{objects}"\n' if objects else ""
-            text += "shared = true\n" if shared else ""
-            modes.write_file(config, text.encode())
-        elif shared and not _read_settings(root).get("shared"):
-            modes.write_file(config, config.read_bytes().rstrip(b"\n") + b"\nshared = true\n")
-        settings = _read_settings(root)
-        refuse_inline_password(_db_url(root, settings))
-        _apply_modes(root, settings, Modes(shared=bool(settings.get("shared"))))
+        try:
+            if not config.exists() or _never_worked(root):
+                modes.write_file(root / ".gitignore", b"# a runlock store is data, not source\n*\n")
+                text = "# runlock store configuration\n"
+                text += f"database = {json.dumps(database)}\n" if database else ""   # a TOML basic string
+                text += f"objects = {json.dumps(objects)}\n" if objects else ""
+                text += "shared = true\n" if shared else ""
+                modes.write_file(config, text.encode())
+            else:
+                _refuse_other_location(root, database, objects)
+                if shared and not _read_settings(root).get("shared"):
+                    modes.write_file(config, config.read_bytes().rstrip(b"\n") + b"\nshared = true\n")
+            settings = _read_settings(root)
+            refuse_inline_password(_db_url(root, settings))
+            _apply_modes(root, settings, Modes(shared=bool(settings.get("shared"))))
+        except OSError as e:
+            raise StoreError(f"Cannot create a store in {root}: {e.strerror}.") from e
+        store = Store.open(root, check_schema=False)
+        try:
+            with store.db.exclusive("runlock init"):   # clients initialising one database take turns
+                if not schema_revisions(store.db)[0]:
+                    _refuse_emptied(store)
+                migrate(store.db)
+                _write_info(store)
+        except BaseException:
+            store.close()
+            raise
+    except BaseException:
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return store
+
+
+def _claim(root: Path, modes: Modes) -> bool:
+    """Create the store folder; True if this call created it (False: it was there already)."""
+    try:
+        root.mkdir()
+    except FileExistsError:
+        return False
     except OSError as e:
         raise StoreError(f"Cannot create a store in {root}: {e.strerror}.") from e
-    store = Store.open(root, check_schema=False)
-    migrate(store.db)
-    _write_info(store)
-    return store
+    chmod(root, modes.dir)
+    return True
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a metadata database URL that cannot work, before anything is created for it."""
+    hint = "Use sqlite:////ABSOLUTE/PATH.db or postgresql+psycopg://USER@HOST/DB."
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise InvalidInput(f"{url!r} is not a database URL.", hint=hint) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidInput(f"Unsupported database {backend!r} in {url!r}.", hint=hint)
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise InvalidInput(f"{url!r} names no database file; an in-memory database would be lost at exit.",
+                           hint=hint)
+    if backend == "sqlite" and not os.path.isabs(parsed.database):
+        raise InvalidInput(f"{url!r} names a relative path, which would mean another file in another folder.",
+                           hint=hint)
+
+
+def _never_worked(root: Path) -> bool:
+    """True for a half-made store whose config.toml names a database URL that cannot work (an
+    init that failed before this check existed): it never held a record, so init may rewrite it."""
+    url = _read_settings(root).get("database")
+    try:
+        if url is not None:
+            check_database_url(str(url))
+    except InvalidInput:
+        return True
+    return False
+
+
+def _refuse_other_location(root: Path, database: str | None, objects: str | None) -> None:
+    settings = _read_settings(root)
+    for key, given in (("database", database), ("objects", objects)):
+        if given is not None and settings.get(key) != given:
+            raise Conflict(f"The store at {root} already keeps its {key} at "
+                           f"{settings.get(key) or 'the default place'}; init does not move it.",
+                           hint=f"Leave out --{key}, or init a new store in another folder.")
+
+
+def _refuse_emptied(store: Store) -> None:
+    """A SQLite store that has a signing key had a schema: an empty database there was truncated
+    or replaced, and re-creating it would silently start an empty record."""
+    keys = store.root / "keys"
+    if store.db.is_sqlite and keys.is_dir() and any(keys.iterdir()):
+        path = sa.engine.make_url(store.db.url).database
+        raise StoreError(f"The metadata database {path} is empty, but this store was initialised (it has a "
+                         "signing key): the database file was truncated or replaced.",
+                         hint="Restore it from a backup; `runlock init` will not start an empty record over it.")
 
 
 def refuse_inline_password(url: str) -> None:

@@ -8,6 +8,7 @@ Driver errors are translated into ``runlock.errors`` here, where they enter.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sqlite3
@@ -21,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from runlock.errors import StoreBusy, StoreError
+from runlock.errors import InvalidInput, StoreBusy, StoreError
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
@@ -68,6 +69,35 @@ class Database:
                 conn = conn.execution_options(runlock_write=True)
                 with conn.begin():
                     yield conn
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the database-wide lock ``name`` while the body runs, so that clients doing the
+        same check-then-create work (``runlock init``) take turns. PostgreSQL: a session advisory
+        lock. SQLite needs none: every write transaction already holds the one write lock."""
+        if self.is_sqlite:
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with _translated(self.url):
+            conn = self.engine.connect()
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                conn.commit()
+            except BaseException:
+                conn.invalidate()
+                conn.close()
+                raise
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+            except DBAPIError:
+                conn.invalidate()   # the session ends, and its lock with it
+            finally:
+                conn.close()
 
     def run_write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction, retrying while the database is locked."""
@@ -134,14 +164,34 @@ def _redact(url: str) -> str:
 
 _BUSY_MARKERS = ("database is locked", "database table is locked", "busy",
                  "could not serialize access", "deadlock detected")
+_DAMAGED_MARKERS = ("file is not a database", "malformed", "file is encrypted")
+
+
+def _damaged(url: str, e: DBAPIError) -> StoreError:
+    """SQLite's own corruption report, as one sentence naming the file and what to do."""
+    path = _sqlite_path(url) or _redact(url)
+    return StoreError(f"The metadata database {path} is damaged ({e.orig}); runlock cannot read it.",
+                      hint=f"Restore it from a backup, or salvage what SQLite can read with "
+                           f"`sqlite3 {path} .recover | sqlite3 recovered.db` and put that in its place.")
 
 
 @contextmanager
 def _translated(url: str) -> Iterator[None]:
     try:
         yield
+    except UnicodeEncodeError as e:   # a lone surrogate (an undecodable byte of argv, say) in a value
+        raise InvalidInput(f"Text {e.object[max(0, e.start - 20):e.end + 20]!r} is not valid Unicode "
+                           f"({e.reason}); the metadata database stores only UTF-8 text.") from None
+    except OverflowError as e:   # the driver refuses a Python int wider than 64 bits
+        raise InvalidInput(f"A number is too large for the metadata database ({e}).",
+                           hint=f"Use whole numbers up to {2**63 - 1}.") from None
+    except sa.exc.DataError as e:   # PostgreSQL: a value out of its column's range
+        raise InvalidInput(f"The metadata database refused a value: {str(e.orig).strip().splitlines()[0]}.")\
+            from None
     except OperationalError as e:
         text = str(e.orig).lower() if e.orig is not None else str(e).lower()
+        if any(m in text for m in _DAMAGED_MARKERS):
+            raise _damaged(url, e) from e
         if any(m in text for m in _BUSY_MARKERS):
             raise StoreBusy(f"The metadata database stayed locked: {e.orig}.",
                             hint="Another process holds a long write; try again.") from e
@@ -151,8 +201,10 @@ def _translated(url: str) -> Iterator[None]:
         if "disk" in text and "full" in text or "no space" in text:
             raise StoreError("The disk holding the metadata database is full.",
                              hint="Free some space and retry.") from e
-        raise StoreError(f"The metadata database at {_redact(url)} failed: {e.orig}.") from e
+        raise StoreError(f"The metadata database at {_redact(url)} failed: {' '.join(str(e.orig).split())}.") from e
     except DBAPIError as e:
+        if any(m in str(e.orig).lower() for m in _DAMAGED_MARKERS):
+            raise _damaged(url, e) from e
         if getattr(e, "connection_invalidated", False):
             raise StoreError(f"Lost the connection to the metadata database at {_redact(url)}.",
                              hint="Check that the server is up, then retry.") from e

@@ -121,12 +121,23 @@ def load_policy(path: str | Path | None = None, start: str | Path | None = None)
     if found is None:
         return Policy("built-in default", {name: dict(r[1]) for name, r in RULES.items()})
     try:
-        text = found.read_text()
+        text = found.read_text(encoding="utf-8")
         doc = yaml.safe_load(text) if found.suffix in (".yaml", ".yml") else tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise InvalidInput(f"Cannot read the policy {found}: {e}.") from None
-    section = (doc or {}).get("check") or {}
-    names = section.get("rules", list(RULES))
+    except OSError as e:
+        raise InvalidInput(f"Cannot read the policy {found}: {e.strerror}.") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"The policy {found} is not UTF-8 text.", hint="A policy is a TOML or YAML file.") from None
+    except RecursionError:
+        raise InvalidInput(f"The policy {found} nests too deeply to be a policy.") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise InvalidInput(f"Cannot read the policy {found}: {str(e).splitlines()[0] if str(e) else e!r}.") from None
+    section = (doc or {}).get("check") or {} if isinstance(doc, dict) or doc is None else None
+    names = section.get("rules", list(RULES)) if isinstance(section, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
+            or not all(isinstance(section.get(n) or {}, dict) for n in names):
+        raise InvalidInput(f"The policy {found} is not a policy: expected a [check] table with a list of rule "
+                           "names (rules = [...]) and one table of options per rule.",
+                           hint="See docs/verify.md (the checklist) for an example.")
     unknown = [n for n in [*names, *(k for k in section if k != "rules")] if n not in RULES]
     if unknown:
         raise InvalidInput(f"The policy {found} names unknown rules {unknown}.", hint=f"Known rules: {', '.join(RULES)}.")
@@ -137,6 +148,10 @@ def load_policy(path: str | Path | None = None, start: str | Path | None = None)
         if bad:
             raise InvalidInput(f"The policy {found} gives rule {name} unknown options {bad}.",
                                hint=f"It takes: {', '.join(RULES[name][1]) or 'no options'}.")
+        wrong = sorted(k for k, v in opts.items() if type(v) is not type(RULES[name][1][k]))
+        if wrong:
+            raise InvalidInput(f"The policy {found} gives rule {name} options of the wrong type: {wrong}.",
+                               hint="Defaults: " + ", ".join(f"{k} = {RULES[name][1][k]!r}" for k in wrong) + ".")
         rules[name] = {**RULES[name][1], **opts}
     return Policy(str(found), rules)
 

@@ -16,7 +16,6 @@ number or a nested list of numbers of the same shape within ``rtol``/``atol``, e
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def _read_json(path: Path, what: str) -> object:
         raise InvalidInput(f"The {what} is empty.", hint="Give a JSON file of outputs: {case id: output}.")
 def _parse(data: bytes, what: str) -> object:
     try:
-        return canonical.normalize(json.loads(data))
+        return canonical.normalize(canonical.loads(data))
     except ValueError as e:
         raise InvalidInput(f"The {what} is not valid JSON: {e}.") from None
 
