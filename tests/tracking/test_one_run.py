@@ -57,7 +57,7 @@ def test_the_quickstart_order_under_runlock_run_records_one_run_with_what_the_sc
     assert rec.recipe_id == printed_recipe == result.recipe_id   # the id the script saw is the final one
     lock = locks.load(store, rec.recipe_id)
     assert lock["seed"] == 42 and lock["seeding"]["seed"] == 42 and lock["config"] == {"lr": 0.1}
-    assert lock["entrypoint"]["argv"][1:] == ["train.py"] or lock["entrypoint"]["argv"][-1].endswith("train.py")
+    assert lock["entrypoint"]["argv"][-1].endswith("train.py")          # the wrapper's command
     assert [p.step for p in series.points(store, rec.id, keys=["train/loss"])] == [0, 1, 2]
     assert lock_changes(store, rec.id) == 2                  # the seeding report, then start_run's one change
 
@@ -66,13 +66,13 @@ def test_the_command_line_name_and_project_win_and_the_wrapper_seed_stays_unless
         store: Store, tmp_path: Path) -> None:
     body = """
         import runlock
-        with runlock.start_run(project="support-bot", name="lora-r8"{seed}) as run:
+        with runlock.start_run(project="support-bot", name="lora-r8", tags={{"team": "nlp"}}{seed}) as run:
             run.log({{"loss": 1.0}}, step=0)
     """
     kept = run_command(store, script(tmp_path, body.format(seed="")), project="cli", name="sweep-3", seed=7)
     rec = records.get(store, kept.run_id)
     assert (rec.project, rec.name) == ("cli", "sweep-3") and locks.load(store, rec.recipe_id)["seed"] == 7
-    assert rec.context["wrapper"]["fixed"] == ["project", "name"]
+    assert rec.context["wrapper"]["fixed"] == ["project", "name"] and rec.tags == {"team": "nlp"}
     given = run_command(store, script(tmp_path, body.format(seed=", seed=3")), seed=7)
     rec = records.get(store, given.run_id)
     assert (rec.project, rec.name) == ("support-bot", "lora-r8") and locks.load(store, rec.recipe_id)["seed"] == 3
