@@ -2,9 +2,10 @@
 
     rerun.py         plan_rerun / rerun: the recorded code, inputs, knobs and command, as a new run
     workdir.py       the recorded commit + diff in a temporary git worktree (or the checkout, checked)
-    inputs.py        rebuild the recorded inputs and name them in RUNLOCK_INPUT_* variables
+    inputs.py        rebuild the recorded inputs (at their recorded paths, and for RUNLOCK_INPUT_*)
     boot.py          the rerun's first code: restore torch threads and determinism flags
     compare.py       outputs compared at the strictest tier that holds, first divergence, diagnosis
+    filediff.py      which files, lines and tensors of two artifacts differ
     variance.py      the seed-to-seed spread that ``statistical`` is measured against
     verification.py  verify = rerun + compare, stored; or outputs against a reference file
     rehearsal.py     re-verify a seeded sample of historic runs
