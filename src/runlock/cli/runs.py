@@ -100,9 +100,10 @@ def _render_show(data: dict) -> None:
              f"ended {r['ended_at'] or '-'}")
     if r["error"]:
         tree.add("[red]error[/] " + escape(r["error"].strip().splitlines()[-1]))
-    if (r.get("context") or {}).get("lost_points") or (r.get("context") or {}).get("unflushed_writers"):
-        tree.add("[bold red]metrics incomplete[/] " + escape(r["error"].strip().splitlines()[0] if r["error"] else
-                                                             f"lost_points {r['context'].get('lost_points')}"))
+    ctx = r.get("context") or {}
+    if ctx.get("lost_points") or ctx.get("unflushed_writers"):
+        tree.add(f"[bold red]metrics incomplete[/] lost_points {ctx.get('lost_points') or 0}, "
+                 f"{len(ctx.get('unflushed_writers') or [])} process(es) never reported")
     if r["tags"]:
         tree.add("tags " + escape(", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))))
     if data["notes"]:

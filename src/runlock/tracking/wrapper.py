@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -80,8 +81,10 @@ def run_command(store: Store, argv: list[str], *, project: str | None = None, na
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait()
-    run.finish("finished" if rc == 0 else "failed", None if rc == 0 else f"Command exited with status {rc}.",
-               timeout=WRITERS_WAIT_S)
+    with warnings.catch_warnings():   # a run sealed failed for lost points: the result says so
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run.finish("finished" if rc == 0 else "failed", None if rc == 0 else f"Command exited with status {rc}.",
+                   timeout=WRITERS_WAIT_S)
     rec = records.get(store, run.id)
     return CommandResult(run.id, rc, rec.status, rec.recipe_id, int(rec.context.get("lost_points") or 0),
                          rec.error)

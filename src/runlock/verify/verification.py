@@ -35,8 +35,9 @@ def verify(store: Store, run: str, *, isolated: bool = True, repo: str | Path | 
     if rec.context.get("lost_points") or rec.context.get("unflushed_writers"):
         return add_verification(store, rec.id, "rerun", FAILED, {
             "error": f"Run {rec.id} did not store every metric point it logged (lost_points "
-                     f"{rec.context.get('lost_points') or 0}); its series are incomplete, so no rerun can be "
-                     "compared with it.", "hint": "Run it again and verify the new run.",
+                     f"{rec.context.get('lost_points') or 0}, {len(rec.context.get('unflushed_writers') or [])} "
+                     "process(es) never reported); its series are incomplete, so no rerun can be compared with "
+                     "it.", "hint": "Run it again and verify the new run.",
             "lost_points": rec.context.get("lost_points") or 0}, rehearsal_id=rehearsal_id)
     try:
         result = rerun(store, rec.id, isolated=isolated, repo=repo)
@@ -66,10 +67,10 @@ def verify_reference(store: Store, run: str, reference: str | Path, *, outputs: 
             raise InvalidInput(f"Artifact {artifact!r} of run {rec.id} is a folder, not a JSON file of outputs.",
                                hint="Name the outputs file artifact with --artifact, or pass --outputs FILE.")
         out_doc, source = _parse(store.objects.get_bytes(art.digest), f"artifact {artifact}"), f"artifact:{art.digest}"
+    expected, opts = _cases(ref_doc)
     if not expected:
         raise InvalidInput(f"The reference file {reference} has no cases, so there is nothing to check the outputs against.",
                            hint="A reference is {case id: expected output}, a list of outputs, or {\"outputs\": {...}}.")
-    expected, opts = _cases(ref_doc)
     got, _ = _cases(out_doc)
     rtol = opts.get("rtol", RTOL) if rtol is None else rtol
     atol = opts.get("atol", ATOL) if atol is None else atol
@@ -91,9 +92,9 @@ def _read_json(path: Path, what: str) -> object:
         raise InvalidInput(f"Cannot read the {what} {path}: {e.strerror}.") from None
 
 
+def _parse(data: bytes, what: str) -> object:
     if not data.strip():
         raise InvalidInput(f"The {what} is empty.", hint="Give a JSON file of outputs: {case id: output}.")
-def _parse(data: bytes, what: str) -> object:
     try:
         return canonical.normalize(canonical.loads(data))
     except ValueError as e:
