@@ -44,6 +44,10 @@ _IGNORED = dict.fromkeys(map(ord, "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u2
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
+class UnsafePath(IntegrityError):
+    """A stored document names a path that may not be written (crafted or damaged); nothing was."""
+
+
 def is_reserved(component: str) -> bool:
     """True for a name a filesystem may take for ``.git`` or ``.runlock``."""
     if component.isascii():
@@ -80,7 +84,7 @@ def check_entry(path: object, where: str = "the manifest") -> str:
     """``path`` if it is a safe relative path, else IntegrityError naming it."""
     why = problem(path)
     if why is not None:
-        raise IntegrityError(f"{where} names the path {path!r}, which runlock refuses: {why}.",
+        raise UnsafePath(f"{where} names the path {path!r}, which runlock refuses: {why}.",
                              hint="Nothing was written. The stored document was crafted or damaged; "
                                   "run `runlock fsck`, and do not use this object.")
     return path  # type: ignore[return-value]
@@ -95,7 +99,7 @@ def check_entries(paths: Iterable[object], where: str = "the manifest") -> list[
     for p in out:
         key = p if p.isascii() else unicodedata.normalize("NFC", p)
         if key in seen:
-            raise IntegrityError(f"{where} names {seen[key]!r} and {p!r}, which are the same path.",
+            raise UnsafePath(f"{where} names {seen[key]!r} and {p!r}, which are the same path.",
                                  hint="Nothing was written. The stored document was crafted or damaged.")
         seen[key] = p
         i = key.find("/")
@@ -103,7 +107,7 @@ def check_entries(paths: Iterable[object], where: str = "the manifest") -> list[
             folders.setdefault(key[:i], p)
             i = key.find("/", i + 1)
     for folder in folders.keys() & seen.keys():
-        raise IntegrityError(f"{where} names {seen[folder]!r} both as a file and as a folder "
+        raise UnsafePath(f"{where} names {seen[folder]!r} both as a file and as a folder "
                              f"(of {folders[folder]!r}).", hint="Nothing was written. The stored document "
                              "was crafted or damaged.")
     return out
@@ -115,7 +119,7 @@ def check_component(name: object, what: str = "name") -> str:
     if why is None and "/" in name:  # type: ignore[operator]
         why = "it contains '/'"
     if why is not None:
-        raise IntegrityError(f"The {what} {name!r} cannot be used as a file name: {why}.",
+        raise UnsafePath(f"The {what} {name!r} cannot be used as a file name: {why}.",
                              hint="Nothing was written. The stored record was crafted or damaged.")
     return name  # type: ignore[return-value]
 
@@ -220,7 +224,7 @@ class Dest:
                     raise InvalidInput(f"{self.root / rel} is a folder, and the download has a file there.",
                                        hint="Move the folder away; --force replaces files, never folders.")
                 if self.exclusive and _exists_at(fd, name):
-                    raise IntegrityError(f"Two entries are written to the same file {rel!r} (this filesystem "
+                    raise UnsafePath(f"Two entries are written to the same file {rel!r} (this filesystem "
                                          "does not tell their names apart).",
                                          hint="Nothing was kept. Write to a case-sensitive filesystem.")
                 os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)

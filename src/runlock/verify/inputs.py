@@ -43,7 +43,7 @@ from runlock.data.verify import verify as verify_snapshot
 from runlock.errors import IntegrityError, InvalidInput, NotFound, RunlockError
 from runlock.hashing import digest_file, is_digest
 from runlock.paths import Dest, check_entry
-from runlock.paths import check_component
+from runlock.paths import UnsafePath, check_component
 from runlock.refs import resolve
 from runlock.store import Store
 from runlock.store.schema import artifacts as artifacts_table
@@ -122,6 +122,8 @@ def materialize(store: Store, inputs: list[dict], dest: Path) -> tuple[list[Mate
 def _snapshot(store: Store, entry: dict, target: Path) -> Path:
     try:
         checkout(store, entry["id"], target)
+    except UnsafePath:
+        raise                                   # a crafted manifest: its own message names the entry
     except (NotFound, IntegrityError) as e:
         raise _broken_snapshot(store, entry, e) from None
     return target
