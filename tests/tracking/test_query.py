@@ -180,11 +180,12 @@ def test_metrics_csv_has_a_row_per_step(store: Store, tmp_path: Path) -> None:
 def test_plot_writes_a_png_with_a_curve_per_run_and_key(store: Store, tmp_path: Path) -> None:
     ids = make_runs(store)
     png = tmp_path / "plots" / "loss.png"
+    png.parent.mkdir()   # -o names a file in an existing folder (the CLI does not create folders)
     out = cli(store, "plot", *ids[:3], "--key", "train/loss", "--key", "nan", "-o", str(png), "--json")
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert [(c["key"], c["points"]) for c in result["curves"]] == [("train/loss", 5)] * 3 + [("nan", 1)] * 3
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    missing = cli(store, "plot", ids[0], "--key", "nope", "-o", str(png))
+    missing = cli(store, "plot", ids[0], "--key", "nope", "-o", str(png), "--force")
     assert missing.exit_code == 1 and "No metric 'nope'" in missing.output
     assert cli(store, "plot", ids[0], "--key", "nan", "-o", str(tmp_path / "x.jpg")).exit_code == 2
