@@ -160,3 +160,19 @@ def test_the_readme_quickstart_as_written_under_runlock_run_is_one_run_that_pass
     assert checked.returncode == 0 and report["ok"], failed
     seeds = next(r for r in report["results"] if r["rule"] == "seeds-recorded")
     assert seeds["evidence"]["seed"] == 42 and seeds["evidence"]["seeding_report"] and seeds["evidence"]["hashseed"]
+
+
+def test_a_nested_start_run_under_runlock_run_is_the_same_run_and_leaving_it_only_flushes(
+        store: Store, tmp_path: Path) -> None:
+    result = run_command(store, script(tmp_path, """
+        import runlock
+        with runlock.start_run(project="p", name="outer") as outer:
+            with runlock.start_run(project="p", name="inner") as inner:
+                assert inner is outer
+                inner.log({"a": 1.0}, step=0)
+            outer.log({"a": 2.0}, step=1)          # still open after the inner block
+    """))
+    assert result.returncode == 0 and result.status == "finished"
+    (rec,) = records.list_runs(store)
+    assert [(p.step, p.value) for p in series.points(store, rec.id, keys=["a"])] == [(0, 1.0), (1, 2.0)]
+    assert rec.name == "outer"                    # the nested start_run changes nothing

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import sys
 import threading
@@ -27,6 +28,7 @@ from runlock.probe import activate as activate_probe
 from runlock.probe import active as probing
 from runlock.probe import ProbeRun, record_step
 from runlock.refs import check_name
+from runlock.remote import credentials as remote_credentials
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
 from runlock.tracking import fields, records, where, writers
@@ -455,6 +457,13 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
         stand_in = ProbeRun(project, name, config=config, seed=seed, on_end=_pop)
         _push(stand_in)
         return stand_in
+    if store is None and remote_credentials.server_url() and not os.environ.get(ENV_RUN_ID):
+        remote_run = importlib.import_module("runlock.remote.run")  # the server extra: loaded only when used
+        remote = remote_run.start_remote_run(  # RUNLOCK_SERVER: the run lives on the team server
+            remote_run.connect(), project, name, config=config, seed=seed, tags=tags, argv=argv,
+            seeding_report=_take_pending_seeding(), on_end=_pop)
+        _push(remote)
+        return remote
     if os.environ.get(ENV_RUN_ID):
         run = join_wrapper(os.environ[ENV_RUN_ID], _as_store(store), project=project, name=name,
                            config=config, seed=seed, tags=tags)
@@ -515,12 +524,13 @@ def join_wrapper(run_id: str, store: Store, *, project: str, name: str | None, c
     ``seed_everything`` called before is recorded, and the knobs are captured again in this
     process (torch flags, threads), keeping those declared before. The script's name and
     project replace the wrapper's unless the command line gave them (``--name``, ``--project``
-    win); its tags are merged in. Other ranks join without changing the lock."""
+    win); its tags are merged in. Other ranks, and a ``start_run`` nested inside another one
+    (it returns the same handle; leaving it only flushes), join without changing the lock."""
     handles = _handles(run_id)
     run = handles[0] if handles else join_run(run_id, store=store)
     run._holds += 1
     report = _take_pending_seeding()
-    if run.rank == 0:
+    if run.rank == 0 and run._holds == 1:   # a start_run nested in another one changes nothing
         run._adopt(project=project, name=name, config=config, seed=seed, tags=tags, seeding_report=report)
     return run
 
