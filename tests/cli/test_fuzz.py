@@ -29,11 +29,12 @@ SKIP = {("run",), ("probe",), ("demo",), ("rerun",), ("variance",), ("verify",),
         ("audit", "checkpoint")}
 EXAMPLES = int(os.environ.get("RUNLOCK_FUZZ_EXAMPLES", "8"))   # per command; 8: under a minute for all
 
-NASTY = ["", " ", "\x00", "a\x00b", "\n", "\t-", "\udcff", "é\x00", "../../no-such-thing", "/proc/runlock-fuzz",
+NASTY = ["", " ", "\x00", "a\x00b", "\n", "\x1e", "\u2028", "\x1b[31mred", "\t-", "\udcff", "é\x00",
+         "../../no-such-thing", "/proc/runlock-fuzz",
          "/no/such/dir/file", BIG, "-" + BIG, "1e309", "nan", "inf", "%", "_" * 26, "%%%%%%", "*",
          f"ds:t@v{BIG}", f"split:t@v{BIG}", f"model:mm@v{BIG}", "model:mm@", "run:%%%%%%", "art:sha256:zz",
          "sha256:" + "0" * 64, "[" * 3000, "{" * 3000, "(" * 3000, "a" * 5000, "a=" + "[" * 3000,
-         ".".join(["a"] * 3000) + "=1", "x" * 129, "a/../../b", ".runlock", "'; DROP TABLE runs; --"]
+         ".".join(["a"] * 3000) + "=1", "x" * 300, "a/../../b", ".runlock", "'; DROP TABLE runs; --"]
 
 
 def leaf_commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

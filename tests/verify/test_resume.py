@@ -12,11 +12,13 @@ import sqlalchemy as sa
 import torch
 
 import runlock
+from runlock import artifacts
 from runlock.audit import audit_log
 from runlock.errors import InvalidInput, NotFound
 from runlock.store import Store
 from runlock.store.schema import edges
 from runlock.torch import rng_state
+from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.diff import metric_series
 from runlock.tracking.resume import chain, resume, resumed_from
@@ -96,3 +98,15 @@ def test_resume_refuses_what_it_cannot_resume(store: Store, trained: dict, tmp_p
         resume(bare.id, store=store)
     running = len(records.list_runs(store, status="running"))
     assert running == 0                       # a refused resume starts nothing
+
+
+def test_a_path_must_hold_the_bytes_of_the_input_it_names(store: Store, trained: dict, tmp_path: Path) -> None:
+    art = artifacts.get(store, trained["crashed"], f"ckpt-{SAVE_AT}").ref
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"something else")
+    with runlock.start_run(project="r", store=store) as run:
+        with pytest.raises(InvalidInput, match="does not hold the bytes"):
+            run.use(art, path=other)
+        run.use(art, path=trained["ckpt"].name)            # relative to the working directory
+    inputs = locks.load(store, records.get(store, run.id).recipe_id)["inputs"]
+    assert [(i["path"], i["path_kind"]) for i in inputs] == [("ckpt.pt", "file")]

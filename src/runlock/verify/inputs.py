@@ -38,7 +38,6 @@ import sqlalchemy as sa
 
 from runlock import artifacts, canonical
 from runlock.data.checkout import checkout
-from runlock.data.snapshot import load_snapshot
 from runlock.data.verify import verify as verify_snapshot
 from runlock.errors import IntegrityError, InvalidInput, NotFound, RunlockError
 from runlock.hashing import digest_file, is_digest
@@ -47,6 +46,7 @@ from runlock.paths import UnsafePath, check_component
 from runlock.refs import resolve
 from runlock.store import Store
 from runlock.store.schema import artifacts as artifacts_table
+from runlock.tracking.where import input_files
 from runlock.workspace import open_store
 
 ENV_PREFIX = "RUNLOCK_INPUT_"
@@ -221,40 +221,12 @@ def _files_at(store: Store, entry: dict) -> list[tuple[str, str]]:
     """``[(path under the project, object id)]`` of the files an input had at its recorded path."""
     ref = entry.get("ref") or entry["node"]
     rel = check_entry(entry["path"], f"the lock's input {ref}")
-    kind = entry.get("kind")
-    if kind in ("snapshot", "split"):
-        snap_id = entry["id"] if kind == "snapshot" else _split_snapshot(store, entry)
-        if snap_id is None:
-            return []
-        found = [(e["path"], e["sha256"]) for e in load_snapshot(store, snap_id).entries]
-    elif kind in ("artifact", "model"):
-        digest = entry["id"] if is_digest(entry["id"]) else resolve(store, ref, "model").target
-        art = _artifact_row(store, digest)
-        if art is None:
-            return [(rel, digest)]
-        found = [(e["path"], e["digest"]) for e in artifacts.folder_entries(store, art)] or [(art.name, art.digest)]
-    else:
-        return []
+    found = input_files(store, entry) or []
     if entry.get("path_kind") == "file":
         if len(found) != 1:
             raise IntegrityError(f"The lock says input {ref} was the file {rel}, but it holds {len(found)} files.")
         return [(rel, found[0][1])]
     return [(check_entry(f"{rel}/{p}", f"input {ref}"), d) for p, d in found]
-
-
-def _split_snapshot(store: Store, entry: dict) -> str | None:
-    try:
-        parent = canonical.loads(store.objects.get_bytes(entry["id"])).get("snapshot")
-    except (ValueError, AttributeError):
-        return None
-    return parent if isinstance(parent, str) and is_digest(parent) else None
-
-
-def _artifact_row(store: Store, digest: str) -> artifacts.Artifact | None:
-    with store.db.read() as conn:
-        row = conn.execute(sa.select(artifacts_table.c.run_id, artifacts_table.c.name).where(
-            artifacts_table.c.digest == digest).limit(1)).first()
-    return None if row is None else artifacts.get(store, row.run_id, row.name)
 
 
 def _differs(path: Path, digest: str) -> bool | None:
