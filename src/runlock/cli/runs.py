@@ -52,14 +52,18 @@ def list_(
 def _render_list(found: list[query.FoundRun], ids: dict[str, str], deleted: bool = False) -> None:
     extra = list(dict.fromkeys(k for f in found for k in f.fields
                                if k not in ("status", "project", "name", "id", "last_step")))
-    tail = ["deleted", "reason"] if deleted else ["recipe"]
-    rows = []
-    for f in found:
-        r = f.record
-        end = [r.deleted_at[:16].replace("T", " "), r.deleted_reason] if deleted else [_hex(r.recipe_id)]
-        rows.append((ids[r.id], r.project, r.name, styled_status(r.status), r.started_at[:16].replace("T", " "),
-                     r.last_step, *(common.to_jsonable(f.fields.get(k)) for k in extra), *end))
-    t = common.compact(common.table(None, ["run", "project", "name", "status", "started", "step", *extra, *tail], rows))
+    if deleted:    # tombstones: who deleted what, when and why
+        head = ["run", "project", "name", *extra, "deleted", "by", "reason"]
+        rows = [(ids[f.record.id], f.record.project, f.record.name,
+                 *(common.to_jsonable(f.fields.get(k)) for k in extra),
+                 (f.record.deleted_at or "")[:16].replace("T", " "), f.record.deleted_by, f.record.deleted_reason)
+                for f in found]
+    else:
+        head = ["run", "project", "name", "status", "started", "step", *extra, "recipe"]
+        rows = [(ids[f.record.id], f.record.project, f.record.name, styled_status(f.record.status),
+                 f.record.started_at[:16].replace("T", " "), f.record.last_step,
+                 *(common.to_jsonable(f.fields.get(k)) for k in extra), _hex(f.record.recipe_id)) for f in found]
+    t = common.compact(common.table(None, head, rows))
     t.columns[0].no_wrap = True     # an id is copied whole; the other columns give way
     common.console.print(t)
     if not found:
