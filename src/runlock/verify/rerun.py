@@ -116,9 +116,6 @@ def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
     if rec.context.get("untracked_count"):
         notes.append(f"The run had {rec.context['untracked_count']} untracked file(s) in its work tree; they "
                      "are not part of the recipe and the rerun does not see them.")
-    if isolated:
-        workdir.recorded_git(lock, rec.id)
-    return RerunPlan(
     inputs = list(lock.get("inputs") or [])
     at = [f"{i['path']} ({i.get('ref') or i['node']})" for i in inputs if i.get("path")]
     if at:
@@ -126,6 +123,9 @@ def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
     if len(at) < len(inputs):
         notes.append(f"{len(inputs) - len(at)} input(s) recorded no path in the project; the script finds "
                      "them with runlock.input_path().")
+    if isolated:
+        workdir.recorded_git(lock, rec.id)
+    return RerunPlan(
         run_id=rec.id, project=rec.project, name=rec.name, recipe_id=rec.recipe_id, argv=argv,
         style=(lock.get("entrypoint") or {}).get("kind") or ("script" if argv[0].endswith(".py") else "wrapper"),
         isolated=isolated, seed=lock.get("seed"),
