@@ -14,6 +14,8 @@ from runlock import verify as v
 from runlock.cli import common
 from runlock.errors import InvalidInput
 from runlock.verify.compare import ATOL, K, RTOL, Output
+from runlock.tracking import records
+from runlock.verify.envlock import NUMERIC
 from runlock.verify.records import TIERS, tier_rank
 
 app = typer.Typer(help="Rerun, compare and verify runs; check them against a policy.", no_args_is_help=True)
@@ -101,12 +103,13 @@ def verify(ctx: typer.Context,
                               repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
         common.emit(done, as_json, _render_rehearsal)
         worst = max((r["tier"] for r in done.results), key=tier_rank, default="bitwise")
-        _gate(worst, require, fail=bool(done.regressed))
+        # a run that can no longer be rerun fails the rehearsal, regressed or not
+        _gate(worst, require, fail=bool(done.regressed) or any(r["tier"] == "failed" for r in done.results))
         return
     if run is None:
         raise InvalidInput("Name a run to verify, or pass --sample N.", hint="See `runlock verify --help`.")
     if history:
-        common.emit(v.verifications_of(store, run), as_json, _render_history)
+        common.emit(v.verifications_of(store, records.get(store, run).id), as_json, _render_history)
         return
     if reference is not None:
         found = v.verify_reference(store, run, reference, outputs=outputs, artifact=artifact)
@@ -164,11 +167,22 @@ def _print_drift(drift: v.EnvDiff | None, notes: list[str], out=None) -> None:  
     if not drift.drift:
         out.print("environment: identical to the recorded one; expect [green]bitwise[/] equality.")
     else:
-        out.print(common.table(f"environment drift from run:{drift.run_id} (expect {drift.expectation})",
-                               ["group", "field", "recorded", "here"],
+        out.print(common.table(f"environment drift from run:{drift.run_id}", ["group", "field", "recorded", "here"],
                                [(d.group, d.field, d.recorded, d.current) for d in drift.drift]))
+        out.print(_expectation(drift), highlight=False)
     for note in notes:
         out.print(f"[yellow]note:[/] {note}")
+
+
+def _expectation(drift: v.EnvDiff) -> str:
+    """What the drift means for the comparison to come, said without overpromising either way."""
+    if drift.expectation == "bitwise":
+        return ("expect: bitwise. Nothing that changed computes numbers (interpreter, numeric packages, "
+                "CUDA, GPU and CPU are as recorded).")
+    numeric = sorted({d.group for d in drift.drift if d.group in NUMERIC})
+    return (f"expect: bitwise if the run never reaches what changed ({', '.join(numeric)}), else tolerance or "
+            "statistical: a different kernel, library version or device can round floating-point results "
+            "differently. Comparing the two runs says which happened.")
 
 
 def _render_comparison(c: v.Comparison) -> None:
