@@ -85,6 +85,10 @@ COMMANDS: dict[str, dict[str, Entry]] = {
                       "exists."),
         "gc": Entry("gc", "gc", "Find (with --yes, delete) scratch files of dead processes and objects that nothing "
                     "references."),
+        "server": Entry("server", "server", "Serve a store to a team over HTTP: tokens and roles enforced "
+                        "server-side, objects by sha256."),
+        "login": Entry("server", "login", "Check a token against a runlock server and keep it (0600) for "
+                       "RUNLOCK_SERVER."),
     },
 }
 ENTRIES: dict[str, Entry] = {name: e for section in COMMANDS.values() for name, e in section.items()}

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import sys
 import threading
@@ -27,6 +28,7 @@ from runlock.probe import activate as activate_probe
 from runlock.probe import active as probing
 from runlock.probe import ProbeRun, record_step
 from runlock.refs import check_name
+from runlock.remote import credentials as remote_credentials
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
 from runlock.tracking import fields, records, where, writers
@@ -455,6 +457,13 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
         stand_in = ProbeRun(project, name, config=config, seed=seed, on_end=_pop)
         _push(stand_in)
         return stand_in
+    if store is None and remote_credentials.server_url() and not os.environ.get(ENV_RUN_ID):
+        remote_run = importlib.import_module("runlock.remote.run")  # the server extra: loaded only when used
+        remote = remote_run.start_remote_run(  # RUNLOCK_SERVER: the run lives on the team server
+            remote_run.connect(), project, name, config=config, seed=seed, tags=tags, argv=argv,
+            seeding_report=_take_pending_seeding(), on_end=_pop)
+        _push(remote)
+        return remote
     if os.environ.get(ENV_RUN_ID):
         run = join_wrapper(os.environ[ENV_RUN_ID], _as_store(store), project=project, name=name,
                            config=config, seed=seed, tags=tags)

@@ -1,0 +1,190 @@
+"""``RemoteRun``: the run a script holds when ``RUNLOCK_SERVER`` is set.
+
+The same surface as a local ``Run`` for what a training loop calls: ``log`` (returns in
+microseconds: points go to the spool, see ``runlock.remote.spool``), ``flush`` (waits for the
+server's acknowledgement), ``log_artifact`` (uploads only the objects the server lacks, by
+sha256), ``set_summary`` is not offered yet, ``finish`` and the ``with`` block. The lock is
+captured here, in the training process (its code, environment and entry point are this
+machine's), and sent to the server, which stores it and computes the recipe id.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import socket
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from runlock import artifacts, canonical, code
+from runlock.config import ResolvedConfig
+from runlock.data.tree import list_files
+from runlock.errors import InvalidInput, RunlockError, SealedError
+from runlock.hashing import digest_bytes, digest_file
+from runlock.refs import check_name
+from runlock.remote.client import Client, connect
+from runlock.remote.spool import Spool
+from runlock.tracking import lock as locks
+from runlock.tracking import values as checks
+from runlock.tracking.values import MAX_STEP
+
+
+__all__ = ["RemoteRun", "RemoteObjects", "start_remote_run", "connect"]
+
+
+class RemoteObjects:
+    """An object store that is the server: ``put_bytes``/``put_file`` upload what it lacks."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def put_bytes(self, data: bytes) -> str:
+        oid = digest_bytes(data)
+        if self.client.missing([oid]):
+            self.client.put_bytes(oid, data)
+        return oid
+
+    def put_file(self, path: str | Path) -> str:
+        oid, _ = digest_file(path)
+        if self.client.missing([oid]):
+            self.client.put_object(oid, Path(path))
+        return oid
+
+
+@dataclass
+class _View:
+    """What ``tracking.lock.build`` needs of a store: somewhere to put the code diff."""
+    objects: RemoteObjects
+
+
+class RemoteRun:
+    def __init__(self, client: Client, record: dict, lock: dict | None, *,
+                 on_end: Callable[[Any], None] | None = None) -> None:
+        self.client = client
+        self.id, self.project, self.name = record["id"], record["project"], record["name"]
+        self.recipe_id = record.get("recipe_id")
+        self.rank, self.owned = 0, True
+        self._lock = lock
+        self._spool = Spool(client, self.id)
+        self._auto_step = -1
+        self._known: set[str] = set()
+        self._ended = False
+        self._on_end = on_end
+        self.lost_points = 0
+
+    @property
+    def ref(self) -> str:
+        return f"run:{self.id}"
+
+    lineage_node = ref
+
+    @property
+    def lock(self) -> dict | None:
+        return self._lock
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def __repr__(self) -> str:
+        return f"<RemoteRun {self.id} {self.project}/{self.name} at {self.client.url}>"
+
+    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+        """Record scalar metrics at ``step``; returns at once (see ``flush``)."""
+        if self._ended:
+            raise SealedError(self.id, "ended")
+        if type(values) is not dict:
+            values = checks.as_dict(values)
+        if step is None:
+            step = self._auto_step + 1
+        elif type(step) is not int or step < 0 or step > MAX_STEP:
+            step = checks.as_step(step)
+        if step > self._auto_step:
+            self._auto_step = step
+        for k, v in values.items():
+            if type(v) is not float or k not in self._known:
+                values = checks.checked(values, self._known)
+                break
+        else:
+            values = values.copy()
+        self._spool.append(step, values)
+
+    def continue_from(self, step: int) -> None:
+        self._auto_step = max(self._auto_step, checks.as_step(step))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until the server has acknowledged every point logged so far."""
+        if not self._spool.flush(timeout):
+            raise RunlockError(f"{self._spool.unshipped} metric points of run {self.id} are not on the server "
+                               f"yet ({self._spool.failing or 'it is slow'}); they stay spooled in "
+                               f"{self._spool.path}.", hint="Check the server, then call flush() again.")
+
+    def log_artifact(self, path: str | Path, name: str, kind: str = "artifact",
+                     metadata: dict | None = None) -> dict:
+        """Upload a file or folder by content (only what the server lacks) as an output of this run."""
+        check_name(name, "artifact name")
+        p = Path(path)
+        if not p.exists():
+            raise InvalidInput(f"{p} does not exist.", hint="Check the path of the artifact.")
+        files = list_files(p)
+        digests = {real: digest_file(real) for _, real in files}
+        missing = set(self.client.missing(sorted({d for d, _ in digests.values()})))
+        for real, (d, _) in digests.items():
+            if d in missing:
+                self.client.put_object(d, Path(real))
+                missing.discard(d)
+        if p.is_file():
+            body = {"digest": digests[files[0][1]][0], "folder": False,
+                    "media_type": mimetypes.guess_type(p.name)[0] or "application/octet-stream"}
+        else:
+            doc = artifacts.folder_document([{"path": rel, "size": digests[real][1], "digest": digests[real][0]}
+                                             for rel, real in files])
+            manifest = RemoteObjects(self.client).put_bytes(canonical.dumps(doc))
+            body = {"digest": manifest, "folder": True}
+        return self.client.record_artifact(self.id, {**body, "name": name, "kind": kind,
+                                                     "metadata": canonical.normalize(metadata or {})})
+
+    def finish(self, status: str = "finished", error: str | None = None, *, timeout: float = 60) -> None:
+        """Ship every point (waiting at most ``timeout`` s), then seal the run on the server; a run
+        whose points did not all arrive is sealed ``failed`` with ``lost_points``."""
+        if self._ended:
+            return
+        self._ended = True
+        self.lost_points = self._spool.close(timeout)
+        try:
+            self.client.finish_run(self.id, status, error, self.lost_points)
+        finally:
+            if self._on_end is not None:
+                self._on_end(self)
+
+    def __enter__(self) -> "RemoteRun":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        if exc_type is None:
+            self.finish("finished")
+        else:
+            self.finish("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
+
+
+def start_remote_run(client: Client, project: str, name: str | None = None, *, config: Any = None,
+                     seed: int | None = None, tags: dict | None = None, argv: list[str] | None = None,
+                     seeding_report: dict | None = None,
+                     on_end: Callable[[Any], None] | None = None) -> RemoteRun:
+    """Capture the lock here, create the run on the server, and return a handle that logs to it."""
+    check_name(project, "project name")
+    if name:
+        check_name(name, "run name")
+    if seed is None and seeding_report is not None:
+        seed = seeding_report.get("seed")
+    view = _View(RemoteObjects(client))
+    values = config.values if isinstance(config, ResolvedConfig) else config
+    lock = locks.build(view, config=values, seed=seed, argv=argv)  # type: ignore[arg-type]
+    if seeding_report is not None:
+        lock["seeding"] = canonical.normalize(seeding_report)
+    context = {"cwd": str(Path.cwd()), "pid": os.getpid(), **code.context(view.objects)}  # type: ignore[arg-type]
+    record = client.create_run({"project": project, "name": name, "tags": canonical.normalize(tags or {}),
+                                "lock": lock, "context": context, "host": socket.gethostname()})
+    return RemoteRun(client, record, lock, on_end=on_end)

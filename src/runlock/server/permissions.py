@@ -1,0 +1,52 @@
+"""The one permission table: every route of the server names what it needs, or it is refused.
+
+A rule is ``PUBLIC`` (no token: the health check and the OpenAPI schema), ``SIGNED_IN`` (any
+valid token: ``whoami``), or an action checked by ``runlock.authz`` against a target built from
+the route's path parameters (``run:{run_id}``: the run's project decides; ``*`` otherwise).
+``guard`` looks the matched route up here; a route missing from the table answers 403 to
+everyone, and tests/server/test_permissions.py fails for it (deny by default, twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: str | None          # an authz action; None for PUBLIC / SIGNED_IN
+    target: str | None = "*"    # a template over the path parameters, e.g. "run:{run_id}";
+    #                             None: the target is in the body, and the domain checks the action
+    #                             there (``audit.append`` calls ``authz.require`` before any write)
+    signed_in: bool = True      # False: no token needed
+
+    def target_for(self, params: dict) -> str:
+        return (self.target or "*").format(**params)
+
+
+PUBLIC = Rule(None, signed_in=False)
+SIGNED_IN = Rule(None)
+V1 = "/api/v1"
+
+PERMISSIONS: dict[tuple[str, str], Rule] = {
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", f"{V1}/health"): PUBLIC,
+    ("GET", f"{V1}/whoami"): SIGNED_IN,
+    ("GET", f"{V1}/runs"): SIGNED_IN,                 # filtered to the projects the caller may read
+    ("POST", f"{V1}/runs"): Rule("run.create", None),  # the body names the project
+    ("GET", f"{V1}/runs/{{run_id}}"): Rule("run.read", "run:{run_id}"),
+    ("GET", f"{V1}/runs/{{run_id}}/metrics"): Rule("run.read", "run:{run_id}"),
+    ("GET", f"{V1}/runs/{{run_id}}/points"): Rule("run.read", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/points"): Rule("run.log", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/finish"): Rule("run.seal", "run:{run_id}"),
+    ("GET", f"{V1}/runs/{{run_id}}/artifacts"): Rule("artifact.read", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/artifacts"): Rule("artifact.create", "run:{run_id}"),
+    ("POST", f"{V1}/objects/missing"): Rule("object.put"),
+    ("PUT", f"{V1}/objects/{{digest}}"): Rule("object.put"),
+    ("GET", f"{V1}/objects/{{digest}}"): Rule("object.read"),
+}
+
+
+def rule_for(method: str, path: str) -> Rule | None:
+    """The rule of a route (its path template, as FastAPI matched it), or None: refuse."""
+    return PERMISSIONS.get((method.upper(), path))
