@@ -198,3 +198,6 @@ def test_hashseed_warns_only_when_the_hash_seed_asked_for_is_not_in_force():
     assert any("unset" in w and "--hashseed 3" in w for w in asked["w"]) and "PYTHONHASHSEED" in asked["ns"]
     late = json.loads(_python("import os; os.environ['PYTHONHASHSEED'] = '1'; " + code.format(arg="")).stdout)
     assert any("set after" in w for w in late["w"])
+    for bad in (-1, 2**32, "0", True):
+        with pytest.raises(InvalidInput, match="hash seed"):
+            seeding.seed_everything(1, deterministic=False, hashseed=bad)

@@ -141,6 +141,9 @@ def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = Fal
         if deterministic:
             settings = _make_deterministic(torch, warn_only)
             cublas = _set_cublas_workspace(torch, warnings)
+    if hashseed is not None and (isinstance(hashseed, bool) or not isinstance(hashseed, int)
+                                 or not 0 <= hashseed <= MAX_HASHSEED):
+        raise InvalidInput(f"The hash seed must be an integer from 0 to {MAX_HASHSEED}, got {hashseed!r}.")
     asked = hashseed if hashseed is not None else _hashseed_asked()
     status = hashseed_status(hashseed)   # recorded: only what the script asks for (a rerun asks the same)
     mismatch = asked is not None and status.actual != asked
