@@ -151,10 +151,10 @@ def prepared(store: Store, plan: RerunPlan, *, repo: str | Path | None = None,
             code = workdir.isolated(store, plan.lock, plan.run_id, repo_path, folder / "code")
         else:
             code = workdir.in_place(plan.lock, plan.run_id, workdir.find_repo(here), here)
+        placed = inputs_mod.place(store, plan.inputs, code.root, replace=code.isolated)
         _, env = inputs_mod.materialize(store, plan.inputs, folder / "inputs")
         yield Prepared(code, env, folder, placed)
     finally:
-        placed = inputs_mod.place(store, plan.inputs, code.root, replace=code.isolated)
         if code is not None and not keep:
             workdir.remove(code)
         if not keep:
