@@ -14,7 +14,6 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, NamedTuple
 
 import typer
-from typer.core import TyperGroup
 
 from runlock._version import __version__
 from runlock.cli import group
