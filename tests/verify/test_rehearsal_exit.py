@@ -50,3 +50,5 @@ def test_history_takes_a_run_id_prefix(toy: Toy) -> None:
     add_verification(toy.store, run, "rerun", "bitwise", {"tier": "bitwise"})
     out = CliRunner().invoke(app, ["--store", str(toy.store.root), "verify", run[:9].lower(), "--history", "--json"])
     assert [v["tier"] for v in json.loads(out.stdout)] == ["bitwise"]
+    table = CliRunner().invoke(app, ["--store", str(toy.store.root), "verify", run[:9], "--history"])
+    assert table.exit_code == 0 and "bitwise" in table.output

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from runlock import verify as v
-from runlock.cli import common
+from runlock.cli import common, runids
 from runlock.errors import InvalidInput
 from runlock.verify.compare import ATOL, K, RTOL, Output
 from runlock.tracking import records
@@ -101,7 +101,8 @@ def verify(ctx: typer.Context,
         with common.progress("verifying", False if as_json else None) as tick:
             done = v.rehearse(store, sample, project=project, since=since, seed=seed, isolated=not in_place,
                               repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
-        common.emit(done, as_json, _render_rehearsal)
+        ids = {} if as_json else runids.labels(store, [x["run"] for x in done.results], wide=False)
+        common.emit(done, as_json, lambda r: _render_rehearsal(r, ids))
         worst = max((r["tier"] for r in done.results), key=tier_rank, default="bitwise")
         # a run that can no longer be rerun fails the rehearsal, regressed or not
         _gate(worst, require, fail=bool(done.regressed) or any(r["tier"] == "failed" for r in done.results))
@@ -109,7 +110,9 @@ def verify(ctx: typer.Context,
     if run is None:
         raise InvalidInput("Name a run to verify, or pass --sample N.", hint="See `runlock verify --help`.")
     if history:
-        common.emit(v.verifications_of(store, records.get(store, run).id), as_json, _render_history)
+        found = v.verifications_of(store, records.get(store, run).id)
+        ids = {} if as_json else runids.labels(store, [x.rerun_id for x in found if x.rerun_id], wide=False)
+        common.emit(found, as_json, lambda f: _render_history(f, ids))
         return
     if reference is not None:
         found = v.verify_reference(store, run, reference, outputs=outputs, artifact=artifact)
@@ -243,16 +246,17 @@ def _render_verification(found: v.Verification) -> None:
         common.console.print(f"{found.report['counts']}" + (f"; first mismatches: {bad[:5]}" if bad else ""))
 
 
-def _render_rehearsal(r: v.Rehearsal) -> None:
+def _render_rehearsal(r: v.Rehearsal, ids: dict[str, str]) -> None:
     common.console.print(common.table(f"rehearsal {r.id} (seed {r.seed}): {r.counts}",
                                       ["run", "tier", "previous", "regressed", "error"],
-                                      [(x["run"], x["tier"], x["previous"], "yes" if x["regressed"] else "",
-                                        x["error"]) for x in r.results]))
+                                      [(ids.get(x["run"], x["run"]), x["tier"], x["previous"],
+                                        "yes" if x["regressed"] else "", x["error"]) for x in r.results]))
 
 
-def _render_history(found: list[v.Verification]) -> None:
+def _render_history(found: list[v.Verification], ids: dict[str, str]) -> None:
     common.console.print(common.table(None, ["verification", "when", "kind", "tier", "rerun"],
-                                      [(x.id, x.created_at[:19], x.kind, x.tier, x.rerun_id) for x in found]))
+                                      [(x.id, x.created_at[:16].replace("T", " "), x.kind, x.tier,
+                                        ids.get(x.rerun_id, x.rerun_id)) for x in found]))
 
 
 def _render_check(r: v.CheckReport) -> None:
