@@ -48,7 +48,8 @@ def lock_changes(store: Store, run_id: str) -> int:
 
 
 def test_the_quickstart_order_under_runlock_run_records_one_run_with_what_the_script_says(
-        store: Store, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+        any_store: Store, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    store = any_store
     result = run_command(store, script(tmp_path, QUICKSTART_ORDER.format(seed="")))
     printed_id, printed_recipe = capfd.readouterr().out.split()
     (rec,) = records.list_runs(store)                       # one run, not the wrapper's plus another
