@@ -9,10 +9,9 @@ each is audited (``run.tag``, ``run.note``, ``run.delete``) in the transaction t
 - ``delete`` writes a tombstone (``runs.deleted_at``, ``deleted_by``, ``deleted_reason``): the
   run disappears from lists and queries but its record, lock, lineage and audit entries stay.
   It is refused while the run is running and for a run that a registered model version was built
-  from (anywhere downstream in the lineage). Garbage collection reads the tombstone: the objects
-  of a deleted run (its lock, diff and artifacts) are no longer kept alive by that run, and are
-  released only when no live run, snapshot, split or model still references them
-  (``deleted_ids`` gives the set).
+  from (anywhere downstream in the lineage). Deleting removes no bytes; the tombstone is what
+  garbage collection needs to release a deleted run's objects (lock, diff, artifacts) once no
+  live run, snapshot, split or model references them (``deleted_ids`` gives the set).
 """
 
 from __future__ import annotations
