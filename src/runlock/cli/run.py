@@ -37,7 +37,8 @@ def run(
         common.err_console.print(f"run:{result.run_id} [{colour}]{result.status}[/] (exit status {result.returncode})")
         if result.lost_points or (result.status != "finished" and result.returncode == 0 and result.error):
             common.err_console.print(common.styled(result.error.strip().splitlines()[0], "red"))
-    raise typer.Exit(result.returncode or (0 if result.status == "finished" else 1))
+    code = result.returncode if result.returncode >= 0 else 128 - result.returncode   # killed by a signal: 128+N
+    raise typer.Exit(code or (0 if result.status == "finished" else 1))
 
 
 def _stderr_fd() -> int | None:
