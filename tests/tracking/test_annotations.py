@@ -161,3 +161,11 @@ def test_a_deleted_run_is_not_registered_nor_rehearsed_and_lineage_marks_it(stor
     assert candidates(store) == [kept]
     view = entities.view(store, f"run:{run.id}", "downstream")
     assert view.nodes[f"run:{run.id}"].attrs["deleted_at"] is not None
+
+
+def test_tags_and_notes_leave_the_sealed_record_intact(store: Store) -> None:
+    run_id = finished(store)
+    annotations.tag(store, run_id, {"team": "nlp"})
+    annotations.note(store, run_id, "checked by hand")
+    audit.require_sealed(store, f"run:{run_id}")        # a rerun or an attestation still accepts it
+    assert audit.verify(store, deep=True).ok
