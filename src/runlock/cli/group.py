@@ -84,51 +84,6 @@ class RunlockGroup(TyperGroup):
 
 def fail(message: str, exit_code: int) -> None:
     """One line on stderr, then exit with ``exit_code``. User text inside the message can hold a
-    line break or a lone surrogate (an undecodable byte of argv): both are shown escaped."""
-    from rich.console import Console  # loaded by every command already; not by --help
-    from rich.markup import escape
-
-    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    message = message.replace("\r", "\\r").replace("\n", "\\n")
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(exit_code) from None
-
-
-def usage_line(e: Any) -> str:
-    """A usage error as one sentence and where to read more."""
-    message = " ".join(e.format_message().split())
-    if len(message) > 300:
-        message = message[:300] + "…"
-    where = f" See `{e.ctx.command_path} --help`." if e.ctx is not None else ""
-    return f"{message.rstrip('.')}.{where}"
-
-
-def _checked_numbers(params: Iterable[Any]) -> None:
-    """Give every parameter the check that its numbers fit (see the module's docstring)."""
-    for p in params:
-        if p is None or getattr(p, "_runlock_numbers", False) or not hasattr(p, "callback"):
-            continue
-        p.callback = _number_check(p.callback)
-        p._runlock_numbers = True
-
-
-def _number_check(then: Any) -> Any:
-    def check(ctx: Any, param: Any, value: Any) -> Any:
-        for v in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(v, bool):
-                continue
-            if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX:
-                raise BadParameter(f"{v} is out of range; use a whole number from {INT64_MIN} to {INT64_MAX}.",
-                                   ctx=ctx, param=param)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise BadParameter(f"{v} is not a finite number.", ctx=ctx, param=param)
-        return then(ctx, param, value) if then is not None else value
-
-    return check
-
-
-def fail(message: str, exit_code: int) -> None:
-    """One line on stderr, then exit with ``exit_code``. User text inside the message can hold a
     line break, another control character or a lone surrogate (an undecodable byte of argv): each
     is shown escaped (``\\n``, ``\\x1e``, ``\\udcff``)."""
     from rich.console import Console  # loaded by every command already; not by --help
