@@ -241,7 +241,10 @@ def _record_checkpoint(conn: Connection, tree_size: int) -> None:
 
 
 def checkpoint(store: Store) -> Checkpoint:
-    """Record and sign a checkpoint at the log's current size (on demand)."""
+    """Record and sign a checkpoint at the log's current size (on demand). Raises StoreError
+    where this client holds no copy of the store's key (another client of its database)."""
+    keys.ensure(store)
+
     def write(conn: Connection) -> int:
         authz.require(conn, store.actor, "audit.checkpoint", "audit")
         if conn.dialect.name == "postgresql":

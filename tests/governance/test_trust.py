@@ -200,6 +200,8 @@ def test_two_clients_of_one_postgresql_database_share_one_key(make_store, pg_bas
     assert report.key_id == keys.load(a).keyid
     with pytest.raises(StoreError, match="kept by the client that created it"):
         keys.ensure(b)
+    with pytest.raises(StoreError, match="kept by the client that created it"):
+        audit.checkpoint(b)
 
 
 def test_a_viewer_cannot_write_or_sign_checkpoints(store: Store, make_world) -> None:  # noqa: ANN001
