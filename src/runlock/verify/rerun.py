@@ -97,10 +97,13 @@ class Prepared:
 def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
     """Everything a rerun of ``run`` will do, decided from its lock; nothing is changed."""
     rec = records.get(store, run)
+    audit.require_sealed(store, f"run:{rec.id}")    # a run edited since its seal is not rerun
     if not rec.recipe_id:
         raise RunlockError(f"Run {rec.id} has no lock, so there is nothing to rerun it from.",
                            hint="Only runs started with runlock.start_run or `runlock run` can be rerun.")
     lock = locks.load(store, rec.recipe_id)
+    audit.require_sealed(store, *[str(i["ref"]) for i in lock.get("inputs") or []
+                                  if str(i.get("ref", "")).startswith(("ds:", "split:", "model:"))])
     argv = list((lock.get("entrypoint") or {}).get("argv") or [])
     if not argv or argv[0] in _NOT_REPLAYABLE or "ipykernel" in argv[0]:
         raise RunlockError(f"Run {rec.id} was not started from a command runlock can replay "
