@@ -19,6 +19,7 @@ so opening never changes anything. ``migrate`` is the one function that changes 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import os
@@ -278,7 +279,7 @@ def migrate(db: Database) -> None:
         command.upgrade(cfg, "heads")
 
 
-def schema_revisions(db: Database) -> tuple[set[str], set[str]]:
+def schema_revisions(db: Database) -> tuple[set[str], frozenset[str]]:
     """(revisions applied to the database, head revisions this runlock ships), without alembic:
     every command checks the schema on opening, and only ``migrate`` needs alembic itself."""
     with db.read() as conn:
@@ -292,10 +293,11 @@ def schema_revisions(db: Database) -> tuple[set[str], set[str]]:
 _VERSION_TABLE = sa.table("alembic_version", sa.column("version_num", sa.String))
 
 
-def shipped_heads() -> set[str]:
+@functools.cache
+def shipped_heads() -> frozenset[str]:
     """The head revisions of the migration scripts: those no other script names as its parent.
     Read from the scripts' ``revision`` / ``down_revision`` lines as alembic does (a test checks
-    that both agree)."""
+    that both agree), once per process: they are part of this installed runlock."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in (_MIGRATIONS / "versions").glob("*.py"):
@@ -304,7 +306,7 @@ def shipped_heads() -> set[str]:
             revisions.add(found["revision"])
             down = found.get("down_revision")
             parents.update([down] if isinstance(down, str) else down or ())
-    return revisions - parents
+    return frozenset(revisions - parents)
 
 
 def _assignments(path: Path, names: tuple[str, ...]) -> dict:
