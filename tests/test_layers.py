@@ -16,7 +16,7 @@ LAYERS = {
     "": 3,                      # every domain module by default
     "workspace": 3,
     "integrations": 4, "demo": 4,
-    "cli": 5, "server": 5,
+    "cli": 5, "server": 5, "ui": 5,
 }
 
 

@@ -44,6 +44,8 @@ COMMANDS: dict[str, dict[str, Entry]] = {
         "plot": Entry("metrics", "plot",
                       "Plot metric curves of several runs into a PNG: one panel per --key, one line per run."),
         "config": Entry("config", "app", "Layered configuration: resolve files and overrides; explain a run's config."),
+        "ui": Entry("ui", "ui", "Browse, filter and compare runs, data, lineage, models and the audit log in a "
+                    "browser (http://127.0.0.1:8080)."),
         "probe": Entry("probe", "probe", "Run COMMAND's first steps twice from identical state; report the first "
                        "difference and its cause.", settings=_RAW),
     },

@@ -197,7 +197,14 @@ def _key_match(f: sa.Table | sa.Alias, name: Name) -> ColumnElement:
 
 
 def compile_sort(text: str) -> tuple[list[ColumnElement], list[Name]]:
-    order, names = [], []
+    keys, names = sort_keys(text)
+    return [(col.desc() if desc else col.asc()).nulls_last() for col, desc in keys], names
+
+
+def sort_keys(text: str) -> tuple[list[tuple[ColumnElement, bool]], list[Name]]:
+    """The expressions a sort orders by, each with ``True`` for descending (nulls always last),
+    and the names it uses: what ``compile_sort`` orders by, and what a keyset page compares."""
+    keys, names = [], []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
@@ -209,9 +216,8 @@ def compile_sort(text: str) -> tuple[list[ColumnElement], list[Name]]:
                 from None
         name = parse_name(node, text)
         names.append(name)
-        for col in _sort_columns(name):
-            order.append((col.desc() if desc else col.asc()).nulls_last())
-    return order, names
+        keys += [(col, desc) for col in _sort_columns(name)]
+    return keys, names
 
 
 def _sort_columns(name: Name) -> list[ColumnElement]:
