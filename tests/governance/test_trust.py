@@ -358,3 +358,16 @@ def test_the_key_holder_remembers_what_it_signed(store: Store) -> None:
     assert audit.sign_pending(store) == 0
     report = audit.verify(store)
     assert not report.ok and any("last checkpoint this store's key signed" in p.message for p in report.problems)
+
+
+def test_attest_gate_takes_the_policy_runlock_check_takes(store: Store, make_world, tmp_path: Path) -> None:  # noqa: ANN001
+    w = make_world(store)
+    bundle, strict = tmp_path / "a.jsonl", tmp_path / "strict.toml"
+    attest.attest(store, w.model.ref, bundle)
+    strict.write_text('[check]\nrules = ["test-evaluation"]\n')
+    base = ["--store", str(store.root), "attest", "gate", w.model.ref, "--attestation", str(bundle)]
+    refused = runner.invoke(app, [*base, "--policy", str(strict)])
+    assert refused.exit_code == 1 and "test-evaluation" in refused.output
+    check = runner.invoke(app, ["--store", str(store.root), "check", w.model.ref, "--policy", str(strict)])
+    assert check.exit_code == 1                                   # the same verdict as runlock check
+    assert runner.invoke(app, base).exit_code == 0                # the repository's policy passes

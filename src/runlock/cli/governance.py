@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from runlock import attest as attest_mod
 from runlock import identity, keys as keys_mod
 from runlock.cli import common
+from runlock.verify import checklist as policy_mod
 
 users = typer.Typer(help="Users and service accounts.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens (only their hashes are stored).", no_args_is_help=True)
@@ -194,9 +195,15 @@ def _render_check(c: attest_mod.AttestationCheck) -> None:
 def attest_gate(ctx: typer.Context, model: str = typer.Argument(..., help="model:NAME@vN to promote."),
                 attestation: Path = typer.Option(..., "--attestation", help="Its attestation bundle."),
                 override: str = typer.Option(None, "--override", help="Admin only: let it through anyway, for this reason."),
+                policy: Path = typer.Option(None, "--policy", help="Policy file, as for `runlock check` (default: "
+                                            "runlock-policy.toml or .yaml here or above, else the built-in policy)."),
                 as_json: bool = common.JSON_OPTION) -> None:
-    """Decide (and record) whether a model version may become @production. Exits 1 when refused."""
-    result = attest_mod.gate_production(common.store(ctx), model, attestation, override_reason=override)
+    """Decide (and record) whether a model version may become @production: its attestation must be
+    of that exact version with a PASSED checklist, and `runlock check` must pass on it (split leakage
+    always checked). Exits 1 when refused."""
+    rules = policy_mod.load_policy(policy) if policy is not None else None
+    result = attest_mod.gate_production(common.store(ctx), model, attestation, override_reason=override,
+                                        policy=rules)
     common.emit(result, as_json, _render_gate)
     if not result.allowed:
         raise typer.Exit(1)
