@@ -55,6 +55,7 @@ class Spool:
         self._closing = False
         self.failing: str | None = None
         self.shipped_points = 0
+        self.request_seconds: list[float] = []   # each batch's round trip (bench/bench_server.py)
         self._thread = threading.Thread(target=self._loop, name=f"runlock-spool-{run_id[-6:]}", daemon=True)
         self._db = None
         self._thread.start()
@@ -159,7 +160,9 @@ class Spool:
                 top = rows[-1][0]
             points = [[k, step, seq, raw if raw is not None else v, t]
                       for seq, k, step, v, raw, t in rows if raw != "empty"]
+            began = time.perf_counter()
             self.client.send_points(self.run_id, self.rank, points)
+            self.request_seconds.append(time.perf_counter() - began)
             self._db.execute("DELETE FROM points WHERE seq <= ?", (top,))
             self.shipped_points += len(points)
             sent = True

@@ -16,9 +16,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -42,6 +42,10 @@ from runlock.tracking.query import find_runs
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _STATUS = ((PermissionDenied, 403), (NotFound, 404), (SealedError, 409), (Conflict, 409),
            (IntegrityError, 400), (InvalidInput, 400), (StoreBusy, 503), (StoreError, 503))
+
+
+RunId = Annotated[str, PathParam(pattern=r"^(run:)?[0-9A-Za-z]{6,26}$", description="A run id or a unique prefix")]
+Digest = Annotated[str, PathParam(pattern=_DIGEST.pattern, description="sha256:<64 hex>")]
 
 
 class RunCreate(BaseModel):
@@ -78,6 +82,7 @@ def create_app(store: Store) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_exception_handler(RunlockError, _runlock_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _unexpected)
     _routes(app)
     return app
 
@@ -132,6 +137,12 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
                         status_code=422)
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug or a failing database: a 500 that says so, with no trace (the server's log keeps it)."""
+    return JSONResponse({"error": f"The server failed ({type(exc).__name__}).", "hint": "See the server's log."},
+                        status_code=500)
+
+
 # -- routes ------------------------------------------------------------------------------------
 def _store(request: Request) -> Store:
     return request.state.store
@@ -165,20 +176,20 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         return _run(_create_run(_store(request), body))
 
     @app.get(f"{V1}/runs/{{run_id}}")
-    def show_run(request: Request, run_id: str) -> dict:
+    def show_run(request: Request, run_id: RunId) -> dict:
         return _run(records.get(_store(request), run_id))
 
     @app.get(f"{V1}/runs/{{run_id}}/metrics")
-    def run_metrics(request: Request, run_id: str) -> dict:
+    def run_metrics(request: Request, run_id: RunId) -> dict:
         return {"metrics": [_finite(dataclasses.asdict(k)) for k in series.summarize(_store(request), run_id)]}
 
     @app.get(f"{V1}/runs/{{run_id}}/points")
-    def run_points(request: Request, run_id: str, key: str | None = None) -> dict:
+    def run_points(request: Request, run_id: RunId, key: str | None = None) -> dict:
         pts = series.points(_store(request), run_id, keys=[key] if key else None)
         return {"points": [[p.key, p.step, _num(p.value), p.rank, p.time] for p in pts]}
 
     @app.post(f"{V1}/runs/{{run_id}}/points", openapi_extra=_BATCH_SCHEMA)
-    async def log_points(request: Request, run_id: str) -> dict:
+    async def log_points(request: Request, run_id: RunId) -> dict:
         body = await request.body()
         doc = ingest.decode(body, request.headers.get("content-type", ""),
                             request.headers.get("content-encoding", ""))
@@ -187,7 +198,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         return {"stored": n}
 
     @app.post(f"{V1}/runs/{{run_id}}/finish")
-    def finish_run(request: Request, run_id: str, body: RunFinish) -> dict:
+    def finish_run(request: Request, run_id: RunId, body: RunFinish) -> dict:
         store = _store(request)
         rec = records.get(store, run_id)
         context = {"lost_points": body.lost_points} if body.lost_points else None
@@ -196,12 +207,12 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         return _run(records.get(store, rec.id))
 
     @app.get(f"{V1}/runs/{{run_id}}/artifacts")
-    def run_artifacts(request: Request, run_id: str) -> dict:
+    def run_artifacts(request: Request, run_id: RunId) -> dict:
         rec = records.get(_store(request), run_id)
         return {"artifacts": [a.to_dict() for a in artifacts.for_run(_store(request), rec.id)]}
 
     @app.post(f"{V1}/runs/{{run_id}}/artifacts", status_code=201)
-    def log_artifact(request: Request, run_id: str, body: ArtifactCreate) -> dict:
+    def log_artifact(request: Request, run_id: RunId, body: ArtifactCreate) -> dict:
         return _log_artifact(_store(request), run_id, body).to_dict()
 
     @app.post(f"{V1}/objects/missing")
@@ -212,7 +223,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         return {"missing": [d for d in dict.fromkeys(body.digests) if not store.objects.has(d)]}
 
     @app.put(f"{V1}/objects/{{digest}}", status_code=201, openapi_extra=_OBJECT_SCHEMA)
-    async def put_object(request: Request, digest: str) -> dict:
+    async def put_object(request: Request, digest: Digest) -> dict:
         store = _store(request)
         _check_digest(digest)
         if store.objects.has(digest):
@@ -221,7 +232,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         return {"digest": digest, "stored": True}
 
     @app.get(f"{V1}/objects/{{digest}}", response_class=StreamingResponse)
-    def get_object(request: Request, digest: str) -> StreamingResponse:
+    def get_object(request: Request, digest: Digest) -> StreamingResponse:
         store = _store(request)
         _check_digest(digest)
         data = store.objects.get_bytes(digest)      # verified against its digest before it leaves
