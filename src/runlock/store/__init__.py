@@ -246,25 +246,25 @@ def _apply_modes(root: Path, settings: dict, modes: Modes) -> None:
                                     else (root / settings.get("objects", "objects"),
                                           root / settings.get("objects", "objects") / "tmp"))):
         if d.is_dir():
-            os.chmod(d, modes.dir)
+            chmod(d, modes.dir)
         else:
             modes.make_dir(d)
     objects = root / settings.get("objects", "objects")
     if not str(settings.get("objects", "")).startswith("s3://") and objects.is_dir():
         for sub in objects.iterdir():
             if len(sub.name) == 2 and sub.is_dir():
-                os.chmod(sub, modes.dir)
+                chmod(sub, modes.dir)
                 for f in sub.iterdir():
-                    os.chmod(f, modes.object)
+                    chmod(f, modes.object)
     for f in (root / "config.toml", root / ".gitignore"):
         if f.is_file():
-            os.chmod(f, modes.file)
+            chmod(f, modes.file)
     if not settings.get("database"):
         db = root / "runlock.db"
         modes.create_file(db)       # SQLite gives its -wal and -shm files the database file's mode
         for side in (db.with_name("runlock.db-wal"), db.with_name("runlock.db-shm")):
             if side.is_file():
-                os.chmod(side, modes.file)
+                chmod(side, modes.file)
 
 
 def migrate(db: Database) -> None:
