@@ -41,7 +41,7 @@ def to_svg(view: LineageView) -> str:
         for i, key in enumerate(row):
             at[key] = (offset + i * (BOX_W + GAP_X), y)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-           f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="lineage graph of {escape(view.graph.root)}">',
+           f'viewBox="0 0 {width:.0f} {height:.0f}" role="group" aria-label="lineage graph of {escape(view.graph.root)}">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>']
     for e in view.graph.edges:
