@@ -52,3 +52,14 @@ def test_history_takes_a_run_id_prefix(toy: Toy) -> None:
     assert [v["tier"] for v in json.loads(out.stdout)] == ["bitwise"]
     table = CliRunner().invoke(app, ["--store", str(toy.store.root), "verify", run[:9], "--history"])
     assert table.exit_code == 0 and "bitwise" in table.output
+
+
+def test_a_rerun_reports_its_preparation_and_finishes_before_the_command(toy: Toy) -> None:
+    from runlock.verify.rerun import rerun
+
+    run = toy.train(*ARGS, "--steps", "2")
+    seen: list[tuple[int, int, str]] = []
+    again = rerun(toy.store, run, progress=lambda done, total, what: seen.append((done, total, what)))
+    assert again.status == "finished"
+    assert [(d, t) for d, t, _ in seen] == [(0, 2), (1, 2), (2, 2)]   # code, one input, then the command
+    assert seen[1][2] == "rebuilding ds:train@v1" and seen[-1][2] == "running the recorded command"

@@ -105,9 +105,12 @@ def store(ctx: typer.Context) -> Store:
 
 
 @contextmanager
-def progress(label: str, wanted: bool | None = None, *, unit: str = "items") -> Iterator[Tick | None]:
+def progress(label: str, wanted: bool | None = None, *, unit: str = "items",
+             until_done: bool = False) -> Iterator[Tick | None]:
     """A progress bar on stderr, or None when not wanted (default: only on a terminal).
-    Yields ``tick(done, total, description=None, note=None)``; ``unit="bytes"`` shows sizes."""
+    Yields ``tick(done, total, description=None, note=None)``; ``unit="bytes"`` shows sizes.
+    ``until_done``: the bar goes away once ``done`` reaches ``total`` (a rerun's preparation,
+    before the command's own output)."""
     if not (wanted if wanted is not None else err_console.is_terminal):
         yield None
         return
@@ -120,6 +123,8 @@ def progress(label: str, wanted: bool | None = None, *, unit: str = "items") -> 
         def tick(done: int, total: int | None, description: str | None = None, note: str | None = None) -> None:
             extra = {k: v for k, v in (("description", description), ("note", note)) if v is not None}
             bar.update(task, completed=done, total=total, **extra)
+            if until_done and total is not None and done >= total:
+                bar.stop()
 
         yield tick
 

@@ -43,7 +43,8 @@ def rerun(ctx: typer.Context, run: str = RUN_ARG, in_place: bool = IN_PLACE, rep
     store = common.store(ctx)
     plan = v.plan_rerun(store, run, isolated=not in_place)
     _print_drift(plan.drift, plan.notes)
-    result = v.rerun(store, run, isolated=not in_place, repo=repo, keep=keep, plan=plan)
+    with common.progress("preparing the rerun", False if as_json else None, until_done=True) as tick:
+        result = v.rerun(store, run, isolated=not in_place, repo=repo, keep=keep, plan=plan, progress=tick)
     common.emit(result, as_json, lambda r: common.console.print(
         f"run:{r.run_id} reran run:{r.original}: [{_colour(r.status)}]{r.status}[/] (exit status {r.returncode}). "
         f"Compare them with `runlock compare {r.original} {r.run_id}`."))
@@ -118,7 +119,8 @@ def verify(ctx: typer.Context,
         found = v.verify_reference(store, run, reference, outputs=outputs, artifact=artifact)
     else:
         _print_drift(v.env_diff(store, run), [])
-        found = v.verify(store, run, isolated=not in_place, repo=repo, rtol=rtol, atol=atol, k=k)
+        with common.progress("preparing the rerun", False if as_json else None, until_done=True) as tick:
+            found = v.verify(store, run, isolated=not in_place, repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
     common.emit(found, as_json, _render_verification)
     _gate(found.tier, require, fail=found.tier == "failed")
 

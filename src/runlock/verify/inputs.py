@@ -31,6 +31,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +98,15 @@ def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Sto
             opened.close()
 
 
-def materialize(store: Store, inputs: list[dict], dest: Path) -> tuple[list[Materialized], dict[str, str]]:
-    """Rebuild every input under ``dest``; return them and the environment variables naming them."""
+def materialize(store: Store, inputs: list[dict], dest: Path, *,
+                on_progress: Callable[[int, int, str], None] | None = None) -> tuple[list[Materialized], dict[str, str]]:
+    """Rebuild every input under ``dest``; return them and the environment variables naming them.
+    ``on_progress(done, total, ref)`` is called before each input is rebuilt."""
     done: list[Materialized] = []
-    for entry in inputs:
+    for n, entry in enumerate(inputs):
         ref = entry.get("ref") or entry["node"]
+        if on_progress:
+            on_progress(n, len(inputs), ref)
         target = dest / _upper(ref).lower().replace("_", "-")
         path = _BUILDERS.get(entry.get("kind"), _unknown)(store, entry, target)
         done.append(Materialized(ref, entry["node"], entry["id"], entry.get("kind"), str(path),

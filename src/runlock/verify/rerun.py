@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,8 @@ from runlock.tracking import records
 from runlock.verify import inputs as inputs_mod
 from runlock.verify import workdir
 from runlock.verify.envlock import EnvDiff, env_diff
+
+Progress = Callable[[int, int, str], None]   # (done, total, description)
 
 ENV_REPRODUCES = "RUNLOCK_REPRODUCES"
 ENV_REPLAY = "RUNLOCK_REPLAY"  # the recorded knobs, for runlock.verify.boot
@@ -140,12 +142,17 @@ def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
 
 @contextmanager
 def prepared(store: Store, plan: RerunPlan, *, repo: str | Path | None = None,
-             keep: bool = False) -> Iterator[Prepared]:
-    """Check out the code and rebuild the inputs in a temporary folder; remove both after."""
+             keep: bool = False, progress: Progress | None = None) -> Iterator[Prepared]:
+    """Check out the code and rebuild the inputs in a temporary folder; remove both after.
+    ``progress(done, total, description)`` follows the steps; it reaches ``total`` just before
+    the body runs (the command's own output follows)."""
     folder = Path(tempfile.mkdtemp(prefix="runlock-rerun-"))
     here = Path.cwd()
     code = None
+    steps = len(plan.inputs) + 1
+    tick = progress or (lambda done, total, description: None)
     try:
+        tick(0, steps, "checking out the recorded code")
         if plan.isolated:
             repo_path = Path(repo).resolve() if repo else _recorded_repo(store, plan) or workdir.find_repo(here)
             if repo_path is None:
@@ -155,7 +162,9 @@ def prepared(store: Store, plan: RerunPlan, *, repo: str | Path | None = None,
         else:
             code = workdir.in_place(plan.lock, plan.run_id, workdir.find_repo(here), here)
         placed = inputs_mod.place(store, plan.inputs, code.root, replace=code.isolated)
-        _, env = inputs_mod.materialize(store, plan.inputs, folder / "inputs")
+        _, env = inputs_mod.materialize(store, plan.inputs, folder / "inputs",
+                                        on_progress=lambda n, _, ref: tick(1 + n, steps, f"rebuilding {ref}"))
+        tick(steps, steps, "running the recorded command")
         yield Prepared(code, env, folder, placed)
     finally:
         if code is not None and not keep:
@@ -196,10 +205,11 @@ def launch(store: Store, plan: RerunPlan, prep: Prepared, *, argv: list[str] | N
 
 
 def rerun(store: Store, run: str, *, isolated: bool = True, repo: str | Path | None = None,
-          keep: bool = False, plan: RerunPlan | None = None) -> Rerun:
-    """Rerun ``run`` from its lock as a new run with a ``reproduces`` edge to it."""
+          keep: bool = False, plan: RerunPlan | None = None, progress: Progress | None = None) -> Rerun:
+    """Rerun ``run`` from its lock as a new run with a ``reproduces`` edge to it
+    (``progress(done, total, description)``: the preparation, see ``prepared``)."""
     plan = plan or plan_rerun(store, run, isolated=isolated)
-    with prepared(store, plan, repo=repo, keep=keep) as prep:
+    with prepared(store, plan, repo=repo, keep=keep, progress=progress) as prep:
         result = launch(store, plan, prep)
     link(store, result.run_id, plan.run_id)
     return result

@@ -17,6 +17,7 @@ number or a nested list of numbers of the same shape within ``rtol``/``atol``, e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from runlock import artifacts, canonical
@@ -29,8 +30,10 @@ from runlock.verify.rerun import rerun
 
 
 def verify(store: Store, run: str, *, isolated: bool = True, repo: str | Path | None = None,
-           rtol: float = RTOL, atol: float = ATOL, k: float = K, rehearsal_id: str | None = None) -> Verification:
-    """Rerun ``run`` and compare the rerun with it; store and return the outcome."""
+           rtol: float = RTOL, atol: float = ATOL, k: float = K, rehearsal_id: str | None = None,
+           progress: Callable[[int, int, str], None] | None = None) -> Verification:
+    """Rerun ``run`` and compare the rerun with it; store and return the outcome (``progress``:
+    the rerun's preparation, as in ``rerun``)."""
     rec = records.get(store, run)
     if rec.context.get("lost_points") or rec.context.get("unflushed_writers"):
         return add_verification(store, rec.id, "rerun", FAILED, {
@@ -40,7 +43,7 @@ def verify(store: Store, run: str, *, isolated: bool = True, repo: str | Path | 
                      "it.", "hint": "Run it again and verify the new run.",
             "lost_points": rec.context.get("lost_points") or 0}, rehearsal_id=rehearsal_id)
     try:
-        result = rerun(store, rec.id, isolated=isolated, repo=repo)
+        result = rerun(store, rec.id, isolated=isolated, repo=repo, progress=progress)
     except RunlockError as e:
         return add_verification(store, rec.id, "rerun", FAILED, {"error": e.message, "hint": e.hint},
                                 rehearsal_id=rehearsal_id)
