@@ -116,3 +116,20 @@ def test_writes_and_reads_of_objects_are_audited_with_the_token_identity(server)
     finally:
         store.close()
     assert entries == [("editor", "object.put"), ("viewer", "object.read")]
+
+
+def test_objects_are_read_through_the_project_of_a_run_that_has_them(server) -> None:
+    import hashlib
+    data = b"project weights"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    h_out = server.headers("outsider")              # admin of "elsewhere" only
+    assert httpx.put(f"{server.url}/api/v1/objects/{digest}", content=data, headers=h_out).status_code == 201
+    assert httpx.get(f"{server.url}/api/v1/objects/{digest}", headers=h_out).status_code == 403   # no run has it
+    run_id = _run_of(server, "proj")
+    assert httpx.post(f"{server.url}/api/v1/runs/{run_id}/artifacts", json={"name": "w", "digest": digest},
+                      headers=server.headers("editor")).status_code == 201
+    assert httpx.get(f"{server.url}/api/v1/objects/{digest}", headers=h_out).status_code == 403   # proj's, not theirs
+    mine = httpx.post(f"{server.url}/api/v1/runs", json={"project": "elsewhere"}, headers=h_out).json()["id"]
+    assert httpx.post(f"{server.url}/api/v1/runs/{mine}/artifacts", json={"name": "w", "digest": digest},
+                      headers=h_out).status_code == 201
+    assert httpx.get(f"{server.url}/api/v1/objects/{digest}", headers=h_out).content == data

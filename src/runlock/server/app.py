@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -26,7 +27,7 @@ from ulid import ULID
 
 from runlock import artifacts, audit, canonical, identity
 from runlock._version import __version__
-from runlock.authz import ALL_PROJECTS, allowed
+from runlock.authz import ALL_PROJECTS, allowed, needed_role, role_grants
 from runlock.errors import (Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied,
                             RunlockError, SealedError, StoreBusy, StoreError)
 from runlock.refs import check_name
@@ -34,6 +35,7 @@ from runlock.server import ingest
 from runlock.server.limits import BodyLimit
 from runlock.server.permissions import V1, rule_for
 from runlock.store import Store
+from runlock.store.schema import artifacts as artifacts_t
 from runlock.store.schema import runs
 from runlock.tracking import fields, records, series
 from runlock.tracking import lock as locks
@@ -103,9 +105,40 @@ def _guard(store: Store):  # noqa: ANN202
         if rule.action is not None and rule.target is not None:
             target = rule.target_for(request.path_params)
             with store.db.read() as conn:
-                if not allowed(conn, actor, rule.action, target):
-                    raise PermissionDenied(actor, rule.action, target, "a role that allows it")
+                ok = (_allowed_somewhere(conn, actor, rule.action) if rule.any_project
+                      else allowed(conn, actor, rule.action, target))
+            if not ok:
+                where = "any project" if rule.any_project else target
+                raise PermissionDenied(actor, rule.action, where, needed_role(actor, rule.action, target, {}))
     return guard
+
+
+def _allowed_somewhere(conn, actor: str, action: str) -> bool:  # noqa: ANN001
+    """Does ``actor`` hold, on some project, a role that allows ``action``?"""
+    return _project_allowing(conn, actor, action) is not None
+
+
+def _project_allowing(conn, actor: str, action: str, among: set | None = None) -> str | None:  # noqa: ANN001
+    """``*`` if ``actor`` may do ``action`` everywhere, else a project (of ``among``) where it may."""
+    if allowed(conn, actor, action, ALL_PROJECTS):
+        return ALL_PROJECTS
+    if among is None:
+        among = set(conn.execute(sa.select(role_grants.c.project).where(role_grants.c.identity == actor)).scalars())
+    return next((p for p in sorted(among) if allowed(conn, actor, action, ALL_PROJECTS, {"project": p})), None)
+
+
+def _may_read_object(store: Store, digest: str) -> bool:
+    """A viewer on ``*``, or on the project of a run that has this object as an artifact."""
+    with store.db.read() as conn:
+        return _reading_project(conn, store.actor, digest) is not None
+
+
+def _reading_project(conn, actor: str, digest: str) -> str | None:  # noqa: ANN001
+    if allowed(conn, actor, "object.read", ALL_PROJECTS):
+        return ALL_PROJECTS
+    projects = set(conn.execute(sa.select(runs.c.project).join(artifacts_t, artifacts_t.c.run_id == runs.c.id).where(
+        sa.or_(artifacts_t.c.digest == digest, artifacts_t.c.manifest == digest))).scalars())
+    return _project_allowing(conn, actor, "object.read", projects)
 
 
 class Unauthenticated(RunlockError):
@@ -235,10 +268,19 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
     def get_object(request: Request, digest: Digest) -> StreamingResponse:
         store = _store(request)
         _check_digest(digest)
+        if not _may_read_object(store, digest):
+            raise PermissionDenied(store.actor, "object.read", f"object:{digest}",
+                                   "viewer on every project, or on the project of a run with this artifact")
         data = store.objects.get_bytes(digest)      # verified against its digest before it leaves
-        store.db.run_write(lambda conn: audit.append(conn, store.actor, "object.read", f"object:{digest}"))
+        store.db.run_write(lambda conn: _audit_read(conn, store, digest))
         return StreamingResponse(iter([data]), media_type="application/octet-stream",
                                  headers={"Digest": f"sha-256={digest[7:]}", "Content-Length": str(len(data))})
+
+
+def _audit_read(conn, store: Store, digest: str) -> None:  # noqa: ANN001
+    """Audit a read under the project that allowed it (``*`` if the reader has it)."""
+    project = _reading_project(conn, store.actor, digest) or ALL_PROJECTS
+    audit.append(conn, store.actor, "object.read", f"object:{digest}", details={"project": project})
 
 
 _BATCH_SCHEMA = {"requestBody": {"required": True, "content": {
@@ -357,6 +399,8 @@ async def _receive_object(store: Store, digest: str, request: Request) -> None:
         if stored != digest:
             raise IntegrityError(f"The upload changed while it was stored ({stored}); nothing was kept.",
                                  expected=digest, actual=stored)
-        store.db.run_write(lambda conn: audit.append(conn, store.actor, "object.put", f"object:{digest}"))
+        store.db.run_write(lambda conn: audit.append(
+            conn, store.actor, "object.put", f"object:{digest}",
+            details={"project": _project_allowing(conn, store.actor, "object.put") or ALL_PROJECTS}))
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 A rule is ``PUBLIC`` (no token: the health check and the OpenAPI schema), ``SIGNED_IN`` (any
 valid token: ``whoami``), or an action checked by ``runlock.authz`` against a target built from
-the route's path parameters (``run:{run_id}``: the run's project decides; ``*`` otherwise).
+the route's path parameters (``run:{run_id}``: the run's project decides; ``*`` otherwise), or
+on any project for objects, which belong to none.
 ``guard`` looks the matched route up here; a route missing from the table answers 403 to
 everyone, and tests/server/test_permissions.py fails for it (deny by default, twice).
 """
@@ -19,6 +20,7 @@ class Rule:
     #                             None: the target is in the body, and the domain checks the action
     #                             there (``audit.append`` calls ``authz.require`` before any write)
     signed_in: bool = True      # False: no token needed
+    any_project: bool = False   # the role is needed on some project, not on the target's
 
     def target_for(self, params: dict) -> str:
         return (self.target or "*").format(**params)
@@ -41,9 +43,12 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/runs/{{run_id}}/finish"): Rule("run.seal", "run:{run_id}"),
     ("GET", f"{V1}/runs/{{run_id}}/artifacts"): Rule("artifact.read", "run:{run_id}"),
     ("POST", f"{V1}/runs/{{run_id}}/artifacts"): Rule("artifact.create", "run:{run_id}"),
-    ("POST", f"{V1}/objects/missing"): Rule("object.put"),
-    ("PUT", f"{V1}/objects/{{digest}}"): Rule("object.put"),
-    ("GET", f"{V1}/objects/{{digest}}"): Rule("object.read"),
+    # objects belong to no project: uploading one needs an editor anywhere (it is immutable and
+    # grants no access by itself); reading one needs a viewer anywhere, and the handler then
+    # requires a viewer on ``*`` or on the project of a run whose artifact the object is
+    ("POST", f"{V1}/objects/missing"): Rule("object.put", any_project=True),
+    ("PUT", f"{V1}/objects/{{digest}}"): Rule("object.put", any_project=True),
+    ("GET", f"{V1}/objects/{{digest}}"): Rule("object.read", any_project=True),
 }
 
 
