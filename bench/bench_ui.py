@@ -10,7 +10,8 @@ tracking API would take hours: ``--runs`` runs, each with ``--keys`` config valu
 ``--metrics`` metrics of ``--steps`` points, plus one run whose ``loss`` has ``--big`` points.
 ``--keep DIR`` keeps (and reuses) the store. Requests go through the ASGI app in-process
 (Starlette's TestClient): the figure is the server's whole work for the request (routing, SQL,
-template, JSON), without a network; the median of ``--rounds`` after one warm-up.
+template, JSON), without a network: the first request (cold for the app; a sealed run's chart
+data is cached after it) and the median of ``--rounds`` more.
 """
 
 from __future__ import annotations
@@ -90,15 +91,18 @@ def _insert(table: sa.Table) -> str:
     return f"INSERT INTO {table.name} ({','.join(names)}) VALUES ({','.join('?' * len(names))})"
 
 
-def timed(client: TestClient, url: str, rounds: int) -> float:
+def timed(client: TestClient, url: str, rounds: int) -> tuple[float, float]:
+    """The first request's time (cold: nothing cached by the app), and the median of the next ones."""
+    t = time.perf_counter()
     client.get(url).raise_for_status()
+    first = (time.perf_counter() - t) * 1000
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
         r = client.get(url)
         times.append((time.perf_counter() - t) * 1000)
         r.raise_for_status()
-    return statistics.median(times)
+    return first, statistics.median(times)
 
 
 def main() -> None:
@@ -126,17 +130,19 @@ def main() -> None:
                                                     "&sort=-metrics.loss&col=config.k1,metrics.loss",
         "runs page, next page (keyset)": None,
         "run page, 1M-point series": f"/runs/{big_id}",
+        "its metric statistics (fragment: points, min, max)": f"/runs/{big_id}/metrics",
         "chart data, 1M points -> <= 2,000": f"/runs/{big_id}/series.json?key=loss",
         "chart zoom, 10% of the range": f"/runs/{big_id}/series.json?key=loss&start=400000&end=500000",
     }
     first = client.get("/runs.json?sort=-config.k1").json()
     cases["runs page, next page (keyset)"] = f"/runs?sort=-config.k1&after={first['next']}"
     print(f"store: {n} runs, {points} metric points ({folder})")
-    print(f"| request | median server time | target {TARGET_MS} ms |")
-    print("| --- | ---: | --- |")
+    print(f"| request | first request | median of the next {a.rounds} | target {TARGET_MS} ms |")
+    print("| --- | ---: | ---: | --- |")
     for label, url in cases.items():
-        ms = timed(client, url, a.rounds)
-        print(f"| {label} | {ms:.0f} ms | {'met' if ms <= TARGET_MS else 'NOT met'} |")
+        cold, ms = timed(client, url, a.rounds)
+        verdict = "met" if max(cold, ms) <= TARGET_MS else "met when cached" if ms <= TARGET_MS else "NOT met"
+        print(f"| {label} | {cold:.0f} ms | {ms:.0f} ms | {verdict} |")
     series = client.get(cases["chart data, 1M points -> <= 2,000"]).json()
     print(f"\nchart data: {len(series['steps'])} points drawn of {series['points']}")
     store.close()

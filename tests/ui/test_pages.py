@@ -88,7 +88,11 @@ def test_run_page_shows_lock_metrics_artifacts_notes_audit(client: TestClient, r
     tuned = run_ids["tuned"]
     data = client.get(f"/runs/{tuned}.json").json()
     assert data["lock"]["config"] == {"lr": 0.01, "optim": "adam"} and data["lock"]["seed"] == 1
-    assert {m["key"] for m in data["metrics"]} == {"loss", "acc"}
+    assert {m["key"]: m["latest"] for m in data["metrics"]} == {"loss": pytest.approx(1 / 300), "acc": 299 / 300}
+    stats = client.get(f"/runs/{tuned}/metrics.json").json()["metrics"]
+    assert [(m["key"], m["points"], m["min"]) for m in stats] == [("acc", 300, 0.0), ("loss", 300, pytest.approx(1 / 300))]
+    fragment = client.get(f"/runs/{tuned}/metrics", headers={"HX-Request": "true"}).text
+    assert fragment.lstrip().startswith('<div id="metric-stats">') and "<html" not in fragment
     art = data["artifacts"][0]
     assert art["name"] == "model" and art["size"] == 101 and art["digest"].startswith("sha256:")
     assert data["notes"][0]["text"].startswith("best so far")
@@ -188,6 +192,7 @@ def test_every_route_has_a_rule_and_a_refusal_is_403(ui_store: Store, run_ids: d
     c = TestClient(app)
     rid = run_ids["base"]
     gets = ["/runs", "/runs.json", f"/runs/{rid}", f"/runs/{rid}.json", f"/runs/{rid}/series.json?key=loss",
+            f"/runs/{rid}/metrics", f"/runs/{rid}/metrics.json",
             f"/compare?run={rid}&run={rid}", "/data", "/data.json", "/lineage", "/registry", "/audit", "/audit.json"]
     for url in gets:
         r = c.get(url)
@@ -196,6 +201,7 @@ def test_every_route_has_a_rule_and_a_refusal_is_403(ui_store: Store, run_ids: d
     assert c.post("/audit/verify").status_code == 403
     paths = {getattr(r, "path", "").removesuffix(".json") for r in app.routes}
     assert paths - {"", "/", "/static"} <= set(RULES) | {"/runs/{run_id}/series"}
+    assert all(rule in RULES for rule in [*paths - {"", "/", "/static", "/runs/{run_id}/series"}])
 
 
 def test_a_reader_of_runs_cannot_open_the_audit_log(ui_store: Store, run_ids: dict) -> None:
@@ -223,6 +229,22 @@ def test_vendored_scripts_are_served_by_runlock(client: TestClient) -> None:
         r = client.get(path)
         assert r.status_code == 200 and len(r.content) > 1000, path
     assert "htmx.org 2.0.11" in client.get("/static/vendor/VERSIONS").text
+
+
+def test_a_sealed_runs_series_is_served_from_the_cache(ui_store: Store, run_ids: dict) -> None:
+    app_client = TestClient(create_app(lambda: ui_store))
+    url = f"/runs/{run_ids['base']}/series.json?key=loss&buckets=10"
+    first = app_client.get(url).json()
+    with ui_store.db.write() as conn:   # behind the app's back: only a cache can still answer the same
+        conn.execute(sa.text("UPDATE metrics SET value = value + 1 WHERE run_id = :r AND key = 'loss'"),
+                     {"r": run_ids["base"]})
+    try:
+        assert app_client.get(url).json() == first
+        assert TestClient(create_app(lambda: ui_store)).get(url).json() != first   # a new app reads again
+    finally:
+        with ui_store.db.write() as conn:
+            conn.execute(sa.text("UPDATE metrics SET value = value - 1 WHERE run_id = :r AND key = 'loss'"),
+                         {"r": run_ids["base"]})
 
 
 def test_unknown_run_is_a_404_page(client: TestClient) -> None:

@@ -31,7 +31,7 @@ from runlock._version import __version__
 from runlock.errors import (Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, RunlockError,
                             StoreBusy, StoreError)
 from runlock.store import Store
-from runlock.ui import pages
+from runlock.ui import charts, pages
 
 HERE = Path(__file__).parent
 Authorize = Callable[[Request, str, str], None]
@@ -40,6 +40,7 @@ RULES: dict[str, tuple[str, str]] = {
     "/runs": ("run.read", "*"),
     "/runs/{run_id}": ("run.read", "run:{run_id}"),
     "/runs/{run_id}/series.json": ("run.read", "run:{run_id}"),
+    "/runs/{run_id}/metrics": ("run.read", "run:{run_id}"),
     "/compare": ("run.read", "*"),          # and each compared run, checked in the route
     "/data": ("snapshot.read", "*"),
     "/lineage": ("lineage.read", "*"),
@@ -64,7 +65,9 @@ def create_app(open_store: Callable[..., Store], authorize: Authorize | None = N
         Route("/", lambda r: RedirectResponse("/runs")),
         Route("/runs", ui.page("/runs", "runs.html", _runs)),
         Route("/runs.json", ui.page("/runs", "runs.html", _runs)),
-        Route("/runs/{run_id}/series.json", ui.page("/runs/{run_id}/series.json", None, _series)),
+        Route("/runs/{run_id}/series.json", ui.page("/runs/{run_id}/series.json", None, ui.series)),
+        Route("/runs/{run_id}/metrics", ui.page("/runs/{run_id}/metrics", "metrics.html", _metrics)),
+        Route("/runs/{run_id}/metrics.json", ui.page("/runs/{run_id}/metrics", "metrics.html", _metrics)),
         Route("/runs/{run_id}", ui.page("/runs/{run_id}", "run.html", _run)),
         Route("/compare", ui.page("/compare", "compare.html", ui.compare)),
         Route("/compare.json", ui.page("/compare", "compare.html", ui.compare)),
@@ -86,6 +89,7 @@ def create_app(open_store: Callable[..., Store], authorize: Authorize | None = N
 class _Ui:
     def __init__(self, env: Environment, store_of: Callable[[Request], Store], authorize: Authorize | None) -> None:
         self.env, self.store_of, self.authorize = env, store_of, authorize
+        self.cache = charts.SeriesCache()
 
     def allow(self, request: Request, rule: str) -> None:
         if rule not in RULES:
@@ -107,7 +111,7 @@ class _Ui:
                 return self.error(request, e, as_json)
             if as_json:
                 return JSONResponse(data)
-            partial = request.headers.get("hx-request") == "true" and template == "verify.html"
+            partial = request.headers.get("hx-request") == "true" and template in ("verify.html", "metrics.html")
             html = self.env.get_template(template).render(data=data, request=request, query=request.query_params,
                                                           partial=partial)
             return HTMLResponse(html)
@@ -118,6 +122,14 @@ class _Ui:
         for ref in refs:
             self.check(request, "run.read", f"run:{ref}")
         return pages.compare_page(store, refs, all_rows=request.query_params.get("all") == "1")
+
+    def series(self, request: Request, store: Store) -> dict:
+        key = request.query_params.get("key", "")
+        if not key:
+            raise InvalidInput("Name the metric: ?key=NAME.")
+        return pages.series_data(store, request.path_params["run_id"], key, start=_int(request, "start", None),
+                                 end=_int(request, "end", None), buckets=_int(request, "buckets", charts.BUCKETS),
+                                 cache=self.cache)
 
     def error(self, request: Request, e: RunlockError, as_json: bool) -> Response:
         status = next((code for kind, code in _STATUS if isinstance(e, kind)), 400)
@@ -155,12 +167,8 @@ def _run(request: Request, store: Store) -> dict:
     return pages.run_page(store, _plain(request.path_params["run_id"]))
 
 
-def _series(request: Request, store: Store) -> dict:
-    key = request.query_params.get("key", "")
-    if not key:
-        raise InvalidInput("Name the metric: ?key=NAME.")
-    return pages.series_data(store, request.path_params["run_id"], key, start=_int(request, "start", None),
-                             end=_int(request, "end", None), buckets=_int(request, "buckets", 1000))
+def _metrics(request: Request, store: Store) -> dict:
+    return pages.metrics_summary(store, _plain(request.path_params["run_id"]))
 
 
 def _data(request: Request, store: Store) -> dict:

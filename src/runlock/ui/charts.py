@@ -12,7 +12,9 @@ non-finite values are left out, as in ``runlock metrics``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from threading import Lock
 
 import sqlalchemy as sa
 
@@ -73,6 +75,29 @@ def series(store: Store, run_id: str, key: str, *, start: int | None = None, end
                 steps.append(last)
                 values.append(vmax)
     return Series(run_id, key, steps, values, start, end, n, True)
+
+
+class SeriesCache:
+    """The series already sent, for runs that have ended: a sealed run's points never change, so
+    the second look at a 1M-point chart (another reader, a zoom out) costs no query. Bounded
+    (least recently used first out); one per app, never shared between processes."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size, self._items, self._lock = size, OrderedDict(), Lock()
+
+    def get(self, key: tuple) -> Series | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, value: Series) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def identical(store: Store, run_ids: list[str], key: str) -> bool:

@@ -18,7 +18,7 @@ from runlock.data.split import load as load_split
 from runlock.errors import InvalidInput, NotFound
 from runlock.lineage import entities
 from runlock.store import Store
-from runlock.tracking import annotations, records, series
+from runlock.tracking import annotations, fields, records, series
 from runlock.tracking import lock as locks
 from runlock.ui import charts, listing, svg
 from runlock.verify.compare import compare as compare_runs
@@ -52,12 +52,16 @@ def runs_page(store: Store, *, where: str = "", sort: str = "", project: str = "
 
 
 def run_page(store: Store, ref: str) -> dict:
+    """Everything about a run but its metric statistics (``metrics_summary``: they scan every
+    point, so the page asks for them after it is shown): each key's latest value is indexed."""
     rec = records.get(store, ref)
     lock = locks.load(store, rec.recipe_id) if rec.recipe_id else {}
     sections = {k: lock[k] for k in LOCK_SECTIONS if k in lock}
+    with store.db.read() as conn:
+        latest = fields.for_runs(conn, [rec.id], fields.run_fields.c.section == "metrics")[rec.id]
     return jsonable({
         "run": rec.to_dict(), "lock": sections, "recipe_id": rec.recipe_id,
-        "metrics": [m.__dict__ for m in series.summarize(store, rec.id)],
+        "metrics": [{"key": k.removeprefix("metrics."), "latest": v} for k, v in latest.items()],
         "artifacts": [a.__dict__ for a in artifacts.for_run(store, rec.id)],
         "notes": [n.__dict__ for n in annotations.notes(store, rec.id)],
         "verifications": [v.to_dict() for v in verifications_of(store, rec.id)],
@@ -65,10 +69,21 @@ def run_page(store: Store, ref: str) -> dict:
     })
 
 
-def series_data(store: Store, ref: str, key: str, *, start: int | None = None, end: int | None = None,
-                buckets: int = charts.BUCKETS) -> dict:
+def metrics_summary(store: Store, ref: str) -> dict:
     rec = records.get(store, ref)
-    return jsonable(charts.series(store, rec.id, key, start=start, end=end, buckets=buckets).to_dict())
+    return jsonable({"run": rec.id, "metrics": [m.__dict__ for m in series.summarize(store, rec.id)]})
+
+
+def series_data(store: Store, ref: str, key: str, *, start: int | None = None, end: int | None = None,
+                buckets: int = charts.BUCKETS, cache: charts.SeriesCache | None = None) -> dict:
+    rec = records.get(store, ref)
+    wanted = (rec.id, key, start, end, buckets)
+    found = cache.get(wanted) if cache is not None and rec.sealed else None
+    if found is None:
+        found = charts.series(store, rec.id, key, start=start, end=end, buckets=buckets)
+        if cache is not None and rec.sealed:
+            cache.put(wanted, found)
+    return jsonable(found.to_dict())
 
 
 def compare_page(store: Store, refs: list[str], *, all_rows: bool = False) -> dict:
