@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import typer
 import uvicorn
 
 from runlock.cli import common
+from runlock.errors import InvalidInput
 from runlock.ui import create_app
 
 
@@ -17,6 +20,17 @@ def ui(
 ) -> None:
     """Browse runs, compare them, and see data, lineage, the registry and the audit log in a browser."""
     store = common.store(ctx)
+    _check_free(host, port)
     common.err_console.print(f"runlock ui: {store.root} on http://{host}:{port}/ (Ctrl-C stops)")
     uvicorn.run(create_app(lambda: store), host=host, port=port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=5)
+
+
+def _check_free(host: str, port: int) -> None:
+    """One clear line instead of uvicorn's log when the address cannot be used."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise InvalidInput(f"Cannot listen on {host}:{port}: {e.strerror or e}.",
+                           hint="Pick another port with --port.") from None
