@@ -66,6 +66,7 @@ def runlock_client(url: str, token: str, steps: int, spool: str, go, out) -> Non
     os.environ.update(RUNLOCK_SERVER=url, RUNLOCK_TOKEN=token, RUNLOCK_SPOOL_DIR=spool)
     import runlock
     run = runlock.start_run("bench", config={"lr": 1e-3})
+    out.put("ready")
     go.wait()
     lat = []
     t = time.perf_counter
@@ -117,6 +118,7 @@ def mlflow_client(url: str, steps: int, go, out) -> None:  # noqa: ANN001
     import mlflow
     mlflow.set_experiment("bench")
     run = mlflow.start_run()
+    out.put("ready")
     go.wait()
     lat = []
     t = time.perf_counter
@@ -161,7 +163,8 @@ def _drive(target, args: tuple, clients: int, steps: int, count) -> dict:  # noq
     procs = [ctx.Process(target=target, args=(*args, go, out)) for _ in range(clients)]
     for p in procs:
         p.start()
-    time.sleep(3 + clients * 0.3)          # every client has started its run and waits
+    for _ in procs:                        # every client has started its run and waits
+        assert out.get(timeout=600) == "ready"
     began = time.time()
     go.set()
     results = [out.get(timeout=3600) for _ in procs]
