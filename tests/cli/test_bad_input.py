@@ -166,6 +166,7 @@ OUTPUTS = {
     "lineage": lambda w, o: ["lineage", f"run:{w['run']}", "-f", "json", "-o", o],
     "split export": lambda w, o: ["split", "export", "split:t@v1", "-o", o],
     "registry card": lambda w, o: ["registry", "card", "model:mm@v1", "-o", o],
+    "bundle export": lambda w, o: ["bundle", "export", "model:mm@v1", "-o", o],
 }
 
 
@@ -190,7 +191,7 @@ def test_every_dash_o_option_is_covered_above() -> None:
     """A new command with ``-o`` must be added to OUTPUTS (and refuse to overwrite)."""
     src = Path(__file__).resolve().parents[2] / "src" / "runlock" / "cli"
     found = sorted(p.stem for p in src.glob("*.py") if '"-o"' in p.read_text())
-    assert found == ["audit", "governance", "lineage", "metrics", "registry", "split", "verify"], found
+    assert found == ["audit", "bundle", "governance", "lineage", "metrics", "registry", "split", "verify"], found
 
 
 # -- init -----------------------------------------------------------------------------------------

@@ -63,6 +63,11 @@ COMMANDS: dict[str, dict[str, Entry]] = {
         "env": Entry("verify", "app", "The environment a run recorded: export it pinned, or diff it with this one.",
                      pick="env"),
     },
+    "Pipelines": {
+        "repro": Entry("pipeline", "repro", "Bring runlock.yaml's stages up to date: stale ones run as recorded runs "
+                       "in DAG order (--jobs N in parallel), cached ones restored."),
+        "pipeline": Entry("pipeline", "app", "Pipelines (runlock.yaml): status, verify, show, resume, export."),
+    },
     "Data": {
         "data": Entry("data", "app", "Dataset snapshots: content-addressed, versioned, verifiable."),
         "split": Entry("split", "app", "Static, versioned splits of a dataset snapshot, with leakage checks."),
@@ -74,6 +79,8 @@ COMMANDS: dict[str, dict[str, Entry]] = {
                          "PROV-JSON, OpenLineage)."),
         "attest": Entry("governance", "attest", "Signed in-toto attestations (SLSA provenance + checklist result) and "
                         "the production gate."),
+        "bundle": Entry("bundle", "app", "Signed reproduction bundles: export a model's whole upstream, verify it "
+                        "offline, import it anywhere."),
     },
     "Store and governance": {
         "audit": Entry("audit", "app", "The tamper-evident audit log: list, verify, checkpoint, prove."),

@@ -246,8 +246,10 @@ def _runs_started_by(store: Store, pid: int, since: str) -> list[records.RunReco
 
 
 def _recorded_repo(store: Store, plan: RerunPlan) -> Path | None:
+    """The repository the run ran in, else the store's own (where an imported bundle's code is)."""
     cwd = records.get(store, plan.run_id).context.get("cwd")
-    return workdir.find_repo(Path(cwd)) if cwd and Path(cwd).is_dir() else None
+    found = workdir.find_repo(Path(cwd)) if cwd and Path(cwd).is_dir() else None
+    return found or workdir.store_repo(store, ((plan.lock.get("code") or {}).get("git") or {}).get("commit"))
 
 
 def _stdout() -> int | None:

@@ -17,6 +17,8 @@ from runlock.errors import RunlockError
 from runlock.hashing import digest_bytes
 from runlock.store import Store
 
+STORE_REPO = "code.git"   # in the store's folder: commits that imported bundles carried (runlock.bundle)
+
 
 @dataclass(frozen=True)
 class CodeCheckout:
@@ -43,6 +45,14 @@ def git(cwd: Path, *args: str, check: bool = True, data: bytes | None = None) ->
 def find_repo(start: Path) -> Path | None:
     p = git(start, "rev-parse", "--show-toplevel", check=False)
     return Path(p.stdout.decode().strip()) if p.returncode == 0 else None
+
+
+def store_repo(store: Store, commit: str | None) -> Path | None:
+    """The store's own repository (``.runlock/code.git``), if it holds ``commit``."""
+    repo = store.root / STORE_REPO
+    if not commit or not repo.is_dir():
+        return None
+    return repo if git(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode == 0 else None
 
 
 def recorded_git(lock: dict, run_id: str) -> dict:

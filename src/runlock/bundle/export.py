@@ -1,0 +1,306 @@
+"""``export``: a model's (or a run's) whole upstream lineage as one deterministic, signed bundle.
+
+What goes in is found by construction: the lineage walk upstream from the root names the runs,
+snapshots, splits, artifacts and model versions; their records name objects (locks, diffs,
+manifests, artifact files), and every ``sha256:…`` id inside a JSON object reached that way is
+followed too (a lock names its diff, a snapshot manifest its files, a folder list its files), as
+``gc`` finds what is referenced. With ``data=False`` a snapshot's manifest goes in but not the
+files it names, which the manifest lists as omitted.
+
+The audit entries whose target is one of those entities go in with an inclusion proof against
+one signed checkpoint (the latest signed one when it covers them all, else a new one), and the
+manifest, which holds the sha256 of every other member, is signed with the store's key. Nothing
+in a bundle depends on when it was written, so exporting twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from runlock import audit, keys, lineage, merkle, registry, sealed
+from runlock.bundle import layout
+from runlock.data.snapshot import snapshots
+from runlock.data.split import splits
+from runlock.errors import InvalidInput, NotFound, RunlockError, StoreError
+from runlock.store import Store
+from runlock.store.schema import artifacts, edges, metrics, refs, runs
+from runlock.tracking import records
+
+DOCUMENT_LIMIT = 64 << 20
+_ID = re.compile(rb"sha256:[0-9a-f]{64}")
+METRIC_COLUMNS = ("key", "rank", "seq", "step", "value", "raw", "time")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: str
+    root: str
+    bytes: int
+    runs: list[str]
+    snapshots: list[str]
+    splits: list[str]
+    models: list[str]
+    objects: int
+    omitted: int
+    audit_entries: int
+    data: bool
+    excluded: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def root_node(store: Store, ref: str) -> str:
+    """The lineage node of ``model:NAME@vN|@ALIAS`` or a run id / prefix."""
+    if ref.startswith("model:"):
+        return registry.resolve(store, ref).lineage_node
+    return f"run:{records.get(store, ref.removeprefix('run:')).id}"
+
+
+def export(store: Store, ref: str, output: str | Path, *, data: bool = True) -> ExportResult:
+    """Write the bundle of ``ref``'s upstream lineage to ``output``; return what it holds."""
+    members, manifest = build(store, ref, data=data)
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            layout.write(f, members)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    inside = manifest["contents"]
+    return ExportResult(str(out), manifest["root"], out.stat().st_size, inside["runs"], inside["snapshots"],
+                        inside["splits"], inside["models"], len(inside["objects"]), len(inside["omitted_objects"]),
+                        len(inside["audit_entries"]), data, manifest["excluded"])
+
+
+def build(store: Store, ref: str, *, data: bool = True) -> tuple[list[tuple[str, bytes]], dict]:
+    """The bundle's members in order, and its manifest."""
+    signing = keys.signer(store)
+    if signing is None:
+        raise StoreError("This client holds no copy of the store's signing key, so it cannot sign a bundle.",
+                         hint="Export from the account (or server host) that holds .runlock/keys/.")
+    root = root_node(store, ref)
+    graph = lineage.traverse(store, root, "upstream", depth=1000)
+    if graph.truncated:
+        raise InvalidInput(f"The lineage of {root} has more than {lineage.MAX_NODES} nodes; a bundle holds "
+                           "it whole or not at all.")
+    files: dict[str, bytes] = {}
+    with store.db.read() as conn:
+        run_ids = [n.split(":", 1)[1] for n in graph.of_type("run")]
+        snap_ids = [n.split(":", 1)[1] for n in graph.of_type("snapshot")]
+        split_ids = [n.split(":", 1)[1] for n in graph.of_type("split")]
+        model_refs = [n.split(":", 1)[1] for n in graph.of_type("model")]
+        for rid in run_ids:
+            files[f"records/runs/{rid}.json"] = layout.dumps(_run_record(conn, rid))
+        for sid in snap_ids:
+            files[f"records/snapshots/{_hex(sid)}.json"] = layout.dumps(
+                _row_record(conn, snapshots, sid, "ds", "snapshot"))
+        for sid in split_ids:
+            rec = _row_record(conn, splits, sid, "split", "split")
+            # the columns the seal hashed, as the database returns them untyped (JSON as its text)
+            rec["sealed"] = dict(conn.execute(sa.select(sealed.splits).where(sealed.splits.c.id == sid)).one()._mapping)
+            files[f"records/splits/{_hex(sid)}.json"] = layout.dumps(rec)
+        for m in model_refs:
+            files[f"records/models/{m}.json"] = layout.dumps(_model_record(conn, m))
+        nodes = set(graph.nodes)
+        edge_rows = [dict(e._mapping) for e in conn.execute(
+            sa.select(edges).order_by(edges.c.kind, edges.c.src, edges.c.dst))
+            if e.src in nodes and e.dst in nodes]
+        files["records/edges.json"] = layout.dumps(edge_rows)
+        targets = _targets(conn, run_ids, snap_ids, split_ids, model_refs)
+    objects, omitted = _objects(store, files, snap_ids, data)
+    for oid in objects:
+        files[f"objects/{_hex(oid)}"] = store.objects.get_bytes(oid)
+    for commit in sorted(_commits(store, files)):
+        files[f"code/{commit}.bundle"] = _git_bundle(store, run_ids, commit)
+    seqs = _audit(store, targets, files)
+    excluded = _excluded(store, files, graph)
+    pub = signing.public
+    files[layout.PUBLIC_KEY] = pub.pem()
+    manifest = {
+        "schema": layout.SCHEMA, "root": root, "key_id": pub.keyid, "data": data,
+        "contents": {"runs": sorted(run_ids), "snapshots": sorted(snap_ids), "splits": sorted(split_ids),
+                     "models": sorted(model_refs), "objects": sorted(objects), "omitted_objects": sorted(omitted),
+                     "audit_entries": seqs},
+        "excluded": excluded,
+        "members": {name: {"sha256": layout.sha256(b), "size": len(b)} for name, b in sorted(files.items())},
+    }
+    body = layout.dumps(manifest)
+    sig = base64.b64encode(signing.sign(body)) + b"\n"
+    members = [(layout.MANIFEST, body), (layout.SIGNATURE, sig), *sorted(files.items())]
+    return members, manifest
+
+
+def _hex(oid: str) -> str:
+    return oid.split(":", 1)[1]
+
+
+def _run_record(conn: sa.Connection, run_id: str) -> dict:
+    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound("run", run_id)
+    arts = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.name)).all()
+    q = (sa.select(*[metrics.c[c] for c in METRIC_COLUMNS]).where(metrics.c.run_id == run_id)
+         .order_by(metrics.c.key, metrics.c.rank, metrics.c.seq))
+    return {"run": dict(row._mapping), "artifacts": [dict(a._mapping) for a in arts],
+            "metric_columns": list(METRIC_COLUMNS), "metrics": [list(r) for r in conn.execute(q)]}
+
+
+def _row_record(conn: sa.Connection, table: sa.Table, oid: str, namespace: str, key: str) -> dict:
+    row = conn.execute(sa.select(table).where(table.c.id == oid)).first()
+    if row is None:
+        raise NotFound(key, oid)
+    names = conn.execute(sa.select(refs).where(refs.c.namespace == namespace, refs.c.target == oid)
+                         .order_by(refs.c.name, refs.c.version)).all()
+    return {key: dict(row._mapping), "refs": [dict(r._mapping) for r in names]}
+
+
+def _model_record(conn: sa.Connection, ref: str) -> dict:
+    name, _, tag = ref.partition("@")
+    row = conn.execute(sa.select(refs).where(refs.c.namespace == "model", refs.c.name == name,
+                                             refs.c.version == int(tag[1:]))).first()
+    if row is None:
+        raise NotFound("model", f"model:{ref}")
+    aliases = conn.execute(sa.select(registry.model_aliases.c.alias).where(
+        registry.model_aliases.c.name == name, registry.model_aliases.c.version == int(tag[1:]))
+        .order_by(registry.model_aliases.c.alias)).scalars().all()
+    return {"ref": dict(row._mapping), "aliases": list(aliases)}
+
+
+def _targets(conn: sa.Connection, run_ids: list[str], snap_ids: list[str], split_ids: list[str],
+             model_refs: list[str]) -> set[str]:
+    """The audit targets of the entities inside: run:ID, ds:NAME@vN, split:NAME@vN, model:…"""
+    out = {f"run:{r}" for r in run_ids} | {f"model:{m}" for m in model_refs}
+    for namespace, ids in (("ds", snap_ids), ("split", split_ids)):
+        for r in conn.execute(sa.select(refs.c.name, refs.c.version).where(
+                refs.c.namespace == namespace, refs.c.target.in_(ids or [""]))):
+            out.add(f"{namespace}:{r.name}@v{r.version}")
+    return out
+
+
+def _ids_in(data: bytes) -> set[str]:
+    return {m.decode() for m in _ID.findall(data)}
+
+
+def _objects(store: Store, files: dict[str, bytes], snap_ids: list[str], data: bool) -> tuple[set[str], set[str]]:
+    """Every stored object the records name, followed through JSON objects; and, without data, the
+    objects only a snapshot manifest names (left out)."""
+    found: set[str] = set()
+    omitted: set[str] = set()
+    todo = sorted({i for b in files.values() for i in _ids_in(b)})
+    while todo:
+        oid = todo.pop()
+        if oid in found or oid in omitted or not store.objects.has(oid):
+            continue
+        found.add(oid)
+        named = _ids_in(_document(store, oid))
+        if not data and oid in snap_ids:
+            omitted |= {i for i in named if store.objects.has(i)} - found
+            continue
+        todo.extend(sorted(named - found))
+    return found - omitted, omitted - found
+
+
+def _document(store: Store, oid: str) -> bytes:
+    with store.objects.open(oid) as f:
+        head = f.read(1)
+        if head not in (b"{", b"["):
+            return b""
+        data = head + f.read(DOCUMENT_LIMIT)
+    return data if len(data) <= DOCUMENT_LIMIT else b""
+
+
+def _commits(store: Store, files: dict[str, bytes]) -> set[str]:
+    """The commits the runs' locks record."""
+    out = set()
+    for name, data in files.items():
+        recipe = (_json(data).get("run") or {}).get("recipe_id") if name.startswith("records/runs/") else None
+        lock = _json(files.get(f"objects/{_hex(recipe)}", b"")) if recipe else {}
+        commit = ((lock.get("code") or {}).get("git") or {}).get("commit")
+        if commit:
+            out.add(commit)
+    return out
+
+
+def _json(data: bytes) -> dict:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _git_bundle(store: Store, run_ids: list[str], commit: str) -> bytes:
+    """A `git bundle` of ``commit`` from the repository one of the runs ran in."""
+    tried = []
+    cwds = [records.get(store, rid).context.get("cwd") for rid in sorted(run_ids)]
+    for cwd in [c for c in cwds if c] + [str(store.root / "code.git")]:
+        if not Path(cwd).is_dir():
+            continue
+        tried.append(cwd)
+        ref = f"refs/runlock/bundle-{commit}"
+        if _git(cwd, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+            continue
+        if _git(cwd, "update-ref", ref, commit).returncode != 0:
+            continue
+        try:
+            p = _git(cwd, "-c", "pack.threads=1", "bundle", "create", "-", ref)
+        finally:
+            _git(cwd, "update-ref", "-d", ref)
+        if p.returncode == 0:
+            return p.stdout
+    raise RunlockError(f"No repository holds commit {commit} (looked in {', '.join(tried) or 'no folder'}), "
+                       "so the bundle cannot carry the code.",
+                       hint="Run the export inside a clone that has the commit.")
+
+
+def _git(cwd: str, *args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=600)
+    except FileNotFoundError:
+        raise RunlockError("git is not installed, and a bundle carries the code as a git bundle.",
+                           hint="Install git.") from None
+
+
+def _audit(store: Store, targets: set[str], files: dict[str, bytes]) -> list[int]:
+    """Add every audit entry about ``targets`` with its inclusion proof; return their numbers."""
+    with store.db.read() as conn:
+        rows = [r for r in audit.iter_rows(conn) if r.target in targets]
+    if not rows:
+        return []
+    last = max(r.seq for r in rows)
+    signed = [c for c in audit.checkpoints(store) if c.signature]
+    cp = signed[-1] if signed and signed[-1].tree_size >= last else audit.checkpoint(store)
+    with store.db.read() as conn:
+        leaves = [merkle.leaf_hash(audit.body_bytes(r)) for r in audit.iter_rows(conn, 0, cp.tree_size)]
+    files[layout.CHECKPOINT] = layout.dumps(cp.to_dict())
+    for r in rows:
+        path = [h.hex() for h in merkle.inclusion_proof(leaves, r.seq - 1)]
+        entry = audit._entry(r).to_dict()
+        proof = audit.InclusionProof(entry, r.seq - 1, cp.tree_size, path, cp.to_dict())
+        files[f"audit/entries/{r.seq:012d}.json"] = layout.dumps(proof.to_dict())
+    return [r.seq for r in rows]
+
+
+def _excluded(store: Store, files: dict[str, bytes], graph: lineage.Graph) -> list[dict]:
+    """Inputs a run's lock names that the lineage walk did not reach (so are not inside)."""
+    out = []
+    for name, data in sorted(files.items()):
+        if not name.startswith("records/runs/"):
+            continue
+        rec = _json(data)
+        recipe = (rec.get("run") or {}).get("recipe_id")
+        lock = _json(files.get(f"objects/{_hex(recipe)}", b"")) if recipe else {}
+        for i in lock.get("inputs") or []:
+            if i.get("node") not in graph.nodes:
+                out.append({"run": rec["run"]["id"], "input": i.get("node"),
+                            "reason": "not in the lineage graph of the store it was exported from"})
+    return out

@@ -1,0 +1,73 @@
+"""The bundle's file layout, and the deterministic tar that holds it.
+
+A bundle (``.rlb``) is an uncompressed tar whose first member is ``manifest.json`` and second
+``manifest.sig``; every other member follows sorted by path::
+
+    manifest.json                 schema, root, what is inside, and the sha256 + size of every other member
+    manifest.sig                  base64 Ed25519 signature of manifest.json by the store's key
+    store.pub                     the store's public key (PEM); an auditor compares it with the one they hold
+    audit/checkpoint.json         the signed audit checkpoint every proof leads to
+    audit/entries/SEQ.json        one audit entry with its inclusion proof (runlock.audit-proof/v1)
+    code/COMMIT.bundle            `git bundle` of a recorded commit (its whole history)
+    objects/HEX                   a stored object (lock, diff, manifests, data, artifacts); name = sha256 of bytes
+    records/runs/ID.json          a run's row, its artifacts' rows and every metric point
+    records/snapshots/HEX.json    a snapshot's row and the refs naming it
+    records/splits/HEX.json       a split's row and the refs naming it
+    records/models/NAME@vN.json   a model version's ref row and the aliases pointing at it
+    records/edges.json            the lineage edges among the entities inside
+
+Every member has mtime 0, uid/gid 0, no owner names and mode 0644, so the same content gives the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+SCHEMA = "runlock.bundle/v1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+PUBLIC_KEY = "store.pub"
+CHECKPOINT = "audit/checkpoint.json"
+
+
+def dumps(value: Any) -> bytes:
+    """Stable JSON for records (sorted keys; NaN kept as the database may hold it)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr).encode("utf-8") + b"\n"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write(out: BinaryIO, members: list[tuple[str, bytes]]) -> None:
+    """Write ``members`` (already in bundle order) as a deterministic tar."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            tar.addfile(_info(name, len(data)), io.BytesIO(data))
+
+
+def read(path: str) -> Iterator[tuple[str, bytes]]:
+    """Every regular member of the bundle at ``path``, in order, as (name, bytes).
+
+    Raises ``tarfile.TarError`` / ``OSError`` when the file is not a readable tar."""
+    with tarfile.open(path, mode="r:") as tar:
+        for info in tar:
+            if not info.isfile():
+                raise tarfile.TarError(f"member {info.name!r} is not a regular file")
+            f = tar.extractfile(info)
+            yield info.name, f.read() if f is not None else b""

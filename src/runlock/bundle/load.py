@@ -1,0 +1,216 @@
+"""``load``: import a bundle into a store (a fresh one included), keeping every id.
+
+The bundle is verified first (``check.verify``) with the key the caller gives, or with the key it
+carries when none is given (which proves integrity, not origin: the result says so). Then, in
+one write transaction: the objects (idempotent), the runs with their artifacts and metric points,
+the snapshots, splits and model versions with their names, and the lineage edges. A record that
+already exists must be identical; a name already taken by other content refuses the import.
+
+Every imported sealed record gets a sealing audit entry of its own kind here (``run.seal``,
+``snapshot.create``, ``split.…``, ``model.register``) whose state digest must equal the one
+the source store sealed, so ``sealed.require`` (and so ``rerun``) guards it in this store as in
+the first; and one ``bundle.import`` entry names the bundle, its root and its key. The code comes
+as git bundles, fetched into the store's own repository ``.runlock/code.git``, where ``rerun``
+finds a recorded commit when the run's original repository is not here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+
+from runlock import audit, keys, lineage, sealed
+from runlock.bundle import layout
+from runlock.bundle.check import verify
+from runlock.data.snapshot import snapshots
+from runlock.data.split import splits
+from runlock.errors import Conflict, IntegrityError, RunlockError
+from runlock.store import Store
+from runlock.store.schema import artifacts, metrics, refs, runs
+from runlock.tracking import fields
+from runlock.verify import workdir
+
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    bundle: str
+    root: str
+    key_id: str
+    key_given: bool
+    runs: list[str]
+    snapshots: list[str]
+    splits: list[str]
+    models: list[str]
+    objects: int
+    new_records: int
+    commits: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -> ImportResult:
+    """Verify the bundle at ``path`` and import it into ``store``."""
+    members = dict(layout.read(str(path)))
+    given = key is not None
+    key = key or keys.PublicKey(_pem_key(members))
+    check = verify(path, key)
+    if not check.ok:
+        raise IntegrityError(f"The bundle does not verify: {check.part}: {check.reason}.",
+                             hint="Nothing was imported. Ask for a fresh copy of the bundle.")
+    manifest = json.loads(members[layout.MANIFEST])
+    bundle_id = layout.sha256(members[layout.MANIFEST])
+    objects = [n for n in members if n.startswith("objects/")]
+    for name in objects:
+        store.objects.put_bytes(members[name])
+    commits = _fetch_code(store, members)
+    seals = _seals(members)
+    inside = manifest["contents"]
+
+    def write(conn: sa.Connection) -> int:
+        new = 0
+        for name, data in sorted(members.items()):
+            if name.startswith("records/runs/"):
+                new += _run(conn, json.loads(data))
+            elif name.startswith("records/snapshots/"):
+                rec = json.loads(data)
+                new += _row(conn, snapshots, rec["snapshot"]) + _refs(conn, rec["refs"])
+            elif name.startswith("records/splits/"):
+                rec = json.loads(data)
+                new += _row(conn, splits, _split_row(rec)) + _refs(conn, rec["refs"])
+            elif name.startswith("records/models/"):
+                new += _refs(conn, [json.loads(data)["ref"]])
+        for e in json.loads(members.get("records/edges.json", b"[]")):
+            new += lineage.record_edge(conn, e["kind"], e["src"], e["dst"])
+        if not new:
+            return 0
+        for target, (action, seq, state) in sorted(seals.items()):
+            if _sealed_here(conn, target, state):
+                continue
+            audit.append(conn, store.actor, action, target,
+                         details={"imported_from": bundle_id, "source_seq": seq, "state": state})
+            kind = sealed.kind_of(action, target)
+            if sealed.state(conn, kind, target) != state:
+                raise IntegrityError(f"{target} imported from the bundle does not give the state its source "
+                                     f"sealed (audit entry {seq}); nothing was imported.")
+        audit.append(conn, store.actor, "bundle.import", f"bundle:{bundle_id}",
+                     details={"root": manifest["root"], "key_id": key.keyid, "key_given": given,
+                              "runs": inside["runs"], "snapshots": inside["snapshots"],
+                              "splits": inside["splits"], "models": inside["models"], "data": manifest["data"]})
+        return new
+
+    new = store.db.run_write(write)
+    return ImportResult(str(path), manifest["root"], key.keyid, given, inside["runs"], inside["snapshots"],
+                        inside["splits"], inside["models"], len(objects), new, commits)
+
+
+def _pem_key(members: dict[str, bytes]):  # noqa: ANN202 - an Ed25519PublicKey
+    try:
+        return serialization.load_pem_public_key(members[layout.PUBLIC_KEY])
+    except (KeyError, ValueError):
+        raise IntegrityError("The bundle carries no readable public key.",
+                             hint="Give the store's key with --key store.pub.") from None
+
+
+def _seals(members: dict[str, bytes]) -> dict[str, tuple[str, int, str]]:
+    """target -> (action, source seq, state) of the latest sealing entry of each record inside."""
+    out: dict[str, tuple[str, int, str]] = {}
+    for name in sorted(n for n in members if n.startswith("audit/entries/")):
+        e = json.loads(members[name])["entry"]
+        kind = sealed.kind_of(e["action"], e["target"])
+        state = (e.get("details") or {}).get("state")
+        if kind and kind != "alias" and state:
+            out[e["target"]] = (e["action"], e["seq"], state)
+    return out
+
+
+def _split_row(rec: dict) -> dict:
+    """The split's row with its JSON columns in the key order its seal hashed (the text SQLite kept)."""
+    raw = rec.get("sealed") or {}
+    return {**rec["split"], **{c: json.loads(raw[c]) for c in ("params", "counts") if isinstance(raw.get(c), str)}}
+
+
+def _sealed_here(conn: sa.Connection, target: str, state: str) -> bool:
+    rows = conn.execute(sa.select(audit.audit_log.c.details).where(audit.audit_log.c.target == target)).scalars()
+    return any(isinstance(d, dict) and d.get("state") == state for d in rows)
+
+
+def _same_or_insert(conn: sa.Connection, table: sa.Table, row: dict, where: sa.ColumnElement) -> int:
+    have = conn.execute(sa.select(table).where(where)).first()
+    if have is None:
+        conn.execute(table.insert().values(**row))
+        return 1
+    if json.loads(layout.dumps(dict(have._mapping))) != json.loads(layout.dumps(row)):
+        raise Conflict(f"{table.name} record {row.get('id') or row.get('name')} already exists here with other "
+                       "content; nothing was imported.")
+    return 0
+
+
+def _row(conn: sa.Connection, table: sa.Table, row: dict) -> int:
+    return _same_or_insert(conn, table, row, table.c.id == row["id"])
+
+
+def _refs(conn: sa.Connection, rows: list[dict]) -> int:
+    n = 0
+    for r in rows:
+        n += _same_or_insert(conn, refs, r, sa.and_(refs.c.namespace == r["namespace"], refs.c.name == r["name"],
+                                                    refs.c.version == r["version"]))
+    return n
+
+
+def _run(conn: sa.Connection, rec: dict) -> int:
+    run = rec["run"]
+    if not _same_or_insert(conn, runs, run, runs.c.id == run["id"]):
+        return 0
+    for a in rec["artifacts"]:
+        conn.execute(artifacts.insert().values(**a))
+    cols = rec["metric_columns"]
+    points = [{"run_id": run["id"], **dict(zip(cols, p))} for p in rec["metrics"]]
+    for i in range(0, len(points), 5000):
+        conn.execute(metrics.insert(), points[i:i + 5000])
+    latest = {}
+    for p in points:
+        latest[p["key"]] = (p["step"], p["value"], p["raw"])
+    fields.record_latest(conn, run["id"], latest)
+    fields.replace_section(conn, run["id"], "summary", run.get("summary") or {})
+    fields.replace_section(conn, run["id"], "tags", run.get("tags") or {})
+    return 1
+
+
+def _fetch_code(store: Store, members: dict[str, bytes]) -> list[str]:
+    """Fetch every git bundle inside into the store's repository; return the commits."""
+    names = sorted(n for n in members if n.startswith("code/") and n.endswith(".bundle"))
+    if not names:
+        return []
+    repo = store.root / workdir.STORE_REPO
+    if not repo.is_dir():
+        _git(store.root, "init", "--quiet", "--bare", str(repo))
+    out = []
+    for name in names:
+        commit = name[len("code/"):-len(".bundle")]
+        with tempfile.TemporaryDirectory(prefix="runlock-bundle-") as tmp:
+            path = Path(tmp) / f"{commit}.bundle"
+            path.write_bytes(members[name])
+            _git(repo, "fetch", "--quiet", str(path), f"+refs/*:refs/runlock/imported/{commit}/*")
+        if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode != 0:
+            raise IntegrityError(f"The git bundle {name} does not hold commit {commit}.")
+        out.append(commit)
+    return out
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=600)
+    except FileNotFoundError:
+        raise RunlockError("git is not installed, and importing a bundle's code needs it.",
+                           hint="Install git.") from None
+    if check and p.returncode != 0:
+        raise RunlockError(f"`git {' '.join(args)}` failed: {p.stderr.decode(errors='replace').strip()}.")
+    return p
