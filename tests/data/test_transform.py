@@ -55,7 +55,7 @@ def test_table_transform_records_recipe_and_reuses(any_store, make_tree):
     r = child.recipe
     assert (r["parent"], r["function"], r["params"], r["globals"]) == (
         parent.id, "tests.data.test_transform.keep_long", {"min_len": 3}, {"MIN_LEN": 2})
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", r["source"]) and r["runlock"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", r["source"]) and r["format"] == "runlock.recipe/2"
     t = read_table(any_store, child)
     assert t.column("text").to_pylist() == ["ccc"] and t.column(RECORD_ID).to_pylist() == ["3"]
     again = derive(any_store, parent.ref, keep_long, {"min_len": 3}, "tickets-long")

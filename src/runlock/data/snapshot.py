@@ -19,6 +19,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from runlock import audit, canonical, lineage, refs
+from runlock._version import __version__
 from runlock.data import manifest as mf
 from runlock.data import tabular
 from runlock.data.ingest import Entry, ProgressFn, ingest
@@ -168,7 +169,10 @@ def save(store: Store, manifest: dict, name: str, *, source: str | None = None) 
             audit.append(conn, store.actor, "snapshot.create", ref.ref, before=before, after=oid,
                          details={"kind": manifest["kind"], "files": manifest["files"],
                                   "size": manifest["size"], "parent": manifest.get("parent"),
-                                  "source": source})
+                                  "source": source,
+                                  # a derived snapshot's recipe leaves the version out (its id must not
+                                  # move on upgrade); which runlock derived it is kept here
+                                  **({"runlock_version": __version__} if recipe else {})})
         if manifest.get("parent"):
             lineage.record_edge(conn, "derived_from", lineage.node("snapshot", oid),
                                 lineage.node("snapshot", manifest["parent"]))

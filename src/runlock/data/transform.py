@@ -1,11 +1,16 @@
 """Derived snapshots: a preprocessing function applied to a snapshot, with its recipe recorded.
 
-A **recipe** pins everything the output depends on (canonical JSON, ``runlock.recipe/1``)::
+A **recipe** pins everything the output depends on (canonical JSON, ``runlock.recipe/2``)::
 
-    {"format": "runlock.recipe/1", "parent": "sha256:…",
+    {"format": "runlock.recipe/2", "parent": "sha256:…",
      "function": "my_pkg.prep.clean", "source": "sha256:…"   (of the function's source text),
      "defaults": [...], "closure": {...}, "globals": {...},  (values the code reads; JSON only)
-     "params": {...}, "runlock": "0.1.0"}
+     "params": {...}}
+
+It holds nothing about the runlock that applied it, so a derived snapshot keeps its id across
+upgrades (the version is in the ``snapshot.create`` audit entry, as for splits); a
+``runlock.recipe/1`` recipe held the version, so a recipe recorded by an older runlock is applied
+again once after an upgrade, giving the id it keeps from then on.
 
 Its hash finds an earlier result: applying the same recipe to the same parent again returns the
 existing snapshot without calling the function. An input that cannot be hashed (a function with
@@ -23,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import sys
 import tempfile
 import textwrap
 import types
@@ -41,7 +45,7 @@ from runlock.data.tabular import RECORD_ID, jsonable
 from runlock.errors import InvalidInput
 from runlock.store import Store
 
-RECIPE_FORMAT = "runlock.recipe/1"
+RECIPE_FORMAT = "runlock.recipe/2"   # /1 held the runlock version, which moved the id on upgrade
 _CODE_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type,
                types.MethodType, classmethod, staticmethod)
 
@@ -83,11 +87,7 @@ def recipe_for(parent_id: str, fn: Callable, params: dict) -> dict:
             "defaults": _plain(list(func.__defaults__ or ()), label, "its defaults"),
             "kwdefaults": _plain(dict(func.__kwdefaults__ or {}), label, "its keyword defaults"),
             "closure": _closure(func, label), "globals": _globals(func, label),
-            "params": _plain(params, label, "params"), "runlock": _runlock_version()}
-
-
-def _runlock_version() -> str:
-    return sys.modules["runlock"].__version__  # the package is loaded once any of it runs
+            "params": _plain(params, label, "params")}
 
 
 def _source_hash(func: types.FunctionType, label: str) -> str:
