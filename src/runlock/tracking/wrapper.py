@@ -48,9 +48,12 @@ class CommandResult:
 def run_command(store: Store, argv: list[str], *, project: str | None = None, name: str | None = None,
                 hashseed: int | None = None, config: dict | None = None, seed: int | None = None,
                 extra_env: dict[str, str] | None = None, on_start: Callable[[Run], None] | None = None,
-                stdout: int | None = None) -> CommandResult:
+                stdout: int | None = None, cwd: str | os.PathLike | None = None,
+                on_exit: Callable[[Run, int], None] | None = None) -> CommandResult:
     """Run ``argv`` as a recorded run; ``on_start(run)`` is called once the run exists, before
-    the command starts; ``stdout`` (a file descriptor) takes the command's standard output."""
+    the command starts; ``stdout`` (a file descriptor) takes the command's standard output;
+    ``cwd``: the folder the command starts in; ``on_exit(run, returncode)`` is called before the
+    run is sealed (to log outputs); an error it raises seals the run failed."""
     if not argv:
         raise InvalidInput("No command given.", hint="Use `runlock run -- python train.py ...`.")
     env = dict(os.environ)
@@ -64,7 +67,7 @@ def run_command(store: Store, argv: list[str], *, project: str | None = None, na
     fixed = [k for k, given in (("project", project), ("name", name)) if given]
     try:
         run = create_run(store, project or DEFAULT_PROJECT, name, config=config, seed=seed, argv=argv,
-                         context={"wrapper": {"fixed": fixed}})
+                         context={"wrapper": {"fixed": fixed}, **({"cwd": os.path.abspath(cwd)} if cwd else {})})
     finally:
         if hashseed is not None:
             _restore("PYTHONHASHSEED", saved)
@@ -72,7 +75,7 @@ def run_command(store: Store, argv: list[str], *, project: str | None = None, na
         on_start(run)
     env.update({ENV_RUN_ID: run.id, "RUNLOCK_STORE": str(store.root), **(extra_env or {})})
     try:
-        proc = subprocess.Popen(argv, env=env, stdout=stdout)
+        proc = subprocess.Popen(argv, env=env, stdout=stdout, cwd=cwd)
     except OSError as e:
         run.finish("failed", f"Could not start {argv[0]}: {e.strerror}")
         raise InvalidInput(f"Could not start {argv[0]!r}: {e.strerror}.") from None
@@ -81,6 +84,12 @@ def run_command(store: Store, argv: list[str], *, project: str | None = None, na
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait()
+    if on_exit is not None:
+        try:
+            on_exit(run, rc)
+        except BaseException as e:
+            run.finish("failed", f"After the command: {e}")
+            raise
     with warnings.catch_warnings():   # a run sealed failed for lost points: the result says so
         warnings.simplefilter("ignore", RuntimeWarning)
         run.finish("finished" if rc == 0 else "failed", None if rc == 0 else f"Command exited with status {rc}.",

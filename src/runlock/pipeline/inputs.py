@@ -1,0 +1,95 @@
+"""A stage's inputs document: everything its result depends on, by value or by digest.
+
+Its sha256 is the stage key, the run-cache's key: the command, the seed, each param's value
+(only the declared keys, so editing another key of params.yaml changes nothing), every dep by
+content id (files and folders through the stat cache; ``ds:``/``split:``/``model:`` refs by the id
+they resolve to; upstream outs by what is on disk now) and the environment that decides results
+(Python, OS, machine, every installed distribution). The git commit is not part of it: code
+counts through the files a stage declares as deps, so a commit elsewhere in the repository does
+not invalidate every stage (the run's own lock still records the commit).
+"""
+
+from __future__ import annotations
+
+import platform
+from functools import lru_cache
+
+from runlock import canonical, environment, refs, registry
+from runlock.errors import InvalidInput
+from runlock.hashing import digest_bytes
+from runlock.pipeline.digests import Hasher
+from runlock.pipeline.params import ParamFiles
+from runlock.pipeline.spec import Pipeline, is_ref
+from runlock.store import Store
+
+SCHEMA = "runlock.stage/v1"
+
+
+@lru_cache(maxsize=1)
+def environment_fields() -> dict:
+    """The parts of this environment a stage's result may depend on (read once per process)."""
+    return canonical.normalize({
+        "python": platform.python_version(), "implementation": platform.python_implementation(),
+        "system": platform.system(), "machine": platform.machine(), "packages": environment.distributions()})
+
+
+def resolve_ref(store: Store, text: str) -> str:
+    """The content id a ``ds:``/``split:``/``model:`` ref names now."""
+    ns = text.split(":", 1)[0]
+    if ns == "model":
+        return registry.resolve(store, text).digest
+    return refs.resolve(store, text, ns).target
+
+
+def document(store: Store, pipe: Pipeline, name: str, hasher: Hasher, params: ParamFiles) -> dict:
+    stage = pipe.stages[name]
+    deps: dict[str, dict] = {}
+    for dep in stage.deps:
+        if is_ref(dep):
+            deps[dep] = {"kind": "ref", "digest": resolve_ref(store, dep)}
+            continue
+        up = pipe.producer_of(dep)
+        digest = hasher.digest(pipe.root / dep)
+        if digest is None:
+            raise InvalidInput(f"Stage {name!r}: dep {dep} does not exist" +
+                               (f" (stage {up!r} should have written it)." if up else "."),
+                               hint="Run `runlock repro` for the whole pipeline." if up else "Create it.")
+        entry = {"kind": "out" if up else ("folder" if (pipe.root / dep).is_dir() else "file"), "digest": digest}
+        if up:
+            entry["stage"] = up
+        deps[dep] = entry
+    return {"schema": SCHEMA, "cmd": stage.cmd, "seed": stage.seed,
+            "params": {p.text: params.value(p) for p in stage.params},
+            "deps": deps, "outs": list(stage.outs), "environment": environment_fields()}
+
+
+def stage_key(doc: dict) -> str:
+    return digest_bytes(canonical.dumps(doc))
+
+
+def changes(old: dict, new: dict) -> list[dict]:
+    """What differs between two inputs documents: ``{"what", "name", "from", "to"}`` each."""
+    out: list[dict] = []
+    for field in ("cmd", "seed"):
+        if old.get(field) != new.get(field):
+            out.append({"what": field, "name": field, "from": old.get(field), "to": new.get(field)})
+    for kind in ("params", "deps"):
+        a, b = old.get(kind) or {}, new.get(kind) or {}
+        for key in sorted(set(a) | set(b)):
+            va, vb = a.get(key), b.get(key)
+            if kind == "deps":
+                va, vb = (va or {}).get("digest"), (vb or {}).get("digest")
+            if va != vb:
+                out.append({"what": "param" if kind == "params" else "dep", "name": key, "from": va, "to": vb})
+    if old.get("outs") != new.get("outs"):
+        out.append({"what": "outs", "name": "outs", "from": old.get("outs"), "to": new.get("outs")})
+    ea, eb = old.get("environment") or {}, new.get("environment") or {}
+    for key in sorted(set(ea) | set(eb)):
+        if key == "packages":
+            pa, pb = ea.get(key) or {}, eb.get(key) or {}
+            for pkg in sorted(set(pa) | set(pb)):
+                if pa.get(pkg) != pb.get(pkg):
+                    out.append({"what": "environment", "name": f"package {pkg}", "from": pa.get(pkg), "to": pb.get(pkg)})
+        elif ea.get(key) != eb.get(key):
+            out.append({"what": "environment", "name": key, "from": ea.get(key), "to": eb.get(key)})
+    return out
