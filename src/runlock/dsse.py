@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runlock import canonical, keys
+from runlock import canonical, keys, paths
 from runlock.errors import IntegrityError, InvalidInput
 from runlock.hashing import digest_file
 
@@ -152,27 +152,39 @@ def check_envelopes(envelopes: list[dict], key: keys.PublicKey, *, root: str | P
 
 
 def _rehash(statements: list[dict], root: Path) -> list[dict]:
-    seen, out = set(), []
+    """Re-hash under ``root`` every file the statements name. Every name passes the path
+    validator (``runlock.paths``) before any file is opened, and a file is read only where its
+    real location is below ``root`` (no link is followed out): an attestation cannot make this
+    read ``../../etc/passwd`` or ``/etc/passwd``; it is refused, naming the entry."""
+    wanted: dict[str, str] = {}
     for stmt in statements:
         for s in stmt.get("subject", []):
             want = (s.get("digest") or {}).get("sha256") if isinstance(s, dict) else None
-            name = str(s.get("name", "")) if isinstance(s, dict) else ""
-            if not want or name in seen or name.startswith(("model:", "run:")) or "/" not in name:
+            name = s.get("name", "") if isinstance(s, dict) else ""
+            if not want or not isinstance(name, str) or name in wanted or name.startswith(("model:", "run:")) \
+                    or "/" not in name:
                 continue        # the whole artifact: its files are subjects of their own
-            seen.add(name)
-            parts = Path(name).parts
-            if ".." in parts or Path(name).is_absolute():
-                out.append({"name": name, "path": name, "expected": f"sha256:{want}", "actual": None, "ok": False})
-                continue
-            cands = [root / name, root.joinpath(*parts[1:])]
-            found = next((c for c in cands if c.is_file()), None)
-            if found is None:
-                out.append({"name": name, "path": str(cands[0]), "expected": f"sha256:{want}", "actual": None,
-                            "ok": False})
-                continue
-            actual, _ = digest_file(found)
-            out.append({"name": name, "path": str(found), "expected": f"sha256:{want}",
-                        "actual": actual, "ok": actual == f"sha256:{want}"})
+            why = paths.problem(name)
+            if why is not None:
+                raise paths.UnsafePath(f"The attestation names the file {name!r}, which runlock will not read "
+                                       f"under --root: {why}.", hint="Nothing was read. The attestation was "
+                                       "crafted or damaged; do not trust it.")
+            wanted[name] = want
+    out = []
+    for name, want in wanted.items():
+        cands = [root / name, root.joinpath(*name.split("/")[1:])]
+        found = next((c for c in cands if c.is_file()), None)
+        if found is not None and not paths.is_within(found, root):
+            raise paths.UnsafePath(f"The attestation's file {name!r} is {found}, a link that leads out of "
+                                   f"{root}; runlock will not read it.", hint="Nothing was read. Check the "
+                                   "folder given as --root.")
+        if found is None:
+            out.append({"name": name, "path": str(cands[0]), "expected": f"sha256:{want}", "actual": None,
+                        "ok": False})
+            continue
+        actual, _ = digest_file(found)
+        out.append({"name": name, "path": str(found), "expected": f"sha256:{want}",
+                    "actual": actual, "ok": actual == f"sha256:{want}"})
     return out
 
 
