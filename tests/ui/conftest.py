@@ -42,7 +42,7 @@ def build(tmp_path: Path) -> Store:
     snap = create_snapshot(store, data, "tickets", id_column="id")
     data.write_text("".join(json.dumps(r) + "\n" for r in rows[:-5]))
     create_snapshot(store, data, "tickets", id_column="id")
-    create_split(store, snap, name="tickets", ratios=(0.5, 0.5), seed=1)
+    create_split(store, snap, name="tickets", ratios=(0.5, 0.5), seed=3, text_columns=["text"])   # seed 3 puts dup and r3 apart
     weights = tmp_path / "model.bin"
     for i, (name, lr) in enumerate([("base", 0.1), ("tuned", 0.01), ("tuned-again", 0.01), ("evil", 0.5)]):
         with runlock.start_run(project="bot", name=name, config={"lr": lr, "optim": "adam"}, seed=1,

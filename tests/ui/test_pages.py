@@ -142,10 +142,12 @@ def test_data_page_lists_snapshots_diffs_and_the_split_report(client: TestClient
     assert [s["ref"] for s in data["snapshots"]] == ["ds:tickets@v1", "ds:tickets@v2"]
     assert len(data["diff"]["records"]["removed"]) == 5
     sp = data["split"]
-    assert sp["counts"] == {"train": 21, "validation": 20}
-    assert sp["leakage"] is not None and "pairs" in sp["leakage"]
+    assert sum(sp["counts"].values()) == 41 and set(sp["counts"]) == {"train", "validation"}
+    pair = sp["leakage"]["pairs"][0]
+    assert {pair["a"], pair["b"]} == {"dup", "r3"} and not sp["leakage"]["passed"]
+    assert sp["records"]["dup"]["text"] == sp["records"]["r3"]["text"] == "ticket number 3"
     page = client.get("/data", params={"split": "split:tickets@v1"}).text
-    assert "Leakage report" in page and "validation" in page
+    assert "Leakage report" in page and "validation" in page and page.count("ticket number 3") == 2
 
 
 def test_lineage_draws_an_svg_and_a_table(client: TestClient, run_ids: dict) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from runlock import artifacts, audit, canonical, cards, registry
 from runlock.data.diff import diff as diff_snapshots
-from runlock.data.snapshot import list_snapshots
-from runlock.data.split import list_splits
+from runlock.data.snapshot import list_snapshots, read_table
+from runlock.data.split import RECORD_ID, list_splits
 from runlock.data.split import load as load_split
 from runlock.errors import InvalidInput, NotFound
 from runlock.lineage import entities
@@ -26,6 +26,7 @@ from runlock.verify.records import verifications_of
 
 LOCK_SECTIONS = ("config", "seed", "seeding", "knobs", "code", "entrypoint", "environment", "inputs")
 MAX_COMPARE = 10
+MAX_PAIRS = 50
 COMPARE_SECTIONS = ("config", "code", "environment", "inputs", "knobs", "seed", "seeding", "entrypoint")
 
 
@@ -138,8 +139,21 @@ def data_page(store: Store, *, old: str = "", new: str = "", split: str = "") ->
         out["diff"] = diff_snapshots(store, old, new).to_dict()
     if split:
         s = load_split(store, split)
-        out["split"] = {**s.to_dict(), "leakage": s.leakage.to_dict() if s.leakage else None}
+        out["split"] = {**s.to_dict(), "leakage": s.leakage.to_dict() if s.leakage else None,
+                        "records": _pair_records(store, s.snapshot_id, s.leakage.pairs[:MAX_PAIRS] if s.leakage else ())}
     return jsonable(out)
+
+
+def _pair_records(store: Store, snapshot_id: str, pairs: tuple) -> dict[str, dict]:
+    """The records of the first duplicate pairs, by record id, to show them side by side."""
+    ids = sorted({i for p in pairs for i in (p.a, p.b)})
+    if not ids:
+        return {}
+    import pyarrow as pa  # noqa: PLC0415 - the tabular extra, only for a table snapshot's split
+    import pyarrow.compute as pc  # noqa: PLC0415
+    table = read_table(store, snapshot_id)
+    found = table.filter(pc.is_in(table.column(RECORD_ID), value_set=pa.array(ids))).to_pylist()
+    return {row.pop(RECORD_ID): row for row in found}
 
 
 def lineage_page(store: Store, entity: str = "", *, direction: str = "upstream", depth: int = 10) -> dict:
