@@ -96,6 +96,20 @@ def _nvidia_driver() -> str | None:
         return None
 
 
+IMAGE_VAR = "RUNLOCK_IMAGE"   # the container image the run is in: NAME[:TAG]@sha256:DIGEST, set by the user
+
+
+def container_info() -> dict | None:
+    """The image named by ``RUNLOCK_IMAGE`` (``python:3.12-slim@sha256:…``), or None when unset.
+
+    Absent from the lock when the variable is unset, so identical environments keep their recipe id."""
+    ref = (os.environ.get(IMAGE_VAR) or "").strip()
+    if not ref:
+        return None
+    image, _, digest = ref.partition("@")
+    return {"image": image, "digest": digest if digest.startswith("sha256:") else None, "ref": ref}
+
+
 def env_vars() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in RESULT_ENV_VARS}
 
@@ -109,4 +123,5 @@ def capture() -> dict:
         "torch": torch_info(),
         "env": env_vars(),
         "packages": distributions(),
+        **({"container": c} if (c := container_info()) else {}),
     }
