@@ -19,6 +19,7 @@ from runlock.registry import register, set_alias
 from runlock.store import Store
 from runlock.tracking import annotations, records
 from runlock.ui import create_app
+from runlock.verify.records import add_verification
 from runlock.workspace import init
 
 EVIL = "<script>alert('x')</script>"
@@ -53,7 +54,10 @@ def build(tmp_path: Path) -> Store:
             run.log_artifact(weights, "model")
             if name == "evil":   # names are checked on the way in; a store written by other means may hold anything
                 records.update(store, run.id, name=EVIL)
+        if name == "tuned-again":   # a rerun that reproduced "tuned" bit for bit
+            add_verification(store, tuned_id, "rerun", "bitwise", {"tier": "bitwise"}, rerun_id=run.id)
         if name == "tuned":
+            tuned_id = run.id
             annotations.note(store, run.id, f"best so far {EVIL}")
             register(store, run.id, "model", "bot")
             set_alias(store, "model:bot@v1", "staging", reason=f"passed review {EVIL}")

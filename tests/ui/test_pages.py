@@ -27,6 +27,9 @@ def test_runs_page_and_twin_list_the_same_runs(client: TestClient, run_ids: dict
     twin = client.get("/runs.json").json()
     assert [r["status"] for r in twin["runs"]] == ["finished"] * 4
     assert all(r["recipe_id"].startswith("sha256:") for r in twin["runs"])
+    assert {r["name"]: r["verified"] for r in twin["runs"]}["tuned"] == "bitwise"
+    assert {r["name"]: r["verified"] for r in twin["runs"]}["base"] is None
+    assert '<span class="badge tier-bitwise">bitwise</span>' in page.text
 
 
 def test_a_script_tag_is_shown_as_text_everywhere(client: TestClient, run_ids: dict) -> None:
@@ -96,6 +99,8 @@ def test_run_page_shows_lock_metrics_artifacts_notes_audit(client: TestClient, r
     art = data["artifacts"][0]
     assert art["name"] == "model" and art["size"] == 101 and art["digest"].startswith("sha256:")
     assert data["notes"][0]["text"].startswith("best so far")
+    assert [(v["kind"], v["tier"], v["rerun_id"]) for v in data["verifications"]] == \
+        [("rerun", "bitwise", run_ids["tuned-again"])]
     assert any(e["action"] == "run.create" or e["target"] == f"run:{tuned}" for e in data["audit"])
     page = client.get(f"/runs/{tuned}").text
     assert art["digest"] in page and 'data-key="loss"' in page
