@@ -121,6 +121,19 @@ def test_one_flipped_byte_fails_verify_naming_the_part(tiny: Tiny, exported: Pat
     assert found["part"] == ("manifest.json" if which == "signature" else member), found
 
 
+def test_a_flipped_byte_anywhere_in_the_file_fails_verify(tiny: Tiny, exported: Path, tmp_path: Path) -> None:
+    """Headers, padding and the end-of-archive blocks too, not only members' contents."""
+    raw = exported.read_bytes()
+    key = keys.load_public(tiny.pub)
+    bad = tmp_path / "bad.rlb"
+    for at in [*range(0, len(raw), max(1, len(raw) // 97)), 100, 124, 148, 512 + 5, len(raw) - 1]:
+        changed = bytearray(raw)
+        changed[at] ^= 0x20
+        bad.write_bytes(bytes(changed))
+        found = bundle.verify(bad, key)
+        assert not found.ok and found.part, (at, found)
+
+
 def test_verify_with_another_key_fails_on_the_manifest(tiny: Tiny, exported: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()

@@ -11,7 +11,9 @@ In order, stopping at the first failure and naming the part that failed:
 7. every run, snapshot, split and model version inside matches the state digest its sealing
    audit entry recorded (so a record cannot be edited even by someone who re-signs nothing);
 8. the lineage is complete: each run's lock, its code (git bundle + diff), and each input it
-   names are inside (objects a ``--no-data`` bundle left out are listed as omitted, inputs as excluded).
+   names are inside (objects a ``--no-data`` bundle left out are listed as omitted, inputs as excluded);
+9. the file is byte for byte the canonical tar of its members (``layout.write``), so a changed
+   byte in a tar header, in padding or after the end is caught too, not only one in a member.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import base64
 import binascii
 import hashlib
 import json
+import io
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +62,7 @@ def verify(path: str | Path, key: keys.PublicKey) -> BundleCheck:
         entries = _audit(members, key, counts)
         _sealed(members, entries, counts)
         _lineage(members, manifest, counts)
+        _framing(path, members)
     except _Fail as f:
         return BundleCheck(str(path), False, f.part, f.reason, counts, root)
     return BundleCheck(str(path), True, None, None, counts, root)
@@ -77,6 +81,18 @@ def _read(path: str | Path) -> dict[str, bytes]:
     if names[:2] != [layout.MANIFEST, layout.SIGNATURE]:
         raise _Fail("file", f"a bundle starts with {layout.MANIFEST} and {layout.SIGNATURE}")
     return out
+
+
+def _framing(path: str | Path, members: dict[str, bytes]) -> None:
+    """The file must be exactly what ``layout.write`` makes of its members."""
+    canonical = io.BytesIO()
+    layout.write(canonical, list(members.items()))
+    want, have = canonical.getvalue(), Path(path).read_bytes()
+    if want == have:
+        return
+    at = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b), min(len(want), len(have)))
+    raise _Fail("file", f"byte {at} differs from the canonical tar of its members (a tar header, padding or "
+                        f"trailing bytes were changed; the file is {len(have)} bytes, {len(want)} expected)")
 
 
 def _manifest(members: dict[str, bytes], key: keys.PublicKey) -> dict:
