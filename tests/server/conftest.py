@@ -29,6 +29,7 @@ class Server:
     env: dict
     tokens: dict = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    args: tuple = ()                     # more options of `runlock server`
 
     @property
     def url(self) -> str:
@@ -37,7 +38,7 @@ class Server:
     def start(self) -> "Server":
         code = "from runlock.cli.entry import main; main()"
         self.proc = subprocess.Popen([sys.executable, "-c", code, "server", "--store", str(self.folder),
-                                      "--port", str(self.port)], cwd=self.folder, env=self.env,
+                                      "--port", str(self.port), *self.args], cwd=self.folder, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -67,9 +68,10 @@ class Server:
         return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
 
 
-def make_server(folder: Path) -> Server:
+def make_server(folder: Path, *, database: str | None = None, objects: str | None = None,
+                env: dict | None = None) -> Server:
     folder.mkdir(parents=True, exist_ok=True)
-    store = init(folder)
+    store = init(folder, database=database, objects=objects)
     tokens = {}
     try:
         for role in ROLES:
@@ -81,8 +83,9 @@ def make_server(folder: Path) -> Server:
         tokens["outsider"] = identity.issue_token(store, "outsider", days=1).token
     finally:
         store.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOCK_")}
-    return Server(folder / ".runlock", free_port(), env, tokens)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RUNLOCK_")}, **(env or {})}
+    args = (*(("--database", database) if database else ()), *(("--objects", objects) if objects else ()))
+    return Server(folder / ".runlock", free_port(), env, tokens, args=args)
 
 
 @pytest.fixture

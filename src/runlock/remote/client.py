@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ import msgpack
 
 from runlock.errors import Conflict, InvalidInput, IntegrityError, NotFound, RunlockError, StoreError
 from runlock.remote.credentials import normalize_url, server_url, token_for
+
+
+SEAL_TIMEOUT_S = 600.0
 
 
 class ServerUnavailable(StoreError):
@@ -90,8 +94,20 @@ class Client:
             "Content-Type": "application/msgpack", "Content-Encoding": "gzip"})["stored"]
 
     def finish_run(self, run_id: str, status: str, error: str | None = None, lost_points: int = 0) -> dict:
-        return self.call("POST", f"/runs/{_segment(run_id)}/finish",
-                         json={"status": status, "error": error, "lost_points": lost_points})
+        """Seal the run (the server hashes every series: allow it time; a retry after a lost
+        answer finds the run sealed already and returns it)."""
+        body = {"status": status, "error": error, "lost_points": lost_points}
+        try:
+            return self.call("POST", f"/runs/{_segment(run_id)}/finish", json=body, timeout=SEAL_TIMEOUT_S)
+        except ServerUnavailable:
+            time.sleep(1)
+        try:
+            return self.call("POST", f"/runs/{_segment(run_id)}/finish", json=body, timeout=SEAL_TIMEOUT_S)
+        except Conflict:
+            rec = self.get_run(run_id)
+            if rec["status"] in ("finished", "failed"):
+                return rec
+            raise
 
     def artifacts(self, run_id: str) -> list[dict]:
         return self.call("GET", f"/runs/{_segment(run_id)}/artifacts")["artifacts"]

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from ulid import ULID
 
@@ -224,11 +225,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
     @app.post(f"{V1}/runs/{{run_id}}/points", openapi_extra=_BATCH_SCHEMA)
     async def log_points(request: Request, run_id: RunId) -> dict:
         body = await request.body()
-        doc = ingest.decode(body, request.headers.get("content-type", ""),
-                            request.headers.get("content-encoding", ""))
-        rec = records.get(_store(request), run_id)
-        n = ingest.store_points(_store(request), rec.id, ingest.rows(rec.id, doc))
-        return {"stored": n}
+        return await run_in_threadpool(_log_points, _store(request), run_id, body,  # off the event loop
+                                       request.headers.get("content-type", ""),
+                                       request.headers.get("content-encoding", ""))
 
     @app.post(f"{V1}/runs/{{run_id}}/finish")
     def finish_run(request: Request, run_id: RunId, body: RunFinish) -> dict:
@@ -291,6 +290,12 @@ _BATCH_SCHEMA = {"requestBody": {"required": True, "content": {
         "required": ["points"]}}}}}
 _OBJECT_SCHEMA = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _log_points(store: Store, run_id: str, body: bytes, content_type: str, encoding: str) -> dict:
+    doc = ingest.decode(body, content_type, encoding)
+    rec = records.get(store, run_id)
+    return {"stored": ingest.store_points(store, rec.id, ingest.rows(rec.id, doc))}
 
 
 def _known(request: Request) -> bool:
@@ -395,11 +400,11 @@ async def _receive_object(store: Store, digest: str, request: Request) -> None:
         if actual != digest:
             raise IntegrityError(f"The bytes sent hash to {actual}, not {digest}; nothing was stored.",
                                  expected=digest, actual=actual)
-        stored = store.objects.put_file(tmp)          # hashed once more as it is copied in
+        stored = await run_in_threadpool(store.objects.put_file, tmp)   # hashed once more as it is copied in
         if stored != digest:
             raise IntegrityError(f"The upload changed while it was stored ({stored}); nothing was kept.",
                                  expected=digest, actual=stored)
-        store.db.run_write(lambda conn: audit.append(
+        await run_in_threadpool(store.db.run_write, lambda conn: audit.append(
             conn, store.actor, "object.put", f"object:{digest}",
             details={"project": _project_allowing(conn, store.actor, "object.put") or ALL_PROJECTS}))
     finally:
