@@ -155,9 +155,12 @@ class _Context:
     def stage(self, name: str) -> StageOutcome:
         doc = self._doc(name)
         key = stage_key(doc)
+        hit = None if self.force else state.cached(self.store, key)
+        if hit is not None:          # the common case takes no lock: restoring is idempotent and atomic
+            return self._restore(name, key, doc, hit)
         state.acquire(self.store, key)
         try:
-            hit = None if self.force else state.cached(self.store, key)
+            hit = None if self.force else state.cached(self.store, key)   # computed while we waited?
             if hit is not None:
                 return self._restore(name, key, doc, hit)
             return self._execute(name, key, doc)
@@ -165,14 +168,9 @@ class _Context:
             state.release(self.store, key)
 
     def _restore(self, name: str, key: str, doc: dict, hit: state.StageRow) -> StageOutcome:
-        row = state.begin(self.store, pipeline=str(self.pipe.root), stage=name, stage_key=key,
-                          repro_id=self.repro_id, inputs=doc)
-        try:
-            written = outs_mod.restore(self.store, self.pipe.root, hit.outs, hit.run_id, Hasher(self.store))
-        except BaseException:
-            state.end(self.store, row, "failed")
-            raise
-        state.end(self.store, row, "cached", outs=hit.outs, source_run=hit.run_id, restored=written)
+        written = outs_mod.restore(self.store, self.pipe.root, hit.outs, hit.run_id, Hasher(self.store))
+        state.record_hit(self.store, pipeline=str(self.pipe.root), stage=name, stage_key=key,
+                         repro_id=self.repro_id, inputs=doc, hit=hit, restored=written)
         return StageOutcome(name, "cached", key, hit.run_id, written)
 
     def _execute(self, name: str, key: str, doc: dict) -> StageOutcome:
@@ -210,8 +208,8 @@ def execute(store: Store, pipe: Pipeline, name: str, doc: dict, *, project: str,
                 run.use(dep)
             elif info["kind"] == "out":   # lineage: this run used the upstream stage's artifact
                 run.use(artifacts.find(store, f"art:{info['digest']}"), path=where / dep)
-            else:   # keep the bytes, so verify can rebuild this input
-                artifacts.store_path(store, os.path.join(where, dep))
+            elif not store.objects.has(info["digest"]):   # keep the bytes, so verify can rebuild this input
+                artifacts.store_path(store, where / dep)
 
     def ended(run: Run, rc: int) -> None:
         if rc != 0:

@@ -143,6 +143,22 @@ def begin(store: Store, *, pipeline: str, stage: str, stage_key: str, repro_id: 
     return row_id
 
 
+def record_hit(store: Store, *, pipeline: str, stage: str, stage_key: str, repro_id: str, inputs: dict,
+               hit: StageRow, restored: list[str]) -> None:
+    """A cache hit, in one transaction: its row (status ``cached``) and its audit entry."""
+    now = utcnow()
+
+    def write(conn: Connection) -> None:
+        conn.execute(stages.insert().values(
+            id=str(ULID()), pipeline=pipeline, stage=stage, stage_key=stage_key, status="cached", run_id=None,
+            source_run=hit.run_id, repro_id=repro_id, holder=holder(), inputs=inputs, outs=hit.outs,
+            restored=restored, created_at=now, ended_at=now))
+        audit.append(conn, store.actor, "pipeline.cache_hit", f"run:{hit.run_id}", after=stage_key,
+                     details={"pipeline": pipeline, "stage": stage, "repro": repro_id, "restored": restored})
+
+    store.db.run_write(write)
+
+
 def set_run(store: Store, row_id: str, run_id: str) -> None:
     store.db.run_write(lambda conn: conn.execute(stages.update().where(stages.c.id == row_id).values(run_id=run_id)))
 

@@ -1,0 +1,82 @@
+"""The pipeline commands in process: clean errors, status that names what changed, show, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from runlock.cli.main import app
+from runlock.store import Store
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "tiny"
+    d.mkdir()
+    (d / "params.yaml").write_text("a: {n: 1}\nother: 5\n")
+    (d / "runlock.yaml").write_text("stages:\n  one:\n    cmd: cat params.yaml > one.txt\n"
+                                    "    params: [a.n]\n    outs: [one.txt]\n"
+                                    "  two:\n    cmd: cp one.txt two.txt\n    deps: [one.txt]\n    outs: [two.txt]\n")
+    monkeypatch.chdir(d)
+    monkeypatch.setenv("RUNLOCK_STORE", str(store.root))
+    return d
+
+
+def invoke(*args: str):  # noqa: ANN201
+    return runner.invoke(app, list(args))
+
+
+def test_no_runlock_yaml_is_one_line_and_exit_2(tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = invoke("--store", str(store.root), "repro")
+    assert r.exit_code == 2 and "No runlock.yaml" in r.output and "Traceback" not in r.output
+
+
+def test_a_mistake_in_the_file_is_placed(tiny: Path) -> None:
+    (tiny / "runlock.yaml").write_text("stages:\n  one:\n    cmd: x\n    outz: [a]\n")
+    r = invoke("pipeline", "status")
+    assert r.exit_code == 2 and "runlock.yaml:4:5: unknown key 'outz'" in r.output
+
+
+def test_status_names_the_param_and_repro_reruns_only_what_it_reaches(tiny: Path) -> None:
+    assert invoke("repro", "--json").exit_code == 0
+    assert invoke("pipeline", "status").exit_code == 0
+    (tiny / "params.yaml").write_text("a: {n: 1}\nother: 6\n")          # an undeclared key: nothing stale
+    assert invoke("pipeline", "status").exit_code == 0
+    (tiny / "params.yaml").write_text("a: {n: 2}\nother: 6\n")
+    r = invoke("pipeline", "status")
+    assert r.exit_code == 1
+    assert "param params.yaml:a.n changed: 1 -> 2" in r.output and "upstream stage one is stale" in r.output
+    dry = json.loads(invoke("repro", "--dry", "--json").output)
+    assert [s["action"] for s in dry["stages"]] == ["would-run", "would-run"]
+    again = json.loads(invoke("repro", "--json").output)
+    assert [s["action"] for s in again["stages"]] == ["ran", "ran"]
+    assert invoke("pipeline", "status").exit_code == 0
+
+
+def test_show_and_export(tiny: Path) -> None:
+    invoke("repro")
+    dot = invoke("pipeline", "show", "--format", "dot").output
+    assert '"one" -> "two";' in dot and "up-to-date" in dot
+    shown = json.loads(invoke("pipeline", "show").output)
+    assert [s["status"] for s in shown["stages"]] == ["up-to-date", "up-to-date"]
+    assert invoke("pipeline", "export", "-o", "pipeline.lock.json").exit_code == 0
+    doc = json.loads((tiny / "pipeline.lock.json").read_text())
+    assert set(doc["stages"]) == {"one", "two"} and doc["stages"]["one"]["params"] == {"params.yaml:a.n": 1}
+    r = invoke("pipeline", "export", "-o", "pipeline.lock.json")
+    assert r.exit_code == 2 and "already exists" in r.output        # never replaced without --force
+    assert invoke("pipeline", "show", "--format", "svg").exit_code == 2
+
+
+def test_a_failing_stage_exits_1_and_nothing_downstream_runs(tiny: Path) -> None:
+    (tiny / "runlock.yaml").write_text("stages:\n  one:\n    cmd: exit 3\n    outs: [one.txt]\n"
+                                       "  two:\n    cmd: cp one.txt two.txt\n    deps: [one.txt]\n    outs: [two.txt]\n")
+    r = invoke("repro", "--json")
+    assert r.exit_code == 1
+    acts = {s["stage"]: s["action"] for s in json.loads(r.stdout)["stages"]}
+    assert acts == {"one": "failed", "two": "not-run"}
