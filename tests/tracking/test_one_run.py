@@ -182,6 +182,6 @@ def test_a_nested_start_run_under_runlock_run_is_the_same_run_and_leaving_it_onl
 def test_a_command_killed_by_a_signal_fails_the_run_and_exits_as_a_shell_would(store: Store, tmp_path: Path) -> None:
     done = subprocess.run([RUNLOCK, "--store", str(store.root), "run", "--json", "--", "bash", "-c", "kill -9 $$"],
                           capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 128 + 9
+    assert done.returncode == 128 + 9, (done.returncode, done.stdout, done.stderr)
     data = json.loads(done.stdout)
     assert data["status"] == "failed" and data["returncode"] == -9
