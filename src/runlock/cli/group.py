@@ -61,6 +61,10 @@ class RunlockGroup(TyperGroup):
             if e.filename is None:
                 raise
             fail(f"Cannot use {e.filename}: {e.strerror or e}.", 1)
+        except ValueError as e:   # what os.* raise for a path the user typed with a NUL byte in it
+            if "null byte" not in str(e):
+                raise
+            fail("A path holds a NUL byte (\\x00), which no file name can hold.", 2)
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         try:
