@@ -21,6 +21,7 @@ from runlock.store import Store
 from runlock.store.schema import refs, runs
 from runlock.tracking import lock as locks
 from runlock.tracking import records
+from runlock.tracking.run import start_run
 from runlock.verify import compare, rerun
 from runlock.workspace import init
 from tests.bundle.conftest import Tiny, tiny_project
@@ -215,3 +216,16 @@ def test_bad_input_is_one_line_not_a_traceback(tiny: Tiny, exported: Path, tmp_p
     junk.write_bytes(b"not a tar at all")
     result = cli(None, "bundle", "verify", str(junk), "--key", str(tiny.pub), "--json")
     assert result.exit_code == 1 and json.loads(result.stdout)["part"] == "file"
+
+
+def test_a_running_run_is_not_exported(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    store = init(tmp_path / "s")
+    run = start_run("p", "live", store=store)
+    try:
+        result = cli(store, "bundle", "export", run.id, "-o", str(tmp_path / "b.rlb"))
+        assert result.exit_code != 0 and "still running" in result.stderr, result.output
+        assert not (tmp_path / "b.rlb").exists()
+    finally:
+        run.finish()
+        store.close()

@@ -65,6 +65,10 @@ def verify(path: str | Path, key: keys.PublicKey) -> BundleCheck:
         _framing(path, members)
     except _Fail as f:
         return BundleCheck(str(path), False, f.part, f.reason, counts, root)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        # only a signed manifest gets this far: a bundle its key holder wrote in another shape
+        return BundleCheck(str(path), False, "manifest.json", f"the bundle is not laid out as "
+                           f"{layout.SCHEMA} describes ({type(e).__name__}: {e})", counts, root)
     return BundleCheck(str(path), True, None, None, counts, root)
 
 

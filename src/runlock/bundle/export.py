@@ -28,7 +28,7 @@ from runlock import audit, keys, lineage, merkle, registry, sealed
 from runlock.bundle import layout
 from runlock.data.snapshot import snapshots
 from runlock.data.split import splits
-from runlock.errors import InvalidInput, NotFound, RunlockError, StoreError
+from runlock.errors import Conflict, InvalidInput, NotFound, RunlockError, StoreError
 from runlock.store import Store
 from runlock.store.schema import artifacts, edges, metrics, refs, runs
 from runlock.tracking import records
@@ -99,7 +99,11 @@ def build(store: Store, ref: str, *, data: bool = True) -> tuple[list[tuple[str,
         split_ids = [n.split(":", 1)[1] for n in graph.of_type("split")]
         model_refs = [n.split(":", 1)[1] for n in graph.of_type("model")]
         for rid in run_ids:
-            files[f"records/runs/{rid}.json"] = layout.dumps(_run_record(conn, rid))
+            rec = _run_record(conn, rid)
+            if rec["run"]["status"] == "running":
+                raise Conflict(f"Run {rid} in the lineage of {root} is still running; its record is not sealed.",
+                               hint="Export once it has ended.")
+            files[f"records/runs/{rid}.json"] = layout.dumps(rec)
         for sid in snap_ids:
             files[f"records/snapshots/{_hex(sid)}.json"] = layout.dumps(
                 _row_record(conn, snapshots, sid, "ds", "snapshot"))
