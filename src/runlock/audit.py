@@ -499,9 +499,13 @@ def verify(store: Store, *, key: keys.PublicKey | None = None, deep: bool = Fals
     last_good = 0
     for size_ in sorted(s for s in roots if s in cps):
         if roots[size_] != cps[size_].root_hash:
+            # "chain recomputed" only when the chain itself shows no break in that range
+            broken = any(p.kind in {"altered", "removed", "reordered"} and p.seq is not None
+                         and last_good < p.seq <= size_ for p in problems)
             problems.append(Problem(last_good + 1, "rewritten",
                                     f"The first {size_} entries do not give checkpoint {size_}'s root: an entry "
-                                    f"between {last_good + 1} and {size_} was changed and the chain recomputed."))
+                                    f"between {last_good + 1} and {size_} was changed"
+                                    + ("." if broken else " and the chain recomputed.")))
             break
         last_good = size_
     if note is not None and (note[0] > n or roots.get(note[0], note[1]) != note[1]):

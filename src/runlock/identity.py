@@ -157,6 +157,11 @@ def disable_identity(store: Store, name: str) -> Identity:
         audit.append(conn, store.actor, "user.disable", f"user:{name}",
                      before=canonical.digest(dict(row._mapping)), details={"kind": row.kind})
         conn.execute(identities.update().where(identities.c.name == name).values(disabled_at=utcnow()))
+        for project, role in sorted(_roles(conn, name).items()):  # "loses every role", as `roles list` shows
+            audit.append(conn, store.actor, "role.revoke", f"user:{name}",
+                         before=canonical.digest({"project": project, "role": role}),
+                         details={"project": project, "role": None, "previous": role, "reason": "user.disable"})
+            _delete_grant(conn, name, project)
 
     store.db.run_write(write)
     return get_identity(store, name)

@@ -89,7 +89,12 @@ def test_a_disabled_identity_loses_its_roles_and_tokens(store: Store) -> None:
     identity.create_identity(store, "ex")
     identity.grant_role(store, "ex", "admin")
     token = identity.issue_token(store, "ex").token
+    identity.grant_role(store, "ex", "editor", project="bot")
     identity.disable_identity(store, "ex")
+    assert identity.list_grants(store, "ex") == []   # `roles list` no longer shows a role it lost
+    assert identity.get_identity(store, "ex").roles == {}
+    revoked = audit.log(store, target="user:ex", action="role.revoke")
+    assert sorted(e.details["previous"] for e in revoked) == ["admin", "editor"]   # each loss is audited
     with pytest.raises(TokenRefused, match="disabled"):
         runlock.open_store(store.root, token=token)
     store.actor = "ex"

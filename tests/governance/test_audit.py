@@ -47,6 +47,15 @@ def test_one_changed_field_is_named(any_store: Store) -> None:
     assert report.problems[0].kind == "altered"
 
 
+def test_an_edit_that_breaks_the_chain_is_not_called_a_recomputed_chain(any_store: Store) -> None:
+    fill(any_store, 20)
+    audit.checkpoint(any_store)
+    sql(any_store, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 7")
+    report = audit.verify(any_store)
+    assert [p.kind for p in report.problems if p.seq == 7] == ["altered"]
+    assert not any("chain recomputed" in p.message for p in report.problems), report.problems
+
+
 def test_a_changed_field_with_a_recomputed_own_hash_is_named(any_store: Store) -> None:
     fill(any_store, 12)
     row = audit.get(any_store, 5).to_dict()
