@@ -23,9 +23,19 @@ class Hasher:
     def __init__(self, store: Store) -> None:
         self.cache = StatCache(Path(store.root) / STAT_CACHE)
         self.hashed_files = 0      # how many files were actually read (the rest came from the cache)
+        self._stable: dict[Path, str | None] = {}
 
-    def digest(self, path: Path) -> str | None:
-        """The content id of the file or folder at ``path``; None when there is nothing there."""
+    def digest(self, path: Path, *, stable: bool = False) -> str | None:
+        """The content id of the file or folder at ``path``; None when there is nothing there.
+        ``stable``: a path no stage writes (a plain dep), looked at once per hasher."""
+        if stable and path in self._stable:
+            return self._stable[path]
+        found = self._digest(path)
+        if stable:
+            self._stable[path] = found
+        return found
+
+    def _digest(self, path: Path) -> str | None:
         if not (path.exists() or path.is_symlink()):
             return None
         files = list_files(path)

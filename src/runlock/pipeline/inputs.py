@@ -70,7 +70,7 @@ def document(store: Store, pipe: Pipeline, name: str, hasher: Hasher, params: Pa
             deps[dep] = {"kind": "ref", "digest": resolve_ref(store, dep)}
             continue
         up = pipe.producer_of(dep)
-        digest = hasher.digest(pipe.root / dep)
+        digest = hasher.digest(pipe.root / dep, stable=up is None)
         if digest is None:
             raise InvalidInput(f"Stage {name!r}: dep {dep} does not exist" +
                                (f" (stage {up!r} should have written it)." if up else "."),

@@ -146,11 +146,12 @@ class _Context:
         self.store, self.pipe, self.repro_id, self.force, self.project = store, pipe, repro_id, force, project
         self.stdout = stdout
         self.params = ParamFiles(pipe.root)
+        self.hasher = Hasher(store)
         self._lock = threading.Lock()
 
     def _doc(self, name: str) -> dict:
-        with self._lock:       # the stat cache and params reader are shared
-            return document(self.store, self.pipe, name, Hasher(self.store), self.params)
+        with self._lock:       # the hasher (plain deps are hashed once per repro) and params reader are shared
+            return document(self.store, self.pipe, name, self.hasher, self.params)
 
     def stage(self, name: str) -> StageOutcome:
         doc = self._doc(name)
