@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from ulid import ULID
 
 from runlock import audit
-from runlock.errors import RunlockError
+from runlock.errors import RunlockError, StoreBusy, StoreError
 from runlock.store import Store
 from runlock.store.schema import ID, METADATA, NAME, TIME, utcnow
 
@@ -211,8 +211,12 @@ def acquire(store: Store, stage_key: str, *, timeout: float = 24 * 3600) -> None
         try:
             if store.db.run_write(write):
                 return
-        except (sa.exc.IntegrityError, RunlockError):
-            pass          # another process inserted the same key between our read and write
+        except StoreBusy:
+            pass
+        except (sa.exc.IntegrityError, StoreError) as e:   # the driver's error, translated or not
+            if not isinstance(e, sa.exc.IntegrityError) and not isinstance(e.__cause__, sa.exc.IntegrityError):
+                raise
+            # another process inserted the same key between our read and our write: wait for it
         if time.monotonic() > deadline:
             raise RunlockError(f"Timed out waiting for another repro to finish stage key {stage_key}.")
         time.sleep(LOCK_POLL_S)
