@@ -80,3 +80,16 @@ def test_a_failing_stage_exits_1_and_nothing_downstream_runs(tiny: Path) -> None
     assert r.exit_code == 1
     acts = {s["stage"]: s["action"] for s in json.loads(r.stdout)["stages"]}
     assert acts == {"one": "failed", "two": "not-run"}
+
+
+def test_a_code_change_is_named_and_the_png_is_drawn_without_graphviz(tiny: Path) -> None:
+    (tiny / "step.sh").write_text("cp one.txt two.txt\n")
+    (tiny / "runlock.yaml").write_text("stages:\n  one:\n    cmd: cat params.yaml > one.txt\n    outs: [one.txt]\n"
+                                       "  two:\n    cmd: sh step.sh\n    deps: [step.sh, one.txt]\n    outs: [two.txt]\n")
+    assert invoke("repro").exit_code == 0
+    (tiny / "step.sh").write_text("cp one.txt two.txt  # edited\n")
+    r = invoke("pipeline", "status", "--json")
+    two = {s["stage"]: s for s in json.loads(r.stdout)}["two"]
+    assert two["state"] == "stale" and [(x["what"], x["name"]) for x in two["reasons"]] == [("dep", "step.sh")]
+    assert invoke("pipeline", "show", "--format", "png", "-o", "dag.png").exit_code == 0
+    assert (tiny / "dag.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
