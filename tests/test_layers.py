@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,7 @@ LAYERS = {
     "errors": 1, "hashing": 1, "canonical": 1, "paths": 1,
     "store": 2,
     "": 3,                      # every domain module by default
-    "workspace": 3,
+    "workspace": 4, "api": 4,   # the surfaces' opening of a store, and the Python API that uses it
     "integrations": 4, "demo": 4,
     "cli": 5, "server": 5, "ui": 5,
 }
@@ -53,3 +57,39 @@ def test_no_import_goes_up_a_layer(path: Path) -> None:
         return  # the package facade re-exports the public API from every layer
     up = [m for m in imports(path) if layer_of(m) > layer_of(me)]
     assert not up, f"{me} (layer {layer_of(me)}) imports higher layers: {up}"
+
+
+# -- import-linter: the contracts in pyproject.toml [tool.importlinter] ---------------------------
+ROOT = SRC.parents[1]
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_imports(src: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_import_contracts_are_kept() -> None:
+    """Layers; domain modules never open a store (no workspace, no api); no package cycles."""
+    done = lint_imports(SRC.parent)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "3 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), [
+    ("refs.py", "import runlock.workspace", "Domain modules take a store"),
+    ("store/objects.py", "import runlock.tracking.records", "Layers"),
+    ("tracking/records.py", "import runlock.verify.rerun", "No cycles"),
+])
+def test_a_broken_contract_fails_the_check(tmp_path: Path, module: str, line: str, contract: str) -> None:
+    """The check is not vacuous: one import that breaks a contract, in a copy of the package, fails it."""
+    copy = tmp_path / "src"
+    shutil.copytree(SRC, copy / "runlock", ignore=shutil.ignore_patterns("__pycache__"))
+    target = copy / "runlock" / module
+    target.write_text(target.read_text() + f"\n{line}  # noqa\n")
+    done = lint_imports(copy)
+    assert done.returncode != 0
+    broken = done.stdout[done.stdout.index("Broken contracts"):]
+    assert contract in broken, done.stdout[-3000:]
+

@@ -32,7 +32,6 @@ from runlock.store import Store
 from runlock.store.schema import METADATA, NAME, TIME, runs, utcnow
 from runlock.store.schema import refs as refs_table
 from runlock.tracking import records
-from runlock.workspace import open_store
 
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 RESERVED = ("latest",)
@@ -148,7 +147,7 @@ def register(store: Store, run: str, artifact: str, name: str, *, meta: dict | N
 
 
 def register_model(run: Any, artifact: str = "model", name: str | None = None, *,
-                   store: Store | str | Path | None = None, license: str | None = None,
+                   store: Store, license: str | None = None,
                    description: str | None = None, limitations: str | None = None,
                    meta: dict | None = None) -> ModelVersion:
     """Register a finished run's artifact as the next version of ``model:NAME`` (the public API).
@@ -162,13 +161,7 @@ def register_model(run: Any, artifact: str = "model", name: str | None = None, *
         raise InvalidInput(f"register_model takes a run, a run record or a run id, not {type(run).__name__}.")
     extra = {k: v for k, v in (("license", license), ("description", description),
                                 ("limitations", limitations)) if v is not None}
-    given = store if store is not None else getattr(run, "store", None)
-    opened = given if isinstance(given, Store) else open_store(given)
-    try:
-        return register(opened, run_id, artifact, name, meta={**(meta or {}), **extra})
-    finally:
-        if opened is not given:
-            opened.close()
+    return register(store, run_id, artifact, name, meta={**(meta or {}), **extra})
 
 
 def _require_finished(run_id: str, status: str, error: str | None) -> None:

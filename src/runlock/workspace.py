@@ -1,7 +1,10 @@
-"""Opening a store for use: locate it, resolve who is acting, and tidy up after dead runs.
+"""Opening a store for use: locate it and resolve who is acting; tidying it is a separate step.
 
-This is the one place the surfaces (CLI, Python API, server) open a store, so every one of them
-sees crashed runs marked as such and acts as the same identity.
+This is the one place the surfaces (CLI, Python API ``runlock.api``, server) open a store, so every
+one of them acts as the same identity. Opening never writes: a command that only reads leaves the
+store's bytes as they were. A surface about to write calls ``tidy`` first, so crashed runs are
+marked as such (``tracking.records.reap_crashed``) and pending checkpoints signed
+(``audit.sign_pending``) by the next command that writes (``runlock run``, ``runlock fsck``, …).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from runlock import audit, identity, keys
 from runlock.store import Store, init_store
 from runlock.tracking.records import reap_crashed
 
-__all__ = ["open_store", "init", "TOKEN_ENV"]
+__all__ = ["open_store", "init", "tidy", "TOKEN_ENV"]
 
 TOKEN_ENV = "RUNLOCK_TOKEN"
 
@@ -29,7 +32,6 @@ def open_store(path: str | Path | None = None, *, token: str | None = None) -> S
         except BaseException:
             store.close()
             raise
-    _after_open(store)
     return store
 
 
@@ -39,12 +41,15 @@ def init(path: str | Path = ".", *, database: str | None = None, objects: str | 
     store = init_store(path, database=database, objects=objects, shared=shared)
     with store.db.exclusive("runlock init"):   # one client mints and records the signing key
         keys.setup(store)
-    _after_open(store)
+    tidy(store)
     return store
 
 
-def _after_open(store: Store) -> None:
+def tidy(store: Store) -> list[str]:
+    """Before a write: mark runs whose process died ``crashed`` and sign pending checkpoints;
+    the ids of the runs reaped. A store on a read-only filesystem is left as it is."""
     if store.db.read_only:
-        return  # a store on a read-only filesystem is only read: nothing to tidy, nothing to sign
-    reap_crashed(store)
+        return []
+    reaped = reap_crashed(store)
     audit.sign_pending(store)
+    return reaped

@@ -17,7 +17,8 @@ from runlock.data.snapshot import Snapshot, create_snapshot
 from runlock.data.split import Split, create_split
 from runlock.data.transform import derive
 from runlock.store import Store
-from runlock.tracking.run import Run, start_run
+from runlock.api import start_run
+from runlock.tracking.run import Run
 
 
 @dataclass

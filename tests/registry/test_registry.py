@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import runlock
 from runlock import registry
 from runlock.audit import audit_log
 from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
@@ -26,7 +27,7 @@ def test_versions_are_numbered_by_content_and_never_duplicated(any_store: Store,
     a = make_run(any_store, "a", b"one")
     b = make_run(any_store, "b", b"two")
     same = make_run(any_store, "c", b"one")        # same bytes as run a
-    v1 = registry.register_model(a, artifact="adapter", name="support-bot")
+    v1 = runlock.register_model(a, artifact="adapter", name="support-bot")
     assert v1.ref == "model:support-bot@v1" and str(v1) == v1.ref
     assert registry.register(any_store, b.id, "adapter", "support-bot").ref == "model:support-bot@v2"
     again = registry.register(any_store, same.id, "adapter", "support-bot")
@@ -48,7 +49,7 @@ def test_a_run_that_did_not_finish_cannot_be_registered(any_store: Store, make_r
     with start_run(project="p", name="live", store=any_store) as live:
         live.log_artifact(tmp_path / "w.bin", "adapter")
         with pytest.raises(Conflict, match="still running"):
-            registry.register_model(live, artifact="adapter", name="support-bot")
+            runlock.register_model(live, artifact="adapter", name="support-bot")
     assert registry.list_models(any_store) == []
     ok = make_run(any_store)
     for name in ("support bot", "-x", "a/b", "", "é"):

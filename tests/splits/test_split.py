@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from runlock import canonical
 from runlock.audit import audit_log
-from runlock.data.split import FORMAT, create_split, list_splits, load, split as public_split, splits
+from runlock.api import split as public_split
+from runlock.data.split import FORMAT, create_split, list_splits, load, splits
 from runlock.data.split_ops import apply_split, check_split, export_split, import_split
 from runlock.errors import InvalidInput, NotFound
 from runlock.store.schema import edges

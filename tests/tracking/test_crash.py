@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from runlock.store import Store
 from runlock.store.schema import metrics
 from runlock.tracking import records
-from runlock.workspace import open_store
+from runlock.api import open_for_writing
 
 KEYS = ("loss", "acc", "lr")
 
@@ -100,7 +100,7 @@ def test_sigkill_at_random_moments_loses_no_flushed_point(store: Store, tmp_path
             lines = _report(report, 0)   # everything it reported before it died
             run_id = next((w[1] for w in lines if w[0] == "run"), None)
             flushed = max((int(w[1]) for w in lines if w[0] == "flushed"), default=-1)
-            fresh = open_store(store.root)          # reaps the dead run
+            fresh = open_for_writing(store.root)    # opened to write: reaps the dead run
             _consistent(fresh)
             if run_id is not None:
                 seen_runs += 1

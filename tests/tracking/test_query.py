@@ -126,7 +126,7 @@ def test_where_rejects_anything_but_comparisons(store: Store, where: str, messag
 
 def test_runs_dataframe(store: Store) -> None:
     ids = make_runs(store)
-    df = runlock.tracking.query.runs("p", where="config.lr > 1e-4", sort="-summary.eval_f1", store=store.root)
+    df = runlock.runs("p", where="config.lr > 1e-4", sort="-summary.eval_f1", store=store.root)
     assert list(df["id"]) == [ids[2], ids[1], ids[3]]
     assert list(df.columns[:4]) == ["id", "project", "name", "status"]
     assert df.loc[0, "config.lora.r"] == 32 and df.loc[0, "summary.eval/f1"] == 0.92

@@ -22,6 +22,7 @@ from runlock.tracking import diff as diffs
 from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.wrapper import run_command
+from runlock.api import open_for_writing
 from runlock.workspace import open_store
 
 
@@ -101,7 +102,7 @@ def test_sigkilled_process_leaves_a_crashed_run_with_its_flushed_points(store: S
     run_id = proc.stdout.readline().strip()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    rec = records.get(open_store(store.root), run_id)
+    rec = records.get(open_for_writing(store.root), run_id)   # the next writer reaps it
     assert rec.status == "crashed"
     assert rec.last_step == 19
     assert len(diffs.metric_series(store, run_id)["loss"]) == 20

@@ -22,7 +22,7 @@ TRAIN = textwrap.dedent('''
     import argparse, os, tempfile
     import numpy as np
     import runlock
-    from runlock.verify import input_path
+    from runlock import input_path
 
     p = argparse.ArgumentParser()
     p.add_argument("--lr", type=float, default=0.1)

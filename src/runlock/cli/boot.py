@@ -1,7 +1,7 @@
 """The first code a rerun's process runs: restore the recorded knobs, then hand over.
 
-    python -m runlock.verify.boot SCRIPT ARGS...           a script that called start_run
-    python -m runlock.verify.boot --wrap SPEC -- CMD...    a command `runlock run` wrapped
+    python -m runlock.cli.boot SCRIPT ARGS...           a script that called start_run
+    python -m runlock.cli.boot --wrap SPEC -- CMD...    a command `runlock run` wrapped
 
 ``RUNLOCK_REPLAY`` (JSON) carries the recorded ``knobs``: when torch was imported before the
 original run started, torch is imported here too and its thread counts and determinism flags
@@ -17,9 +17,9 @@ import os
 import runpy
 import sys
 
+from runlock.api import open_for_writing
 from runlock.tracking.wrapper import run_command
 from runlock.verify.rerun import ENV_REPLAY
-from runlock.workspace import open_store
 
 _FLAGS = {  # recorded knob -> (object path under torch, attribute)
     "cudnn_deterministic": ("backends.cudnn", "deterministic"),
@@ -69,7 +69,7 @@ def main(args: list[str]) -> int:
     restore_knobs(json.loads(os.environ.get(ENV_REPLAY) or "{}"))
     if args[:1] == ["--wrap"]:
         spec = json.loads(args[1])
-        store = open_store()
+        store = open_for_writing()
         result = run_command(store, args[3:], project=spec["project"], name=spec["name"], seed=spec.get("seed"))
         return result.returncode
     sys.argv = list(args)

@@ -32,7 +32,7 @@ from rich.text import Text
 from runlock.cli.group import CliState, RunlockGroup, state  # noqa: F401 (re-exported: the root's light pieces)
 from runlock.errors import InvalidInput
 from runlock.store import Store
-from runlock.workspace import open_store
+from runlock.workspace import open_store, tidy
 
 console = Console()
 err_console = Console(stderr=True)
@@ -95,12 +95,21 @@ def _umask() -> int:
     return mask
 
 
+# Commands that only read: opening the store for them writes nothing. Every other command that
+# opens the store tidies it first (crashed runs reaped, pending checkpoints signed: workspace.tidy).
+READING = frozenset({"list", "show", "diff", "history", "log", "whoami", "lineage", "status", "resolve",
+                     "explain", "plot", "export-public"})
+
+
 def store(ctx: typer.Context) -> Store:
-    """The store this command acts on, opened once per command."""
+    """The store this command acts on, opened once per command (and tidied, unless it only reads)."""
     st = state(ctx)
     if st._store is None:
-        st._store = open_store(st.store_path, token=st.token)
-        ctx.find_root().call_on_close(st._store.close)
+        opened = open_store(st.store_path, token=st.token)
+        ctx.find_root().call_on_close(opened.close)
+        if ctx.info_name not in READING:
+            tidy(opened)
+        st._store = opened
     return st._store
 
 

@@ -30,7 +30,6 @@ from runlock.hashing import digest_bytes, is_digest
 from runlock.store import Store
 from runlock.store.schema import ID, METADATA, NAME, TIME, utcnow
 from runlock.store.schema import refs as refs_table
-from runlock.workspace import open_store
 
 snapshots = sa.Table(
     "snapshots", METADATA,
@@ -98,24 +97,6 @@ class Snapshot:
                 "kind": self.kind, "files": self.files, "size": self.size,
                 "record_count": self.record_count, "table": table, "parent": self.parent,
                 "recipe": self.recipe, "created": self.created}
-
-
-def snapshot(path: str | Path, name: str | None = None, *, id_column: str | None = None,
-             store: Store | None = None, on_progress: ProgressFn | None = None) -> Snapshot:
-    """Snapshot a file, folder or table as ``ds:NAME@vN`` (the public API; opens the store)."""
-    return with_store(store, lambda s: create_snapshot(s, path, name, id_column=id_column,
-                                                        on_progress=on_progress))
-
-
-def with_store(store: Store | None, fn: Callable[[Store], T]) -> T:
-    """``fn(store)``, opening (and then closing) the workspace's store when none is given."""
-    if store is not None:
-        return fn(store)
-    opened = open_store()
-    try:
-        return fn(opened)
-    finally:
-        opened.close()
 
 
 def create_snapshot(store: Store, path: str | Path, name: str | None = None, *,

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from runlock import __version__, audit, canonical, lineage, refs
+from runlock import audit, canonical, lineage, refs
+from runlock._version import __version__
 from runlock.data import leakage, strategies
 from runlock.data.minhash import NearDupSettings, arrow
 from runlock.data.snapshot import Snapshot, load_snapshot, read_table
@@ -36,7 +37,6 @@ from runlock.hashing import is_digest
 from runlock.store import Store
 from runlock.store.schema import ID, METADATA, NAME, TIME, utcnow
 from runlock.store.schema import refs as refs_table
-from runlock.workspace import open_store
 
 FORMAT = "runlock.split/2"
 FORMATS = ("runlock.split/1", FORMAT)   # /1 held the runlock version, which moved the id on upgrade
@@ -180,21 +180,6 @@ class Records:
     @property
     def id_column(self) -> str | None:
         return (self.snapshot.manifest.get("table") or {}).get("id_column")
-
-
-# -- public API ----------------------------------------------------------------------------------
-def split(snapshot_or_ref: Snapshot | str, name: str | None = None, ratios: Sequence[float] = (0.8, 0.1, 0.1),
-          seed: int = 0, strategy: str = "random", by: str | None = None,
-          names: Sequence[str] | None = None, store: Store | None = None, **options: Any) -> Split:
-    """Split a snapshot and name the result ``split:NAME@vN`` (see ``create_split`` for options)."""
-    st = store or open_store()
-    return create_split(st, snapshot_or_ref, name=name, ratios=ratios, seed=seed, strategy=strategy,
-                        by=by, names=names, **options)
-
-
-def load_split(ref_or_split: Split | str, store: Store | None = None) -> Split:
-    """The split a reference names (``split:NAME@v1``, ``split:NAME``, an id, or a Split)."""
-    return load(store or open_store(), ref_or_split)
 
 
 # -- library functions (store first) -------------------------------------------------------------

@@ -39,8 +39,7 @@ import sqlalchemy as sa
 
 from runlock import canonical
 from runlock.data.checkout import checkout
-from runlock.data.snapshot import (Snapshot, create_snapshot, load_snapshot, read_table, safe_name, save, snapshots,
-                                   with_store)
+from runlock.data.snapshot import (Snapshot, create_snapshot, load_snapshot, read_table, safe_name, save, snapshots)
 from runlock.data.tabular import RECORD_ID, jsonable
 from runlock.errors import InvalidInput
 from runlock.store import Store
@@ -48,12 +47,6 @@ from runlock.store import Store
 RECIPE_FORMAT = "runlock.recipe/2"   # /1 held the runlock version, which moved the id on upgrade
 _CODE_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type,
                types.MethodType, classmethod, staticmethod)
-
-
-def transform(snapshot: str | Snapshot, fn: Callable, params: dict | None = None, name: str | None = None,
-              *, store: Store | None = None) -> Snapshot:
-    """Apply ``fn`` to a snapshot and record the result as a derived snapshot (public API)."""
-    return with_store(store, lambda s: derive(s, snapshot, fn, params, name))
 
 
 def derive(store: Store, parent: str | Snapshot, fn: Callable, params: dict | None = None,

@@ -7,7 +7,7 @@ It opens the store (``RUNLOCK_STORE``, else the nearest ``.runlock``), starts a 
 split and the base model artifact, fine-tunes the adapter exactly as :func:`train.fine_tune`
 does, stores it as the artifact ``adapter`` and prints one line. The lock records this command
 (``sys.argv[0]`` is this file), so ``runlock rerun RUN --in-place`` runs it again through
-``runlock.verify.boot`` with the inputs rebuilt from the store: their folders come in
+``runlock.cli.boot`` with the inputs rebuilt from the store: their folders come in
 ``RUNLOCK_INPUT_*`` (:func:`runlock.input_path`), and are built here from the store otherwise.
 
 Only what decides the result is on the command line. The run name (``RUNLOCK_DEMO_RUN_NAME``,
@@ -33,6 +33,7 @@ from transformers.trainer_utils import enable_full_determinism
 
 import runlock
 from runlock import artifacts
+from runlock.api import open_for_writing
 from runlock.data.checkout import checkout
 from runlock.demo.data import Ticket, read_tickets
 from runlock.demo.model import LoraRecipe, format_ticket
@@ -40,7 +41,6 @@ from runlock.demo.train import fine_tune
 from runlock.errors import InvalidInput, RunlockError
 from runlock.integrations.hf import RunlockCallback
 from runlock.store import Store
-from runlock.workspace import open_store
 
 PROJECT = "support-bot"
 DEFAULT_NAME = "lora-r8"
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     report = os.environ.get(ENV_REPORT) == "1"
     try:
-        store = open_store()
+        store = open_for_writing()
         try:
             with tempfile.TemporaryDirectory(prefix="runlock-demo-") as work:
                 result = run(store, args, Path(work), report=report)

@@ -39,10 +39,11 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from runlock.api import current_run, start_run
 from runlock.errors import InvalidInput
 from runlock.store import Store
 from runlock.tracking.resume import continue_run
-from runlock.tracking.run import Run, current_run, start_run
+from runlock.tracking.run import Run
 
 # TrainingArguments keys that name locations or labels, not anything that changes the result.
 LOCATION_KEYS = frozenset({"output_dir", "logging_dir", "run_name"})

@@ -27,9 +27,10 @@ from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 from runlock import canonical
+from runlock.api import current_run, start_run
 from runlock.errors import InvalidInput
 from runlock.store import Store
-from runlock.tracking.run import Run, current_run, start_run
+from runlock.tracking.run import Run
 
 HPARAMS_KEY = "hparams"
 

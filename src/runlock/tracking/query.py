@@ -37,7 +37,6 @@ from runlock.tracking import fields as fieldidx
 from runlock.tracking import records
 from runlock.tracking.fields import run_fields
 from runlock.tracking.records import RunRecord, from_row
-from runlock.workspace import open_store
 
 RUN_COLUMNS = ("id", "project", "name", "status", "recipe_id", "created_by", "host", "started_at",
                "ended_at", "last_step")
@@ -270,14 +269,6 @@ def _named(rec: RunRecord, values: dict, names: list[Name]) -> dict:
             if key is not None and (key == n.key if n.exact else fieldidx.slug(key) == fieldidx.slug(n.key)):
                 out[label] = v
     return out
-
-
-def runs(project: str | None = None, *, where: str | None = None, sort: str | None = None,
-         status: str | None = None, limit: int | None = None, store: Store | str | Path | None = None):  # noqa: ANN201
-    """``runlock.runs(project="bot", where="config.lr > 1e-4")``: matching runs as a DataFrame
-    (see ``frame``); ``store`` defaults to the one ``open_store()`` finds."""
-    store = store if isinstance(store, Store) else open_store(store)
-    return frame(store, project=project, status=status, where=where, sort=sort, limit=limit)
 
 
 def frame(store: Store, *, project: str | None = None, status: str | None = None, where: str | None = None,

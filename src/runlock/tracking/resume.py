@@ -44,7 +44,6 @@ from runlock.store.schema import runs
 from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.run import Run, start_run
-from runlock.workspace import open_store
 
 EDGE = "resumes"
 RNG_FILE = "rng_state.pt"
@@ -66,9 +65,8 @@ class Resumption:
 
 def resume(run_or_checkpoint: str | os.PathLike, *, project: str | None = None, name: str | None = None,
            config: Any = None, seed: int | None = None, step: int | None = None, restore_rng: bool = True,
-           store: Store | str | Path | None = None) -> Run:
+           store: Store) -> Run:
     """Start a run that continues ``run_or_checkpoint`` (see the module docstring)."""
-    store = store if isinstance(store, Store) else open_store(store)
     art, path = find_checkpoint(store, run_or_checkpoint)
     step = _step_of(art, step)
     old = records.get(store, art.run_id)

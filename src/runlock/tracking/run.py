@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import atexit
-import importlib
 import os
 import sys
 import threading
@@ -28,7 +27,6 @@ from runlock.probe import activate as activate_probe
 from runlock.probe import active as probing
 from runlock.probe import ProbeRun, record_step
 from runlock.refs import check_name
-from runlock.remote import credentials as remote_credentials
 from runlock.store import Store
 from runlock.store.schema import metrics, runs
 from runlock.tracking import fields, records, where, writers
@@ -37,7 +35,6 @@ from runlock.tracking import lock as locks
 from runlock.tracking.system import SystemSampler, check_interval
 from runlock.tracking.values import MAX_KEY_LENGTH, MAX_STEP  # noqa: F401 (public names)
 from runlock.tracking.writer import MetricWriter, WriterSettings
-from runlock.workspace import open_store
 
 ENV_RUN_ID = "RUNLOCK_RUN_ID"
 ENV_RANK = "RUNLOCK_RANK"
@@ -392,24 +389,21 @@ def _handles(run_id: str, besides: Any = None) -> list[Run]:
 
 
 def current_run() -> Run | None:
-    """The run this process logs to: the innermost started or joined one, else the run named
-    by ``RUNLOCK_RUN_ID`` (set by ``runlock run``), joined on first use."""
+    """The innermost run this process started or joined (``runlock.current_run`` also joins the run
+    ``runlock run`` started, named by ``RUNLOCK_RUN_ID``)."""
     with _stack_lock:
         if _stack:
             return _stack[-1]
-    if os.environ.get(ENV_RUN_ID):
-        return join_run(os.environ[ENV_RUN_ID])
-    return None
+    return None  # a run named by RUNLOCK_RUN_ID is joined by the surface (runlock.api.current_run)
 
 
-def join_run(run_id: str, *, store: Store | str | Path | None = None, rank: int | None = None,
+def join_run(run_id: str, *, store: Store, rank: int | None = None,
              settings: WriterSettings | None = None) -> Run:
     """Attach to a running run owned by another process (a wrapper, or rank 0 of a distributed
     job); points logged here carry ``rank`` (default: ``RUNLOCK_RANK``, else 0). The handle
     registers its writer in the run's record, and at its end (``finish``, or the interpreter's
     exit) flushes and reports what it could not store, so the owner never seals a run
     ``finished`` while points logged here are missing (see ``runlock.tracking.writers``)."""
-    store = _as_store(store)
     rec = records.get(store, run_id)
     if rec.sealed:
         raise SealedError(rec.id, rec.status)
@@ -441,38 +435,39 @@ def _next_seq(store: Store, run_id: str, rank: int) -> int:
 
 
 def start_run(project: str, name: str | None = None, *, config: Any = None, seed: int | None = None,
-              tags: dict | None = None, store: Store | str | Path | None = None,
+              tags: dict | None = None, store: Store | None,
               argv: list[str] | None = None, settings: WriterSettings | None = None,
               system_metrics: bool = False, system_interval: float = 10.0) -> Run:
     """Start a run, or join the one ``runlock run`` started for this process: one run per
     process (see ``join_wrapper``). A seeding report of ``seed_everything`` called before is
     recorded in the new run's lock. ``system_metrics`` samples CPU, memory and GPU use every
     ``system_interval`` seconds under ``system/`` keys, on a thread of its own
-    (``runlock.tracking.system``)."""
-    check_name(project, "project name")
-    if name:
-        check_name(name, "run name")
-    interval = check_interval(system_interval) if system_metrics else None
+    (``runlock.tracking.system``). ``store`` is required (``None`` only under ``runlock probe``);
+    ``runlock.start_run`` (``runlock.api``) opens one, or starts the run on a team server."""
+    interval = check_start(project, name, system_metrics, system_interval)
     if probing():  # under `runlock probe` nothing is recorded: a stand-in feeds run.log to the probe
         stand_in = ProbeRun(project, name, config=config, seed=seed, on_end=_pop)
         _push(stand_in)
         return stand_in
-    if store is None and remote_credentials.server_url() and not os.environ.get(ENV_RUN_ID):
-        remote_run = importlib.import_module("runlock.remote.run")  # the server extra: loaded only when used
-        remote = remote_run.start_remote_run(  # RUNLOCK_SERVER: the run lives on the team server
-            remote_run.connect(), project, name, config=config, seed=seed, tags=tags, argv=argv,
-            seeding_report=_take_pending_seeding(), on_end=_pop)
-        _push(remote)
-        return remote
+    if store is None:
+        raise InvalidInput("start_run needs a store here: use runlock.start_run, which opens one.")
     if os.environ.get(ENV_RUN_ID):
-        run = join_wrapper(os.environ[ENV_RUN_ID], _as_store(store), project=project, name=name,
+        run = join_wrapper(os.environ[ENV_RUN_ID], store, project=project, name=name,
                            config=config, seed=seed, tags=tags)
     else:
-        run = create_run(_as_store(store), project, name, config=config, seed=seed, tags=tags, argv=argv,
+        run = create_run(store, project, name, config=config, seed=seed, tags=tags, argv=argv,
                          settings=settings, seeding_report=_take_pending_seeding())
     if interval is not None:
         run._start_sampler(interval)
     return run
+
+
+def check_start(project: str, name: str | None, system_metrics: bool, system_interval: float) -> float | None:
+    """Refuse a bad project or run name or sampling interval before anything starts; the interval."""
+    check_name(project, "project name")
+    if name:
+        check_name(name, "run name")
+    return check_interval(system_interval) if system_metrics else None
 
 
 def create_run(store: Store, project: str, name: str | None = None, *, config: Any = None,
@@ -595,9 +590,8 @@ def _finish_open_runs() -> None:
             else:
                 run.finish("finished")
         except RunlockError:
-            pass  # the store is gone or refuses: the next open marks the run crashed
+            pass  # the store is gone or refuses: the next command that writes marks the run crashed
 
 
-def _as_store(store: Store | str | Path | None) -> Store:
-    return store if isinstance(store, Store) else open_store(store)
-
+# for the surface (runlock.api) that starts a run on a team server: the same stack and seeding report
+push_run, pop_run, take_pending_seeding = _push, _pop, _take_pending_seeding

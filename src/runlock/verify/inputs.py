@@ -48,7 +48,6 @@ from runlock.refs import resolve
 from runlock.store import Store
 from runlock.store.schema import artifacts as artifacts_table
 from runlock.tracking.where import input_files
-from runlock.workspace import open_store
 
 ENV_PREFIX = "RUNLOCK_INPUT_"
 ENV_INDEX = "RUNLOCK_INPUTS"
@@ -80,22 +79,27 @@ def _upper(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper()
 
 
-def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Store | None = None) -> str:
-    """The files of input ``ref`` (``ds:NAME@vN``): where a rerun rebuilt them; else ``default``;
-    else a fresh checkout of the snapshot from the store (into a new temporary folder)."""
+def rebuilt_path(ref: str, default: str | os.PathLike | None = None) -> str | None:
+    """Where a rerun rebuilt input ``ref`` (its ``RUNLOCK_INPUT_*`` variable); else ``default``;
+    else None (the caller checks the snapshot out of a store: ``runlock.input_path``)."""
     versioned, short = env_names(ref)
     found = os.environ.get(versioned) or (short and os.environ.get(short))
     if found or default is not None:
         return found or str(default)
+    return None
+
+
+def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Store) -> str:
+    """The files of input ``ref`` (``ds:NAME@vN``): where a rerun rebuilt them; else ``default``;
+    else a fresh checkout of the snapshot from ``store`` (into a new temporary folder). Scripts
+    call ``runlock.input_path``, which opens the store only when it must check out."""
+    found = rebuilt_path(ref, default)
+    if found is not None:
+        return found
     if not ref.startswith("ds:"):
         raise InvalidInput(f"{ref!r} is not a snapshot reference, so it cannot be checked out here.",
                            hint="Pass the path to use outside a rerun as the default.")
-    opened = store or open_store()
-    try:
-        return checkout(opened, ref, Path(tempfile.mkdtemp(prefix="runlock-input-")) / "files").dest
-    finally:
-        if store is None:
-            opened.close()
+    return checkout(store, ref, Path(tempfile.mkdtemp(prefix="runlock-input-")) / "files").dest
 
 
 def materialize(store: Store, inputs: list[dict], dest: Path, *,

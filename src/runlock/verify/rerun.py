@@ -9,7 +9,7 @@ starts the command there; ``rerun`` does all three and records the ``reproduces`
 The command is ``lock["entrypoint"]["argv"]``. A script that called ``start_run`` recorded its
 own ``sys.argv`` (``["train.py", "--lr", "0.1"]``) and runs again under this interpreter; a
 command ``runlock run`` wrapped (``["python", "train.py"]``) runs again under a new wrapper.
-Either way it starts through ``runlock.verify.boot``, which restores torch threads and
+Either way it starts through ``runlock.cli.boot``, which restores torch threads and
 determinism flags, with the recorded result-affecting environment variables (hash seed, thread
 counts, CUBLAS workspace...) set or unset exactly as recorded, and with:
 
@@ -47,7 +47,7 @@ from runlock.verify.envlock import EnvDiff, env_diff
 Progress = Callable[[int, int, str], None]   # (done, total, description)
 
 ENV_REPRODUCES = "RUNLOCK_REPRODUCES"
-ENV_REPLAY = "RUNLOCK_REPLAY"  # the recorded knobs, for runlock.verify.boot
+ENV_REPLAY = "RUNLOCK_REPLAY"  # the recorded knobs, for runlock.cli.boot
 ENV_SEED = "RUNLOCK_SEED"
 _NOT_REPLAYABLE = ("", "-c", "-m", "-")
 
@@ -180,10 +180,10 @@ def launch(store: Store, plan: RerunPlan, prep: Prepared, *, argv: list[str] | N
     argv = list(argv or plan.argv)
     seed = plan.seed if seed is None else seed
     if plan.style == "script":
-        cmd = [sys.executable, "-m", "runlock.verify.boot", *argv]
+        cmd = [sys.executable, "-m", "runlock.cli.boot", *argv]
     else:
         spec = json.dumps({"project": plan.project, "name": plan.name, "seed": seed})
-        cmd = [sys.executable, "-m", "runlock.verify.boot", "--wrap", spec, "--", *argv]
+        cmd = [sys.executable, "-m", "runlock.cli.boot", "--wrap", spec, "--", *argv]
     started = utcnow()
     try:
         proc = subprocess.Popen(cmd, cwd=prep.code.cwd, env=child_env(store, plan, prep, seed), stdout=_stdout())

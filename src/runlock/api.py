@@ -1,0 +1,179 @@
+"""The public Python API as a surface: where ``store=None`` means "open the store of this folder".
+
+``runlock.start_run(...)``, ``runlock.snapshot(...)``, … are these functions (``runlock/__init__``
+maps the names here). Each opens the store at most once, through ``runlock.workspace``, and hands
+it to the domain function, which takes a ``Store`` and never opens one. Opening never writes: a
+function that writes (a run, a snapshot, a split, a registration) first tidies the store it opened
+(``workspace.tidy``: crashed runs reaped, pending checkpoints signed); a function that only reads
+(``runs``, ``load_split``, ``input_path``) leaves the store's bytes as they were.
+
+Given a ``Store``, every function uses it as it is (the caller opened it, the caller tidies it)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runlock.data import snapshot as snapshots
+from runlock.data import split as splits
+from runlock.data import transform as transforms
+from runlock.data.checkout import checkout
+from runlock.errors import InvalidInput
+from runlock.probe import active as probing
+from runlock.registry import register_model as _register_model
+from runlock.remote import credentials as remote_credentials
+from runlock.store import Store
+from runlock.tracking import query
+from runlock.tracking import resume as resumes
+from runlock.tracking import run as runs_
+from runlock.verify import inputs
+from runlock.workspace import init, open_store, tidy
+
+__all__ = ["open_store", "init", "snapshot", "transform", "split", "load_split", "register_model", "runs",
+           "start_run", "join_run", "current_run", "seed_everything", "resume", "input_path"]
+
+T = TypeVar("T")
+StoreArg = Store | str | Path | None
+
+
+def open_for_writing(store: str | Path | None = None) -> Store:
+    """Open the store at ``store`` (else this folder's) for a function that writes: tidied first."""
+    opened = open_store(store)
+    try:
+        tidy(opened)
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def _with(store: StoreArg, fn: Callable[[Store], T], *, writes: bool) -> T:
+    """``fn(store)``; a store opened here (for ``None`` or a path) is closed afterwards."""
+    if isinstance(store, Store):
+        return fn(store)
+    opened = open_for_writing(store) if writes else open_store(store)
+    try:
+        return fn(opened)
+    finally:
+        opened.close()
+
+
+# -- data ----------------------------------------------------------------------------------------
+def snapshot(path: str | Path, name: str | None = None, *, id_column: str | None = None,
+             store: Store | None = None, on_progress: snapshots.ProgressFn | None = None) -> snapshots.Snapshot:
+    """Snapshot a file, folder or table as ``ds:NAME@vN`` (see ``data.snapshot.create_snapshot``)."""
+    return _with(store, lambda s: snapshots.create_snapshot(s, path, name, id_column=id_column,
+                                                            on_progress=on_progress), writes=True)
+
+
+def transform(snapshot: str | snapshots.Snapshot, fn: Callable, params: dict | None = None,
+              name: str | None = None, *, store: Store | None = None) -> snapshots.Snapshot:
+    """Apply ``fn`` to a snapshot and record the result as a derived snapshot (``data.transform``)."""
+    return _with(store, lambda s: transforms.derive(s, snapshot, fn, params, name), writes=True)
+
+
+def split(snapshot_or_ref: snapshots.Snapshot | str, name: str | None = None,
+          ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, strategy: str = "random",
+          by: str | None = None, names: Sequence[str] | None = None, store: Store | None = None,
+          **options: Any) -> splits.Split:
+    """Split a snapshot and name the result ``split:NAME@vN`` (see ``data.split.create_split``).
+    The split keeps the store it was made in (``Split.store``), so it stays open."""
+    st = store if store is not None else open_for_writing()
+    return splits.create_split(st, snapshot_or_ref, name=name, ratios=ratios, seed=seed, strategy=strategy,
+                               by=by, names=names, **options)
+
+
+def load_split(ref_or_split: splits.Split | str, store: Store | None = None) -> splits.Split:
+    """The split a reference names (``split:NAME@v1``, ``split:NAME``, an id, or a Split)."""
+    return splits.load(store if store is not None else open_store(), ref_or_split)
+
+
+def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Store | None = None) -> str:
+    """The files of input ``ref`` (``ds:NAME@vN``): where a rerun rebuilt them; else ``default``;
+    else a fresh checkout of the snapshot from the store (into a new temporary folder)."""
+    found = inputs.rebuilt_path(ref, default)
+    if found is not None:
+        return found
+    if not ref.startswith("ds:"):
+        raise InvalidInput(f"{ref!r} is not a snapshot reference, so it cannot be checked out here.",
+                           hint="Pass the path to use outside a rerun as the default.")
+    dest = Path(tempfile.mkdtemp(prefix="runlock-input-")) / "files"
+    return _with(store, lambda s: checkout(s, ref, dest).dest, writes=False)
+
+
+# -- models and runs -----------------------------------------------------------------------------
+def register_model(run: Any, artifact: str = "model", name: str | None = None, *,
+                   store: StoreArg = None, license: str | None = None, description: str | None = None,
+                   limitations: str | None = None, meta: dict | None = None) -> Any:
+    """Register a finished run's artifact as the next version of ``model:NAME`` (``registry``);
+    without ``store``, the run's own store, else this folder's."""
+    given = store if store is not None else getattr(run, "store", None)
+    return _with(given, lambda s: _register_model(run, artifact, name, store=s, license=license,
+                                                  description=description, limitations=limitations,
+                                                  meta=meta), writes=True)
+
+
+def runs(project: str | None = None, *, where: str | None = None, sort: str | None = None,
+         status: str | None = None, limit: int | None = None, store: StoreArg = None):  # noqa: ANN201
+    """``runlock.runs(project="bot", where="config.lr > 1e-4")``: matching runs as a DataFrame
+    (see ``tracking.query.frame``); only reads."""
+    return _with(store, lambda s: query.frame(s, project=project, status=status, where=where, sort=sort,
+                                              limit=limit), writes=False)
+
+
+def start_run(project: str, name: str | None = None, *, config: Any = None, seed: int | None = None,
+              tags: dict | None = None, store: StoreArg = None, argv: list[str] | None = None,
+              settings: Any = None, system_metrics: bool = False, system_interval: float = 10.0) -> Any:
+    """Start a run (``tracking.run.start_run``), or join the one ``runlock run`` started for this
+    process; with ``RUNLOCK_SERVER`` set and no store given, the run lives on the team server."""
+    kw = dict(config=config, seed=seed, tags=tags, argv=argv, settings=settings,
+              system_metrics=system_metrics, system_interval=system_interval)
+    if not isinstance(store, Store):
+        if probing():  # under `runlock probe` nothing is recorded: no store is opened
+            return runs_.start_run(project, name, store=None, **kw)
+        if store is None and remote_credentials.server_url() and not os.environ.get(runs_.ENV_RUN_ID):
+            runs_.check_start(project, name, system_metrics, system_interval)
+            remote_run = importlib.import_module("runlock.remote.run")  # the server extra: loaded when used
+            remote = remote_run.start_remote_run(
+                remote_run.connect(), project, name, config=config, seed=seed, tags=tags, argv=argv,
+                seeding_report=runs_.take_pending_seeding(), on_end=runs_.pop_run)
+            runs_.push_run(remote)
+            return remote
+        store = open_for_writing(store)  # the run owns it: closed when the interpreter ends
+    return runs_.start_run(project, name, store=store, **kw)
+
+
+def join_run(run_id: str, *, store: StoreArg = None, rank: int | None = None, settings: Any = None) -> Any:
+    """Attach to a running run owned by another process (``tracking.run.join_run``)."""
+    return runs_.join_run(run_id, store=store if isinstance(store, Store) else open_for_writing(store),
+                          rank=rank, settings=settings)
+
+
+def current_run() -> Any:
+    """The run this process logs to: the innermost started or joined one, else the run named by
+    ``RUNLOCK_RUN_ID`` (set by ``runlock run``), joined on first use."""
+    found = runs_.current_run()
+    if found is None and os.environ.get(runs_.ENV_RUN_ID):
+        return join_run(os.environ[runs_.ENV_RUN_ID])
+    return found
+
+
+def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False,  # noqa: ANN201
+                    hashseed: int | None = None):
+    """Seed every source of randomness and record the report (``tracking.run.seed_everything``);
+    under ``runlock run`` the wrapper's run is joined first, so the report goes into its lock."""
+    current_run()
+    return runs_.seed_everything(seed, deterministic=deterministic, warn_only=warn_only, hashseed=hashseed)
+
+
+def resume(run_or_checkpoint: str | os.PathLike, *, project: str | None = None, name: str | None = None,
+           config: Any = None, seed: int | None = None, step: int | None = None, restore_rng: bool = True,
+           store: StoreArg = None) -> Any:
+    """Start a run that continues ``run_or_checkpoint`` (``tracking.resume``)."""
+    return resumes.resume(run_or_checkpoint, project=project, name=name, config=config, seed=seed, step=step,
+                          restore_rng=restore_rng,
+                          store=store if isinstance(store, Store) else open_for_writing(store))
