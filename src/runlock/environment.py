@@ -8,9 +8,11 @@ initialised it or a GPU is visible, so capturing never starts a CUDA context by 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import sys
+import urllib.parse
 
 RESULT_ENV_VARS = (
     "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -28,6 +30,49 @@ def distributions() -> dict[str, str]:
         if name:
             out[_normalise(name)] = dist.version
     return dict(sorted(out.items()))
+
+
+def sources() -> dict[str, dict]:
+    """Where each distribution not installed from a package index came from (PEP 610 ``direct_url.json``).
+
+    ``{"vcs": "git", "url": …, "commit": …}``, ``{"directory": PATH, "editable": bool}`` or
+    ``{"url": …, "sha256": …}`` (an archive; the hash only when the installer recorded it). A
+    distribution from an index has no entry, so identical environments keep their recipe id; no
+    wheel hash is ever guessed."""
+    out: dict[str, dict] = {}
+    for dist in importlib.metadata.distributions():
+        try:
+            raw = dist.read_text("direct_url.json")
+        except OSError:
+            raw = None
+        if not raw or not (name := dist.metadata.get("Name")):  # metadata is parsed only for direct installs
+            continue
+        try:
+            source = _source(json.loads(raw))
+        except (ValueError, TypeError, AttributeError):
+            continue  # an unreadable record says nothing; it must not stop a run from being recorded
+        if source:
+            out[_normalise(name)] = source
+    return dict(sorted(out.items()))
+
+
+def _source(d: dict) -> dict | None:
+    url = d.get("url")
+    if not isinstance(url, str):
+        return None
+    if isinstance(d.get("vcs_info"), dict):
+        vcs = d["vcs_info"]
+        return {"vcs": vcs.get("vcs"), "url": url, "commit": vcs.get("commit_id"),
+                **({"subdirectory": d["subdirectory"]} if d.get("subdirectory") else {})}
+    if isinstance(d.get("dir_info"), dict):
+        path = urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file:") else url
+        return {"directory": path, "editable": bool(d["dir_info"].get("editable"))}
+    archive = d.get("archive_info") if isinstance(d.get("archive_info"), dict) else {}
+    hashes = archive.get("hashes") if isinstance(archive.get("hashes"), dict) else {}
+    sha = hashes.get("sha256")
+    if not sha and str(archive.get("hash", "")).startswith("sha256="):
+        sha = archive["hash"].split("=", 1)[1]
+    return {"url": url, **({"sha256": sha} if sha else {})}
 
 
 def _normalise(name: str) -> str:
@@ -123,5 +168,6 @@ def capture() -> dict:
         "torch": torch_info(),
         "env": env_vars(),
         "packages": distributions(),
+        **({"sources": s} if (s := sources()) else {}),
         **({"container": c} if (c := container_info()) else {}),
     }

@@ -59,13 +59,21 @@ def test_drift_groups_and_what_to_expect() -> None:
 
 def test_export_pins_every_recorded_distribution(store: Store, run_id: str, tmp_path: Path) -> None:
     found = export_requirements(store, run_id)
-    pins = {}
+    pins, direct = {}, {}
+    folders = {s["directory"]: name for name, s in environment.sources().items() if s.get("editable")}
     for line in found.text.splitlines():
-        if line and not line.startswith(("#", "--")):
+        if line.startswith("-e "):   # an editable install (PEP 610 dir_info) comes from its folder, not an index
+            direct[folders[line[3:]]] = line
+        elif line and not line.startswith(("#", "--")):
             req = Requirement(line)
+            if req.url:
+                direct[req.name] = line
+                continue
             assert len(req.specifier) == 1 and next(iter(req.specifier)).operator == "=="
             pins[req.name] = next(iter(req.specifier)).version
-    assert pins == environment.distributions() and found.packages == len(pins)
+    assert set(direct) == set(environment.sources())
+    assert pins == {k: v for k, v in environment.distributions().items() if k not in direct}
+    assert found.packages == len(pins) + len(direct)
     torch_version = pins["torch"]
     if "+" in torch_version:  # a local build (e.g. +cpu) needs its index
         assert f"https://download.pytorch.org/whl/{torch_version.split('+')[1]}" in found.text

@@ -19,7 +19,7 @@ from runlock.verify.envlock import NUMERIC
 from runlock.verify.records import TIERS, tier_rank
 
 app = typer.Typer(help="Rerun, compare and verify runs; check them against a policy.", no_args_is_help=True)
-env_app = typer.Typer(help="The environment a run recorded: export it pinned, or diff it with this one.",
+env_app = typer.Typer(help="The environment a run recorded: export it pinned, diff it with this one, rebuild it.",
                       no_args_is_help=True)
 app.add_typer(env_app, name="env")
 
@@ -139,13 +139,21 @@ def check(ctx: typer.Context, target: str = typer.Argument(..., help="Run id, or
 
 @env_app.command("export")
 def env_export(ctx: typer.Context, run: str = RUN_ARG,
-               output: Path = typer.Option(None, "-o", "--output", help="Write the requirements here (default: stdout)."),
-               container: Path = typer.Option(None, "--container", help="Also write a Dockerfile here."),
+               output: Path = typer.Option(None, "-o", "--output", help="Write the lock here (default: stdout)."),
+               fmt: str = typer.Option("requirements", "--format", help="requirements (pinned pip requirements), "
+                                       "pylock (a PEP 751 pylock.toml) or cyclonedx (a CycloneDX JSON SBOM)."),
+               container: Path = typer.Option(None, "--container", help="Also write a Dockerfile here that installs "
+                                              "the pinned requirements (with --require-hashes when all are hashed)."),
                force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
-    """Write RUN's environment as exactly pinned requirements (and a container recipe)."""
+    """Write RUN's environment as exactly pinned requirements, a PEP 751 lock or an SBOM (and a container recipe)."""
+    if fmt not in ("requirements", "pylock", "cyclonedx"):
+        raise InvalidInput(f"--format {fmt!r} is not known; use requirements, pylock or cyclonedx.")
+    if container is not None and fmt != "requirements":
+        raise InvalidInput("--container goes with --format requirements (the Dockerfile installs that file).")
     common.output_file(output, force)
     common.output_file(container, force, option="--container")
-    found = v.export_requirements(common.store(ctx), run)
+    store = common.store(ctx)
+    found = v.export_requirements(store, run) if fmt == "requirements" else v.export_lockfile(store, run, fmt)
     if output is not None:
         common.write_output(output, found.text, force)
     if container is not None:
@@ -158,10 +166,27 @@ def env_export(ctx: typer.Context, run: str = RUN_ARG,
 
 
 @env_app.command("diff")
-def env_diff(ctx: typer.Context, run: str = RUN_ARG, as_json: bool = common.JSON_OPTION) -> None:
-    """Show how this environment differs from the one RUN recorded."""
-    found = v.env_diff(common.store(ctx), run)
+def env_diff(ctx: typer.Context, run: str = RUN_ARG,
+             python: Path = typer.Option(None, "--python", help="Compare the environment of this interpreter "
+                                         "(e.g. .venv-RUN/bin/python) instead of runlock's own."),
+             as_json: bool = common.JSON_OPTION) -> None:
+    """Show how this environment (or that of --python) differs from the one RUN recorded."""
+    found = v.env_diff(common.store(ctx), run, python=python)
     common.emit(found, as_json, lambda d: _print_drift(d, [], out=common.console))
+
+
+@env_app.command("rebuild")
+def env_rebuild(ctx: typer.Context, run: str = RUN_ARG,
+                output: Path = typer.Option(..., "-o", "--output", help="The new virtual environment's folder."),
+                as_json: bool = common.JSON_OPTION) -> None:
+    """Create a venv with exactly the distributions RUN recorded (it needs the recorded Python version)."""
+    store = common.store(ctx)
+    found = v.rebuild(store, run, output)
+    common.emit(found, as_json, lambda r: common.console.print(
+        f"Rebuilt run:{r.run_id}'s {r.packages} distributions in {r.path} "
+        + ("with --require-hashes." if r.require_hashes else
+           "pinned by version (not every hash was recorded, so not --require-hashes).")
+        + f" Check it: `runlock env diff {r.run_id} --python {r.python}`.", highlight=False))
 
 
 # -- rendering ------------------------------------------------------------------------------

@@ -10,13 +10,16 @@
     verification.py  verify = rerun + compare, stored; or outputs against a reference file
     rehearsal.py     re-verify a seeded sample of historic runs
     checklist.py     the reproducibility checklist: a policy of rules with evidence
-    envlock.py       environment drift, pinned requirements and a container recipe
+    envlock.py       environment drift, pinned requirements, a container recipe, rebuild a venv
+    pylock.py        the environment as a PEP 751 pylock.toml or a CycloneDX SBOM
     records.py       the tables: verifications, variance spreads, rehearsals
 """
 
 from runlock.verify.checklist import CheckReport, Policy, RuleResult, check, load_policy
 from runlock.verify.compare import Comparison, compare
-from runlock.verify.envlock import EnvDiff, RequirementsLock, env_diff, export_requirements
+from runlock.verify.envlock import (EnvDiff, Rebuilt, RequirementsLock, capture_with, env_diff, export_lockfile,
+                                    export_requirements, rebuild)
+from runlock.verify.pylock import LockFile
 from runlock.verify.inputs import input_path
 from runlock.verify.records import Spread, Verification, verifications_of
 from runlock.verify.rehearsal import Rehearsal, rehearse
@@ -25,8 +28,9 @@ from runlock.verify.variance import variance
 from runlock.verify.verification import verify, verify_reference
 
 __all__ = [
-    "CheckReport", "Comparison", "EnvDiff", "Policy", "Rehearsal", "RequirementsLock", "Rerun", "RerunPlan",
-    "RuleResult", "Spread", "Verification", "check", "compare", "env_diff", "export_requirements",
+    "CheckReport", "Comparison", "EnvDiff", "LockFile", "Policy", "Rebuilt", "Rehearsal", "RequirementsLock", "Rerun", "RerunPlan",
+    "RuleResult", "Spread", "Verification", "capture_with", "check", "compare", "env_diff",
+    "export_lockfile", "export_requirements", "rebuild",
     "input_path", "load_policy", "plan_rerun", "rehearse", "rerun", "variance", "verifications_of",
     "verify", "verify_reference",
 ]

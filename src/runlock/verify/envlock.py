@@ -14,17 +14,26 @@ image of the recorded version, with a comment saying the digest was not recorded
 
 from __future__ import annotations
 
+import json
+import platform
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runlock import environment
+from runlock.errors import InvalidInput, RunlockError
 from runlock.store import Store
 from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.diff import flatten
+from runlock.verify import pylock
+from runlock.verify.pylock import LockFile
 
 # lock environment field -> the group a person reads it under; the first matching prefix wins
-GROUPS = (("python", "interpreter"), ("packages", "packages"), ("torch.gpus", "gpu"),
+GROUPS = (("python", "interpreter"), ("packages", "packages"), ("sources", "packages"), ("torch.gpus", "gpu"),
           ("torch.driver", "gpu"), ("torch", "torch/cuda"), ("cpu", "cpu"), ("os", "os"), ("env", "env"))
 # groups whose drift can change numbers; os release and env vars the rerun sets are not among them
 NUMERIC = ("interpreter", "packages", "torch/cuda", "gpu", "cpu")
@@ -65,11 +74,32 @@ def diff_environments(recorded: dict, current: dict) -> list[Drift]:
     return out
 
 
-def env_diff(store: Store, run: str, current: dict | None = None) -> EnvDiff:
-    """How the environment of this process differs from the one ``run`` recorded."""
+def env_diff(store: Store, run: str, current: dict | None = None, *, python: Path | None = None) -> EnvDiff:
+    """How the environment of this process (or of the interpreter ``python``) differs from the one
+    ``run`` recorded."""
     rec = records.get(store, run)
     recorded = recorded_environment(store, rec)
-    return EnvDiff(rec.id, diff_environments(recorded, current if current is not None else environment.capture()))
+    if current is None:
+        current = capture_with(python) if python is not None else environment.capture()
+    return EnvDiff(rec.id, diff_environments(recorded, current))
+
+
+def capture_with(python: Path) -> dict:
+    """The environment as the interpreter ``python`` sees it: ``runlock.environment`` (stdlib only)
+    is run there in isolated mode, so runlock need not be installed in that environment."""
+    if not Path(python).is_file():
+        raise InvalidInput(f"--python {python}: no such interpreter.", hint="Name a python executable, "
+                           "e.g. .venv-RUN/bin/python.")
+    source = Path(environment.__file__).read_text(encoding="utf-8")
+    script = source + "\nimport json as _j, sys as _s\n_j.dump(capture(), _s.stdout)\n"
+    try:
+        done = subprocess.run([str(python), "-I", "-c", script], capture_output=True, text=True, timeout=300)
+    except OSError as exc:
+        raise InvalidInput(f"--python {python}: cannot run it ({exc.strerror}).") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RunlockError(f"{python} could not capture its environment: {last}")
+    return json.loads(done.stdout)
 
 
 def recorded_environment(store: Store, rec: records.RunRecord) -> dict:
@@ -93,23 +123,62 @@ class RequirementsLock:
 
 
 def export_requirements(store: Store, run: str, *, exclude: tuple[str, ...] = ()) -> RequirementsLock:
-    """The run's environment as a pip requirements file with every distribution pinned."""
+    """The run's environment as a pip requirements file with every distribution pinned (VCS ones
+    to their commit, archives with the hash the installer recorded)."""
     rec = records.get(store, run)
     env = recorded_environment(store, rec)
     packages = {k: v for k, v in (env.get("packages") or {}).items() if k not in exclude}
+    reqs, hashed = requirement_lines(packages, env.get("sources") or {})
     py, torch = env.get("python") or {}, env.get("torch") or {}
+    install = ("pip install --no-deps --require-hashes -r THIS_FILE" if hashed
+               else "pip install --no-deps -r THIS_FILE  (hashes were not recorded)")
     lines = [f"# Exact environment of run:{rec.id}, written by `runlock env export`.",
              f"# python {py.get('version')} ({py.get('implementation')}); os {_os_line(env)}",
              f"# torch {torch.get('version')}; cuda {torch.get('cuda')}; cudnn {torch.get('cudnn')}"
              if torch else "# torch: not installed",
-             "# Install with: pip install --no-deps -r THIS_FILE  (hashes were not recorded)"]
+             f"# Install with: {install}"]
     indexes = sorted({m.group(1) for v in packages.values() if (m := _LOCAL_VERSION.search(v))})
     lines += [f"--extra-index-url https://download.pytorch.org/whl/{tag}" for tag in indexes]
-    lines += [f"{name}=={version}" for name, version in sorted(packages.items())]
-    return RequirementsLock(rec.id, "\n".join(lines) + "\n", len(packages), container_recipe(env))
+    lines += reqs
+    return RequirementsLock(rec.id, "\n".join(lines) + "\n", len(packages),
+                            container_recipe(env, require_hashes=hashed))
 
 
-def container_recipe(env: dict, requirements: str = "requirements.lock") -> str:
+def requirement_lines(packages: dict[str, str], sources: dict[str, dict]) -> tuple[list[str], bool]:
+    """One pip requirement per distribution, and whether every one carries a recorded hash (only
+    then can pip run with ``--require-hashes``)."""
+    lines, all_hashed = [], bool(packages)
+    for name, version in sorted(packages.items()):
+        src = sources.get(name) or {}
+        if "vcs" in src:
+            sub = f"#subdirectory={src['subdirectory']}" if src.get("subdirectory") else ""
+            lines.append(f"{name} @ {src['vcs']}+{src['url']}@{src.get('commit')}{sub}")
+        elif "directory" in src:
+            lines.append(f"-e {src['directory']}" if src.get("editable") else f"{name} @ file://{src['directory']}")
+        elif src.get("url"):
+            lines.append(f"{name} @ {src['url']}" + (f" --hash=sha256:{src['sha256']}" if src.get("sha256") else ""))
+        else:
+            lines.append(f"{name}=={version}")
+        all_hashed = all_hashed and bool(src.get("sha256"))
+    return lines, all_hashed
+
+
+def export_lockfile(store: Store, run: str, fmt: str) -> LockFile:
+    """The run's environment as ``pylock`` (PEP 751 ``pylock.toml``) or ``cyclonedx`` (an SBOM)."""
+    if fmt not in ("pylock", "cyclonedx"):
+        raise InvalidInput(f"--format {fmt!r} is not known; use requirements, pylock or cyclonedx.")
+    rec = records.get(store, run)
+    env = recorded_environment(store, rec)
+    if fmt == "pylock":
+        return pylock.pylock(rec.id, env)
+    try:
+        return pylock.cyclonedx(rec.id, env)
+    except ImportError:
+        raise InvalidInput("--format cyclonedx needs cyclonedx-python-lib.",
+                           hint="Install it with `pip install 'runlock[sbom]'`.") from None
+
+
+def container_recipe(env: dict, requirements: str = "requirements.lock", *, require_hashes: bool = False) -> str:
     """A Dockerfile that rebuilds the recorded environment from ``requirements``."""
     container = env.get("container") or {}
     version = (env.get("python") or {}).get("version") or "3"
@@ -118,9 +187,70 @@ def container_recipe(env: dict, requirements: str = "requirements.lock") -> str:
     else:
         base = (f"# The run recorded no base image digest: pin this one with @sha256:… before relying on it.\n"
                 f"FROM python:{version}-slim")
+    flags = "--no-deps --require-hashes" if require_hashes else "--no-deps"
+    note = "" if require_hashes else "# Not every distribution has a recorded hash, so pip cannot --require-hashes.\n"
     return (f"{base}\n"
             f"COPY {requirements} /tmp/{requirements}\n"
-            f"RUN pip install --no-cache-dir --no-deps -r /tmp/{requirements}\n")
+            f"{note}RUN pip install --no-cache-dir {flags} -r /tmp/{requirements}\n")
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    run_id: str
+    path: str
+    python: str
+    packages: int
+    require_hashes: bool
+    removed: list[str]
+
+    def to_dict(self) -> dict:
+        return {"run": self.run_id, "path": self.path, "python": self.python, "packages": self.packages,
+                "require_hashes": self.require_hashes, "removed": self.removed}
+
+
+def rebuild(store: Store, run: str, target: Path) -> Rebuilt:
+    """A new virtual environment at ``target`` with exactly the distributions ``run`` recorded.
+
+    It needs this interpreter to be the recorded Python version. pip installs each distribution
+    pinned without resolving (``--no-deps``), with ``--require-hashes`` when every one has a
+    recorded hash; what the fresh venv brought that the run did not have (pip, setuptools) is
+    then uninstalled. On failure the half-built venv is removed."""
+    rec = records.get(store, run)
+    env = recorded_environment(store, rec)
+    want = (env.get("python") or {}).get("version")
+    if not want or not env.get("packages"):
+        raise InvalidInput(f"run:{rec.id} recorded no interpreter or packages to rebuild.")
+    have = platform.python_version()
+    if want != have:
+        raise InvalidInput(f"run:{rec.id} recorded Python {want}; runlock runs on Python {have}.",
+                           hint=f"Run `runlock env rebuild` from a runlock installed under Python {want}.")
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InvalidInput(f"-o {target} already exists and is not an empty folder.",
+                           hint="Name a new folder for the environment (nothing is replaced).")
+    lines, hashed = requirement_lines(env["packages"], env.get("sources") or {})
+    python = target / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    try:
+        _call([sys.executable, "-m", "venv", str(target)], "create the venv")
+        reqs = target / "runlock-requirements.txt"
+        reqs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _call([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+               *(["--require-hashes"] if hashed else []), "-r", str(reqs)], "install the recorded distributions")
+        extra = sorted(set(capture_with(python).get("packages") or {}) - set(env["packages"]),
+                       key=lambda n: n == "pip")   # pip last: it does the uninstalling
+        if extra:
+            _call([str(python), "-m", "pip", "uninstall", "--quiet", "-y", *extra], "remove what the run did not have")
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return Rebuilt(rec.id, str(target), str(python), len(env["packages"]), hashed, extra)
+
+
+def _call(argv: list[str], what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise RunlockError(f"could not {what}: {tail}")
 
 
 def _os_line(env: dict) -> str:

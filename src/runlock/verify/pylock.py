@@ -1,0 +1,115 @@
+"""A run's environment as a PEP 751 lock file (``pylock.toml``) and as a CycloneDX SBOM.
+
+Only what the run recorded goes in: a distribution from a package index gets ``name``,
+``version`` and ``index`` (the run recorded no wheel hash for it, and none is invented, so it
+has no ``wheels`` table, which PEP 751 would require hashes for); one installed from a VCS gets
+``[packages.vcs]`` with the commit; one from a local folder ``[packages.directory]``; one from an
+archive whose hash the installer recorded (``direct_url.json``) ``[packages.archive]`` with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+PYPI = "https://pypi.org/simple"
+_TORCH_LOCAL = re.compile(r"\+(cu\d+|cpu|rocm[\d.]+)$")
+
+
+@dataclass(frozen=True)
+class LockFile:
+    run_id: str
+    format: str
+    text: str
+    packages: int
+    hashed: int   # how many distributions carry a hash the run recorded
+
+    def to_dict(self) -> dict:
+        return {"run": self.run_id, "format": self.format, "packages": self.packages, "hashed": self.hashed,
+                "text": self.text}
+
+
+def index_of(version: str) -> str:
+    """The index a recorded version comes from: PyTorch's for ``+cu121``-style builds, else PyPI."""
+    m = _TORCH_LOCAL.search(version)
+    return f"https://download.pytorch.org/whl/{m.group(1)}" if m else PYPI
+
+
+def pylock(run_id: str, env: dict) -> LockFile:
+    """``pylock.toml`` text for the ``environment`` section of a lock."""
+    packages, sources = env.get("packages") or {}, env.get("sources") or {}
+    py = (env.get("python") or {}).get("version")
+    lines = [f"# The environment of run:{run_id}, written by `runlock env export --format pylock`.",
+             "# Distributions from an index carry no wheel hash: the run did not record one.",
+             'lock-version = "1.0"']
+    if py:
+        lines.append(f"requires-python = {_s('==' + py)}")
+    lines += [f"created-by = {_s('runlock')}", ""]
+    hashed = 0
+    for name, version in sorted(packages.items()):
+        src = sources.get(name) or {}
+        lines += ["[[packages]]", f"name = {_s(name)}"]
+        if "vcs" in src:
+            lines += [f"# recorded version {version}; a source tree's version is not part of the lock (PEP 751)",
+                      "[packages.vcs]", f"type = {_s(src['vcs'] or 'git')}", f"url = {_s(src['url'])}",
+                      f"commit-id = {_s(src.get('commit') or '')}"]
+            if src.get("subdirectory"):
+                lines.append(f"subdirectory = {_s(src['subdirectory'])}")
+        elif "directory" in src:
+            lines += [f"# recorded version {version}; a source tree's version is not part of the lock (PEP 751)",
+                      "[packages.directory]", f"path = {_s(src['directory'])}",
+                      f"editable = {'true' if src.get('editable') else 'false'}"]
+        elif src.get("url") and src.get("sha256"):
+            hashed += 1
+            lines += [f"version = {_s(version)}", "[packages.archive]", f"url = {_s(src['url'])}",
+                      f"hashes = {{sha256 = {_s(src['sha256'])}}}"]
+        else:
+            lines.append(f"version = {_s(version)}")
+            if src.get("url"):
+                lines.append(f"# installed from {src['url']} with no hash recorded")
+            else:
+                lines.append(f"index = {_s(index_of(version))}")
+        lines.append("")
+    return LockFile(run_id, "pylock", "\n".join(lines), len(packages), hashed)
+
+
+def cyclonedx(run_id: str, env: dict) -> LockFile:
+    """A CycloneDX 1.6 JSON SBOM: one library component per recorded distribution (purl
+    ``pkg:pypi/NAME@VERSION``, with the VCS url and commit, or the archive hash, where recorded)."""
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, XsUri
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
+    from packageurl import PackageURL
+
+    packages, sources = env.get("packages") or {}, env.get("sources") or {}
+    bom = Bom()
+    root = bom.metadata.component = Component(name=f"run:{run_id}", type=ComponentType.APPLICATION,
+                                              bom_ref=f"run:{run_id}")
+    hashed = 0
+    for name, version in sorted(packages.items()):
+        src = sources.get(name) or {}
+        qualifiers = {"vcs_url": f"{src['vcs']}+{src['url']}@{src.get('commit')}"} if "vcs" in src else {}
+        hashes, refs = [], []
+        if src.get("sha256"):
+            hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=src["sha256"]))
+            hashed += 1
+        if "vcs" in src:
+            refs.append(ExternalReference(type=ExternalReferenceType.VCS, url=XsUri(src["url"]),
+                                          comment=f"commit {src.get('commit')}"))
+        elif src.get("url"):
+            refs.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(src["url"])))
+        component = Component(
+            name=name, version=version, type=ComponentType.LIBRARY, bom_ref=f"{name}=={version}",
+            purl=PackageURL("pypi", name=name, version=version, qualifiers=qualifiers or None),
+            hashes=hashes, external_references=refs)
+        bom.components.add(component)
+        bom.register_dependency(root, [component])   # the run had every one installed; no graph was recorded
+    text = JsonV1Dot6(bom).output_as_string(indent=2)
+    return LockFile(run_id, "cyclonedx", text + "\n", len(packages), hashed)
+
+
+def _s(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(str(value), ensure_ascii=False)

@@ -1,0 +1,73 @@
+"""`runlock env rebuild` on a small real environment: a venv with three packages from the index,
+a run recorded with that venv's environment, rebuilt into a new venv, and `env diff --python`
+finds no drift."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import runlock
+from runlock import environment
+from runlock.cli.main import app
+from runlock.errors import InvalidInput
+from runlock.store import Store
+from runlock.verify import capture_with, env_diff, rebuild
+
+PINNED = ("six==1.16.0", "idna==3.7", "packaging==24.1")
+
+
+@pytest.mark.slow
+def test_rebuild_of_a_three_package_venv_has_no_drift(store: Store, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "source-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(source)], check=True)
+    subprocess.run([str(source / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    *PINNED], check=True)
+    recorded = capture_with(source / "bin/python")
+    assert {k: recorded["packages"][k] for k in ("six", "idna", "packaging")} == \
+        {"six": "1.16.0", "idna": "3.7", "packaging": "24.1"}
+    assert "sources" not in recorded        # all from the index: nothing extra in the lock, recipe id unchanged
+    # the run is recorded here, with the environment of the source venv as its lock's environment
+    monkeypatch.setattr(environment, "capture", lambda: recorded)
+    with runlock.start_run(project="p", store=store, argv=["train.py"]) as run:
+        run.log({"loss": 1.0}, step=0)
+    monkeypatch.undo()
+
+    assert env_diff(store, run.id).drift    # runlock's own environment is not the recorded one
+    target = tmp_path / "rebuilt"
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "rebuild", run.id, "-o", str(target)])
+    assert res.exit_code == 0, res.output
+    assert "pinned by version" in " ".join(res.output.split())   # index wheels have no recorded hash
+    assert env_diff(store, run.id, python=target / "bin/python").drift == []
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "diff", run.id,
+                                   "--python", str(target / "bin/python")])
+    assert res.exit_code == 0 and "identical to the recorded one" in " ".join(res.output.split())
+
+    with pytest.raises(InvalidInput, match="not an empty folder"):
+        rebuild(store, run.id, target)
+    (tmp_path / "a-file").write_text("keep me")
+    with pytest.raises(InvalidInput, match="not an empty folder"):
+        rebuild(store, run.id, tmp_path / "a-file")
+
+
+def test_rebuild_names_the_python_it_needs(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = environment.capture()
+    env["python"] = {**env["python"], "version": "3.9.1"}
+    monkeypatch.setattr(environment, "capture", lambda: env)
+    with runlock.start_run(project="p", store=store, argv=["train.py"]) as run:
+        pass
+    monkeypatch.undo()
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "rebuild", run.id, "-o", str(tmp_path / "v")])
+    assert res.exit_code == 2 and "recorded Python 3.9.1" in " ".join(res.output.split()) and not (tmp_path / "v").exists()
+
+
+def test_env_diff_with_a_missing_interpreter_is_one_line(store: Store, tmp_path: Path) -> None:
+    with runlock.start_run(project="p", store=store, argv=["train.py"]) as run:
+        pass
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "diff", run.id, "--python", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "no such interpreter" in " ".join(res.output.split()) and "Traceback" not in res.output
