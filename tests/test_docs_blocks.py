@@ -1,0 +1,142 @@
+"""Every fenced shell and Python block of README.md and docs/*.md runs, in order, in a fresh store.
+
+The docs are a newcomer's first script, so they are tested the way a newcomer uses them: each page
+is one session in a temporary git repository with a fresh store (`runlock init`), its blocks run
+top to bottom, shell blocks in bash with `set -euo pipefail`, Python blocks in one interpreter
+whose names carry from block to block (their source is readable, as a .py file's is, so a
+function defined in one can be hashed by ``runlock.transform``). A block fails the test if it exits non-zero or raises.
+
+Markers (HTML comments, invisible on GitHub):
+
+- ``<!-- docs-test: illustrative -->`` on the line before a fence: a synopsis or an example that
+  needs what a temporary store cannot have (a server, a GPU, a placeholder); it is not run.
+- ``<!-- docs-test: setup-python ... -->`` / ``<!-- docs-test: setup-bash ... -->``: hidden code that
+  prepares what the reader is assumed to have (a data file, a config, the id of a run just made).
+  Shell setup may ``export`` variables; they reach every later block of the page.
+
+``console`` blocks run their ``$ `` lines; other lines there are output and are not compared.
+``docs/cli.md`` is generated from the CLI itself (tests/test_docs.py keeps it true) and is not run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "cli.md")]
+SHELLS = {"bash", "sh", "shell", "console"}
+MARK = re.compile(r"<!--\s*docs-test:\s*(illustrative|setup-python|setup-bash)\b(.*?)-->", re.S)
+FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+BLOCK_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int
+    lang: str        # "python" or "bash"
+    code: str
+
+
+def blocks(page: Path) -> tuple[list[Block], int]:
+    """The runnable blocks of ``page`` in order, and how many fenced blocks were marked illustrative."""
+    text = page.read_text()
+    events: list[tuple[int, str, str, str]] = []   # (offset, kind, lang, code)
+    for m in MARK.finditer(text):
+        kind = m.group(1)
+        if kind == "illustrative":
+            events.append((m.start(), "illustrative", "", ""))
+        else:
+            events.append((m.start(), "code", kind.removeprefix("setup-"), m.group(2).strip("\n")))
+    for m in FENCE.finditer(text):
+        if any(start <= m.start() < start + len(full) for start, full in _comments(text)):
+            continue  # a fence inside an HTML comment is not shown to readers
+        lang = m.group(1).lower()
+        if lang == "python" or lang in SHELLS:
+            code = m.group(2)
+            if lang == "console":
+                code = "\n".join(ln[2:] for ln in code.splitlines() if ln.startswith("$ "))
+            events.append((m.start(), "fence", "python" if lang == "python" else "bash", code))
+    events.sort(key=lambda e: e[0])
+    out, skipped, skip_next = [], 0, False
+    for offset, kind, lang, code in events:
+        if kind == "illustrative":
+            skip_next = True
+            continue
+        if kind == "fence" and skip_next:
+            skipped, skip_next = skipped + 1, False
+            continue
+        name = page.relative_to(ROOT).as_posix() if page.is_relative_to(ROOT) else page.name
+        out.append(Block(name, text.count("\n", 0, offset) + 1, lang, code))
+    return out, skipped
+
+
+def _comments(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), m.group(0)) for m in re.finditer(r"<!--.*?-->", text, re.S)]
+
+
+DRIVER = r'''
+import linecache, os, subprocess, sys, traceback
+blocks = {blocks!r}
+ns = {{"__name__": "__main__"}}
+env_file = os.path.abspath(".docs-test-env")
+open(env_file, "w").close()
+for where, lang, code in blocks:
+    print(f"--- {{where}} ({{lang}})", flush=True)
+    if lang == "python":
+        linecache.cache[where] = (len(code), None, code.splitlines(True), where)  # source readable, as from a .py file
+        try:
+            exec(compile(code, where, "exec"), ns)
+        except SystemExit as e:
+            if e.code not in (0, None):
+                print(f"FAILED {{where}}: SystemExit({{e.code}})", flush=True); sys.exit(1)
+        except BaseException:
+            traceback.print_exc(); print(f"FAILED {{where}}", flush=True); sys.exit(1)
+        sys.stdout.flush(); sys.stderr.flush()
+    else:
+        script = f"set -euo pipefail\nset -a\n. {{env_file}}\nset +a\n{{code}}\n"
+        script += f"export -p | grep -v -E ' (OLDPWD|PWD|SHLVL|_)=' > {{env_file}}\n"
+        done = subprocess.run(["bash", "-c", script], timeout={timeout})
+        if done.returncode != 0:
+            print(f"FAILED {{where}}: exit {{done.returncode}}", flush=True); sys.exit(1)
+print("ALL BLOCKS RAN", flush=True)
+'''
+
+
+def run_page(page: Path, workdir: Path) -> subprocess.CompletedProcess:
+    runnable, _ = blocks(page)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOCK_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["COLUMNS"] = "100"
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    subprocess.run([Path(sys.executable).parent / "runlock", "init"], cwd=workdir, env=env, check=True,
+                   capture_output=True)
+    code = DRIVER.format(blocks=[(f"{b.page}:{b.line}", b.lang, b.code) for b in runnable], timeout=BLOCK_TIMEOUT)
+    return subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=BLOCK_TIMEOUT * max(1, len(runnable)))
+
+
+def test_the_block_parser_honours_markers(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("intro\n```bash\necho one\n```\n<!-- docs-test: illustrative -->\n```bash\nrunlock RUN\n```\n"
+                    "<!-- docs-test: setup-bash\nexport RUN=abc\n-->\n```console\n$ echo $RUN\nabc\n```\n"
+                    "```python\nx = 1\n```\n```json\n{}\n```\n```\nplain\n```\n")
+    found, skipped = blocks(page)
+    assert [(b.lang, b.code) for b in found] == [("bash", "echo one\n"), ("bash", "export RUN=abc"),
+                                                 ("bash", "echo $RUN"), ("python", "x = 1\n")]
+    assert skipped == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)[0]], ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_block_of_the_page_runs(page: Path, tmp_path: Path) -> None:
+    done = run_page(page, tmp_path)
+    assert done.returncode == 0 and "ALL BLOCKS RAN" in done.stdout, \
+        f"{page.name}: a documented block failed\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
