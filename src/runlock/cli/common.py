@@ -11,10 +11,7 @@ computes anything, and writes it with ``write_output``: an existing file is repl
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,14 +27,13 @@ from rich.table import Table
 from rich.text import Text
 
 from runlock.cli.group import CliState, RunlockGroup, state  # noqa: F401 (re-exported: the root's light pieces)
+from runlock.cli import plain
+from runlock.cli.plain import JSON_OPTION, print_json, store, to_jsonable  # noqa: F401 (re-exported)
 from runlock.errors import InvalidInput
-from runlock.store import Store
-from runlock.workspace import open_store, tidy
 
-console = Console()
+console = plain.console()
 err_console = Console(stderr=True)
 
-JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PROGRESS_OPTION = typer.Option(None, "--progress/--no-progress",
                                help="Show a progress bar on stderr (default: when it is a terminal).")
 
@@ -95,24 +91,6 @@ def _umask() -> int:
     return mask
 
 
-# Commands that only read: opening the store for them writes nothing. Every other command that
-# opens the store tidies it first (crashed runs reaped, pending checkpoints signed: workspace.tidy).
-READING = frozenset({"list", "show", "diff", "history", "log", "whoami", "lineage", "status", "resolve",
-                     "explain", "plot", "export-public"})
-
-
-def store(ctx: typer.Context) -> Store:
-    """The store this command acts on, opened once per command (and tidied, unless it only reads)."""
-    st = state(ctx)
-    if st._store is None:
-        opened = open_store(st.store_path, token=st.token)
-        ctx.find_root().call_on_close(opened.close)
-        if ctx.info_name not in READING:
-            tidy(opened)
-        st._store = opened
-    return st._store
-
-
 @contextmanager
 def progress(label: str, wanted: bool | None = None, *, unit: str = "items",
              until_done: bool = False) -> Iterator[Tick | None]:
@@ -136,23 +114,6 @@ def progress(label: str, wanted: bool | None = None, *, unit: str = "items",
                 bar.stop()
 
         yield tick
-
-
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        to_dict = getattr(value, "to_dict", None)
-        return to_jsonable(to_dict() if callable(to_dict) else dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def emit(value: Any, as_json: bool, render: Callable[[Any], None]) -> None:

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import math
+import re
 
 import typer
+from typer._coercion import build_runtime_param
 from typer.core import TyperGroup
 
 from runlock.errors import RunlockError
@@ -77,6 +79,7 @@ class RunlockGroup(TyperGroup):
     def get_params(self, ctx: typer.Context) -> list[Any]:
         params = super().get_params(ctx)
         _untyped_flags(params)
+        _plain_coercion(params)
         return params
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> tuple:
@@ -141,5 +144,54 @@ def _untyped_flags(params: Iterable[Any]) -> None:
 def _untype_tree(cmd: Any, ctx: typer.Context) -> None:
     _untyped_flags([*cmd.params, cmd.get_help_option(ctx)])
     _checked_numbers(cmd.params)
-    for sub in getattr(cmd, "commands", {}).values():
+    _plain_coercion([*cmd.params, cmd.get_help_option(ctx)])
+    commands = getattr(cmd, "commands", {})
+    for sub in getattr(commands, "built", commands).values():   # a lazy group: those built (cli/lazy.py)
         _untype_tree(sub, ctx)
+
+
+# typer 0.29 coerces every option value through a pydantic TypeAdapter, and importing pydantic to
+# build the first one costs a command about as much as importing typer itself. The values nearly
+# every command gets (None, a str, a decimal int or float, a list of str) are coerced here the way
+# typer's adapter would; anything else (bytes, a bound, a parser, a choice, a path, an odd number
+# such as "1_000" or " 5") goes to typer's own coercion, built on first use, errors included.
+_INT = re.compile(r"0|-?[1-9][0-9]{0,17}")
+_FLOAT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?")
+
+
+class _PlainCoercion:
+    """A stand-in for typer's runtime coercion of one parameter (its ``coerce`` contract)."""
+
+    def __init__(self, descriptor: Any) -> None:
+        self.descriptor = descriptor
+        self.typer_own: Any = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        multi = param.multiple or param.nargs == -1
+        if value is None:
+            return () if multi else None
+        annotation = self.descriptor.annotation
+        if multi and isinstance(value, (list, tuple)) and annotation == list[str] \
+                and all(type(v) is str for v in value):
+            return list(value)
+        if not multi:
+            if annotation is str and type(value) is str:
+                return value
+            if annotation is int and (type(value) is int or (type(value) is str and _INT.fullmatch(value))):
+                return int(value)
+            if annotation is float and (type(value) is float or (type(value) is str and _FLOAT.fullmatch(value))):
+                return float(value)
+        if self.typer_own is None:
+            self.typer_own = build_runtime_param(self.descriptor)
+        return self.typer_own.coerce(value, param=param, ctx=ctx)
+
+
+def _plain_coercion(params: Iterable[Any]) -> None:
+    for p in params:
+        d = getattr(p, "type_descriptor", None)
+        if d is None or getattr(p, "_runtime_param", False) is not None or d.file_annotation is not None:
+            continue    # not typer's parameter, or its coercion already built
+        info = d.parameter_info
+        if info.parser is None and info.min is None and info.max is None and not info.clamp \
+                and (d.annotation in (str, int, float, bool) or d.annotation == list[str]):
+            p._runtime_param = _PlainCoercion(d)

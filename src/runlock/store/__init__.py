@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from ulid import ULID
 
 from runlock.errors import Conflict, InvalidInput, StoreError, StoreNotFound
 from runlock.store.db import Database
@@ -321,6 +320,8 @@ def _assignments(path: Path, names: tuple[str, ...]) -> dict:
 
 
 def _write_info(store: Store) -> None:
+    from ulid import ULID   # only `init` needs it; importing it reads package metadata (every command paid it)
+
     def fill(conn: sa.Connection) -> None:
         have = {r.key for r in conn.execute(sa.select(store_info.c.key))}
         fresh = {"store_id": str(ULID()), "created_at": utcnow(), "created_by": local_user()}
