@@ -8,413 +8,34 @@ it first asks ``runlock.authz`` whether the actor may do this at all: the one pe
 The entries are also the leaves of an RFC 6962 / 9162 Merkle tree (leaf = ``SHA-256(0x00 ||
 canonical entry bytes)``, the same bytes ``entry_hash`` covers). Every ``CHECKPOINT_EVERY``
 entries, ``append`` records a checkpoint (tree size + root) in the same transaction; checkpoints
-are signed with the store's Ed25519 key (``sign_pending``, run whenever a store is opened, and
+are signed with the store's Ed25519 key (``sign_pending``, run by a command that writes, and
 ``checkpoint`` on demand) and mirrored to ``.runlock/audit/checkpoints.jsonl``. ``verify``
 recomputes the chain and the tree, checks every checkpoint and its signature, and names the first
 entry that was altered, removed, reordered or cut off. Nothing in runlock updates or deletes an
 entry.
+
+Three modules, imported one way: ``runlock.auditlog`` (entries: append, read) <-
+``runlock.checkpoints`` (sign, mirror) <- this one (verify, inclusion proofs), which also
+re-exports the names of the other two, so ``from runlock import audit`` serves every caller.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runlock import authz, canonical, keys, merkle, sealed
-from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound, StoreError
+from runlock import canonical, keys, merkle, sealed
+from runlock.auditlog import (BODY_FIELDS, CHECKPOINT_EVERY, GATE_ACTIONS, GENESIS, Entry,  # noqa: F401 (re-exported)
+                              append, audit_checkpoints, audit_log, body_bytes, entry_body, entry_hash,
+                              gate_subject, get, hex_id, iter_rows, log, size)
+from runlock.checkpoints import (CHECKPOINT_SCHEMA, SIGNED_NOTE, Checkpoint, checkpoint,  # noqa: F401 (re-exported)
+                                 checkpoints, mirror_path, mirrored_checkpoints, sign_pending, signed_note)
+from runlock.errors import IntegrityError, InvalidInput
 from runlock.hashing import digest_bytes
 from runlock.store import Store
-from runlock.store.schema import METADATA, TIME, store_info, utcnow
-
-GENESIS = "sha256:" + "0" * 64
-CHECKPOINT_EVERY = 256          # a power of two; also on demand with `runlock audit checkpoint`
-CHECKPOINT_SCHEMA = "runlock.checkpoint/v1"
-GATE_ACTIONS = ("gate.pass", "gate.override")
-BODY_FIELDS = ("seq", "time", "actor", "action", "target", "before", "after", "details", "prev_hash")
-
-audit_log = sa.Table(
-    "audit_log", METADATA,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("time", TIME, nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("target", sa.String(300), nullable=False),
-    sa.Column("before", sa.String(100), nullable=True),
-    sa.Column("after", sa.String(100), nullable=True),
-    sa.Column("details", sa.JSON, nullable=False, default=dict),
-    sa.Column("prev_hash", sa.String(100), nullable=False),
-    sa.Column("entry_hash", sa.String(100), nullable=False),
-    sa.Index("ix_audit_target", "target"),
-    sa.Index("ix_audit_actor", "actor"),
-)
-
-audit_checkpoints = sa.Table(
-    "audit_checkpoints", METADATA,
-    sa.Column("tree_size", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("root_hash", sa.String(100), nullable=False),
-    sa.Column("frontier", sa.JSON, nullable=False),          # [[size, hex], ...]: extends the tree
-    sa.Column("time", TIME, nullable=False),
-    sa.Column("key_id", sa.String(100), nullable=True),
-    sa.Column("signature", sa.Text, nullable=True),           # base64 Ed25519 over ``message``
-    sa.Column("signed_at", TIME, nullable=True),
-)
-
-
-# -- entries -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Entry:
-    seq: int
-    time: str
-    actor: str
-    action: str
-    target: str
-    before: str | None
-    after: str | None
-    details: dict
-    prev_hash: str
-    entry_hash: str
-
-    def to_dict(self) -> dict:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
-
-
-def entry_body(row: dict) -> dict:
-    """The fields an entry's hash covers (everything but the hash itself)."""
-    return {k: row[k] for k in BODY_FIELDS}
-
-
-def body_bytes(row) -> bytes:  # noqa: ANN001  (a mapping or a Row)
-    """Canonical bytes of an entry's body: what its hash and its Merkle leaf cover.
-
-    Equal to ``canonical.dumps(entry_body(row))`` for rows read back from the database (plain
-    JSON already), without re-normalising every value, which makes ``verify`` several times faster.
-    """
-    get = row.__getitem__ if isinstance(row, dict) else row._mapping.__getitem__
-    return json.dumps({k: get(k) for k in BODY_FIELDS}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-def entry_hash(row: dict) -> str:
-    return digest_bytes(canonical.dumps(entry_body(row)))
-
-
-def append(conn: Connection, actor: str, action: str, target: str, *, before: str | None = None,
-           after: str | None = None, details: dict | None = None) -> int:
-    """Check the actor's permission, then append one entry in the caller's transaction; return
-    its sequence number. Raises PermissionDenied (and writes nothing) when the actor may not."""
-    details = canonical.normalize(details or {})
-    authz.require(conn, actor, action, target, details)
-    kind = sealed.kind_of(action, target)
-    if kind is not None and "state" not in details:
-        state = sealed.state_at_seal(conn, kind, target, actor, details)
-        if state is not None:
-            details = {**details, "state": state}
-    if action == "model.alias" and authz.touches_production(action, target, details):
-        subject = gate_subject(target, details)
-        if subject is not None:
-            _require_gate(conn, subject)
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("LOCK TABLE audit_log IN EXCLUSIVE MODE")
-    last = conn.execute(sa.select(audit_log.c.seq, audit_log.c.entry_hash)
-                        .order_by(audit_log.c.seq.desc()).limit(1)).first()
-    row = {"seq": (last.seq + 1) if last else 1, "time": utcnow(), "actor": actor, "action": action,
-           "target": target, "before": before, "after": after, "details": details,
-           "prev_hash": last.entry_hash if last else GENESIS}
-    row["entry_hash"] = entry_hash(row)
-    conn.execute(audit_log.insert(), row)
-    if row["seq"] % CHECKPOINT_EVERY == 0:
-        _record_checkpoint(conn, row["seq"])
-    return row["seq"]
-
-
-def gate_subject(target: str, details: dict) -> str | None:
-    """The model version an alias move points at (``model:NAME@vN``), or None for a removal.
-
-    The registry records a move as target ``model:NAME@ALIAS`` with ``details["to"] = "vN"``.
-    """
-    to = details.get("to", details.get("version"))
-    if to is None:
-        return None
-    name = target.split("@", 1)[0]
-    return to if str(to).startswith("model:") else f"{name}@{to if str(to).startswith('v') else f'v{to}'}"
-
-
-def _require_gate(conn: Connection, subject: str) -> None:
-    passed = conn.execute(sa.select(audit_log.c.seq).where(
-        audit_log.c.target == subject, audit_log.c.action.in_(GATE_ACTIONS)).limit(1)).first()
-    if passed is None:
-        raise Conflict(f"{subject} has not passed the production gate.",
-                       hint=f"Run `runlock attest gate {subject} --attestation FILE` (an admin may add "
-                            "--override REASON).")
-
-
-def log(store: Store, *, target: str | None = None, actor: str | None = None, action: str | None = None,
-        limit: int | None = 100, after_seq: int = 0) -> list[Entry]:
-    """Entries matching every filter given, oldest first (the last ``limit`` of them)."""
-    q = sa.select(audit_log).where(audit_log.c.seq > after_seq)
-    if target:
-        q = q.where(audit_log.c.target == target)
-    if actor:
-        q = q.where(audit_log.c.actor == actor)
-    if action:
-        literal = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")   # only * is a wildcard
-        q = q.where(audit_log.c.action.like(literal.replace("*", "%"), escape="\\"))
-    q = q.order_by(audit_log.c.seq.desc())
-    if limit:
-        q = q.limit(limit)
-    with store.db.read() as conn:
-        return [_entry(r) for r in reversed(conn.execute(q).all())]
-
-
-def get(store: Store, seq: int) -> Entry:
-    with store.db.read() as conn:
-        row = conn.execute(sa.select(audit_log).where(audit_log.c.seq == seq)).first()
-    if row is None:
-        raise NotFound("audit entry", str(seq), hint="List entries with `runlock audit log`.")
-    return _entry(row)
-
-
-def _entry(row: sa.Row) -> Entry:
-    return Entry(**{k: row._mapping[k] for k in Entry.__dataclass_fields__})
-
-
-def size(conn: Connection) -> int:
-    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(audit_log.c.seq), 0))).scalar()
-
-
-def iter_rows(conn: Connection, start: int = 0, stop: int | None = None) -> Iterator[sa.Row]:
-    """Entries with ``start < seq <= stop`` in order, streamed."""
-    q = sa.select(audit_log).where(audit_log.c.seq > start).order_by(audit_log.c.seq)
-    if stop is not None:
-        q = q.where(audit_log.c.seq <= stop)
-    yield from conn.execute(q.execution_options(yield_per=5000))
-
-
-# -- checkpoints -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Checkpoint:
-    tree_size: int
-    root_hash: str
-    time: str
-    key_id: str | None = None
-    signature: str | None = None
-    signed_at: str | None = None
-    store_id: str | None = None
-
-    def message(self) -> bytes:
-        """The bytes the store's key signs."""
-        return canonical.dumps({"schema": CHECKPOINT_SCHEMA, "store": self.store_id,
-                                "tree_size": self.tree_size, "root": self.root_hash, "time": self.time})
-
-    def signature_ok(self, key: keys.PublicKey) -> bool:
-        if not self.signature or self.key_id != key.keyid:
-            return False
-        try:
-            return key.verify(base64.b64decode(self.signature, validate=True), self.message())
-        except ValueError:
-            return False
-
-    def to_dict(self) -> dict:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
-
-
-def _record_checkpoint(conn: Connection, tree_size: int) -> None:
-    """Insert an (unsigned) checkpoint at ``tree_size``, extending the latest earlier one."""
-    prev = conn.execute(sa.select(audit_checkpoints.c.tree_size, audit_checkpoints.c.frontier)
-                        .where(audit_checkpoints.c.tree_size < tree_size)
-                        .order_by(audit_checkpoints.c.tree_size.desc()).limit(1)).first()
-    frontier = merkle.frontier_from_json(prev.frontier) if prev else []
-    start = prev.tree_size if prev else 0
-    leaves = (merkle.leaf_hash(body_bytes(r)) for r in iter_rows(conn, start, tree_size))
-    frontier = merkle.extend(frontier, leaves)
-    conn.execute(audit_checkpoints.insert().values(
-        tree_size=tree_size, root_hash=_hex_id(merkle.frontier_root(frontier)),
-        frontier=merkle.frontier_to_json(frontier), time=utcnow(),
-        key_id=None, signature=None, signed_at=None))
-
-
-def checkpoint(store: Store) -> Checkpoint:
-    """Record and sign a checkpoint at the log's current size (on demand). Raises StoreError
-    where this client holds no copy of the store's key (another client of its database)."""
-    keys.ensure(store)
-
-    def write(conn: Connection) -> int:
-        authz.require(conn, store.actor, "audit.checkpoint", "audit")
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("LOCK TABLE audit_log IN EXCLUSIVE MODE")
-        n = size(conn)
-        if n == 0:
-            raise InvalidInput("The audit log is empty; there is nothing to checkpoint yet.")
-        exists = conn.execute(sa.select(audit_checkpoints.c.tree_size)
-                              .where(audit_checkpoints.c.tree_size == n)).first()
-        if exists is None:
-            _record_checkpoint(conn, n)
-        return n
-
-    n = store.db.run_write(write)
-    sign_pending(store, create_key=True)
-    return next(c for c in checkpoints(store) if c.tree_size == n)
-
-
-def sign_pending(store: Store, *, create_key: bool = False) -> int:
-    """Sign every unsigned checkpoint with the store's key; return how many were signed.
-
-    Without the key (another account's store, another client's key, or none yet and
-    ``create_key`` false), or when the actor may not checkpoint (a viewer), it does nothing: the
-    checkpoints stay recorded, and are signed by the next process that may. A checkpoint is
-    signed only when the entries since the last signed checkpoint give its root, so a log
-    rewritten together with its unsigned checkpoints is never signed.
-    """
-    with store.db.read() as conn:
-        pending = conn.execute(sa.select(audit_checkpoints).where(audit_checkpoints.c.signature.is_(None))
-                               .order_by(audit_checkpoints.c.tree_size)).all()
-        may = authz.allowed(conn, store.actor, "audit.checkpoint", "audit")
-    if not pending or not may:
-        return 0
-    try:
-        key = keys.ensure(store) if create_key else keys.signer(store)
-    except StoreError:
-        return 0
-    if key is None:
-        return 0
-    sid = _store_id(store)
-    signed = []
-    for r in pending:
-        if not _extends_signed(store, r.tree_size, r.root_hash, key.public):
-            continue
-        cp = Checkpoint(r.tree_size, r.root_hash, r.time, key.keyid, None, utcnow(), sid)
-        cp = Checkpoint(**{**cp.to_dict(), "signature": base64.b64encode(key.sign(cp.message())).decode()})
-        if store.db.run_write(lambda conn, cp=cp: conn.execute(
-                audit_checkpoints.update().where(audit_checkpoints.c.tree_size == cp.tree_size,
-                                                 audit_checkpoints.c.signature.is_(None))
-                .values(key_id=cp.key_id, signature=cp.signature, signed_at=cp.signed_at)).rowcount):
-            signed.append(cp)
-    _mirror(store, signed)
-    if signed:
-        _note_signed(store, max(signed, key=lambda c: c.tree_size))
-    return len(signed)
-
-
-# The signer's own memory of the last checkpoint it signed, in the key's folder (the key holder
-# only, 0600): a log rewritten with its checkpoints and mirror deleted by someone who can write
-# the database but not the key is never signed afterwards, and verify names the loss.
-SIGNED_NOTE = "last-signed-checkpoint.json"
-
-
-def signed_note(store: Store) -> tuple[int, str] | None:
-    """(tree size, root) of the last checkpoint this store's key signed here, if readable."""
-    try:
-        doc = json.loads((keys.keys_dir(store) / SIGNED_NOTE).read_text())
-        return int(doc["tree_size"]), str(doc["root_hash"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _note_signed(store: Store, cp: Checkpoint) -> None:
-    have = signed_note(store)
-    if have is not None and have[0] >= cp.tree_size:
-        return
-    path = keys.keys_dir(store) / SIGNED_NOTE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"tree_size": cp.tree_size, "root_hash": cp.root_hash}, f)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)    # a memory, not the record: the checkpoint itself is signed
-
-
-def _extends_signed(store: Store, tree_size: int, root_hash: str, key: keys.PublicKey) -> bool:
-    """Do the entries after the last validly signed checkpoint below ``tree_size`` lead from its
-    root to ``root_hash``? (From the empty tree when nothing below is signed.)"""
-    signed = [c for c in [*checkpoints(store), *mirrored_checkpoints(store)]
-              if c.tree_size < tree_size and c.signature_ok(key)]
-    base = max(signed, key=lambda c: c.tree_size, default=None)
-    note = signed_note(store)
-    if note is not None and (note[0] == tree_size and note[1] != root_hash or note[0] < tree_size and not any(
-            c.tree_size == note[0] and c.root_hash == note[1] for c in signed)):
-        return False      # the last checkpoint this key signed is gone: the history was rewritten
-    with store.db.read() as conn:
-        frontier: merkle.Frontier = []
-        if base is not None:
-            row = conn.execute(sa.select(audit_checkpoints.c.frontier)
-                               .where(audit_checkpoints.c.tree_size == base.tree_size)).first()
-            if row is None:
-                return False
-            frontier = merkle.frontier_from_json(row.frontier)
-            if _hex_id(merkle.frontier_root(frontier)) != base.root_hash:
-                return False
-        prev = None
-        leaves = []
-        for r in iter_rows(conn, base.tree_size if base else 0, tree_size):
-            if entry_hash(dict(r._mapping)) != r.entry_hash or (prev is not None and r.prev_hash != prev):
-                return False
-            prev = r.entry_hash
-            leaves.append(merkle.leaf_hash(body_bytes(r)))
-    if len(leaves) != tree_size - (base.tree_size if base else 0):
-        return False
-    return _hex_id(merkle.frontier_root(merkle.extend(frontier, leaves))) == root_hash
-
-
-def checkpoints(store: Store) -> list[Checkpoint]:
-    """Checkpoints recorded in the database, oldest first."""
-    sid = _store_id(store)
-    with store.db.read() as conn:
-        rows = conn.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.tree_size)).all()
-    return [Checkpoint(r.tree_size, r.root_hash, r.time, r.key_id, r.signature, r.signed_at, sid) for r in rows]
-
-
-def mirror_path(store: Store) -> Path:
-    return store.root / "audit" / "checkpoints.jsonl"
-
-
-def mirrored_checkpoints(store: Store) -> list[Checkpoint]:
-    """Signed checkpoints kept outside the database (one JSON object a line)."""
-    try:
-        lines = mirror_path(store).read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(Checkpoint(**json.loads(line)))
-        except (ValueError, TypeError):
-            continue   # a torn last line from a crash; verify still checks every good one
-    return out
-
-
-def _mirror(store: Store, signed: list[Checkpoint]) -> None:
-    if not signed:
-        return
-    path = mirror_path(store)
-    try:
-        if not path.parent.is_dir():
-            store.modes.make_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.fchmod(fd, store.modes.file)
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            for cp in signed:
-                f.write(json.dumps(cp.to_dict(), sort_keys=True) + "\n")
-    except OSError as e:
-        raise StoreError(f"Cannot write the checkpoint mirror {path}: {e.strerror}.") from e
-
-
-def _store_id(store: Store) -> str | None:
-    with store.db.read() as conn:
-        return conn.execute(sa.select(store_info.c.value).where(store_info.c.key == "store_id")).scalar()
-
-
-def _hex_id(h: bytes) -> str:
-    return f"sha256:{h.hex()}"
 
 
 # -- verify ------------------------------------------------------------------------------
@@ -513,7 +134,7 @@ def verify(store: Store, *, key: keys.PublicKey | None = None, deep: bool = Fals
                                 f"The last checkpoint this store's key signed ({note[0]} entries, root "
                                 f"{note[1][:23]}…) no longer matches the log: it was rewritten or cut off."))
     signed = sum(1 for cp in cps.values() if key is not None and cp.signature_ok(key))
-    return VerifyReport(n, _hex_id(merkle.frontier_root(frontier)), len(cps), signed,
+    return VerifyReport(n, hex_id(merkle.frontier_root(frontier)), len(cps), signed,
                         key.keyid if key else None, _first_per_seq(problems))
 
 
@@ -570,7 +191,7 @@ def _walk(conn: Connection, sizes: set[int], problems: list[Problem],
         frontier = merkle.extend(frontier, [merkle.leaf_hash(data)])
         prev, expected, n = r.entry_hash, r.seq + 1, n + 1
         if n in sizes:
-            roots[n] = _hex_id(merkle.frontier_root(frontier))
+            roots[n] = hex_id(merkle.frontier_root(frontier))
         if progress is not None and n % 10_000 == 0:
             progress(n)
     if progress is not None:
@@ -617,7 +238,7 @@ def proof(store: Store, seq: int) -> InclusionProof:
     cp = signed[-1] if signed else checkpoint(store)
     with store.db.read() as conn:
         leaves = [merkle.leaf_hash(body_bytes(r)) for r in iter_rows(conn, 0, cp.tree_size)]
-    if len(leaves) != cp.tree_size or _hex_id(merkle.root(leaves)) != cp.root_hash:
+    if len(leaves) != cp.tree_size or hex_id(merkle.root(leaves)) != cp.root_hash:
         raise IntegrityError(f"The audit log no longer matches checkpoint {cp.tree_size}.",
                              hint="Run `runlock audit verify` to find the entry that changed.")
     path = [h.hex() for h in merkle.inclusion_proof(leaves, seq - 1)]

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 import runlock
-from runlock import attest, audit, fsck, identity, keys, registry
+from runlock import attest, audit, auditlog, fsck, identity, keys, registry
 from runlock.cli.main import app
 from runlock.errors import IntegrityError, InvalidInput, PermissionDenied, StoreError
 from runlock.store import Store, init_store, local_user
@@ -353,7 +353,7 @@ def test_the_key_holder_remembers_what_it_signed(store: Store) -> None:
             conn.execute(audit.audit_log.update().where(audit.audit_log.c.seq == r["seq"])
                          .values(actor=r["actor"], prev_hash=r["prev_hash"], entry_hash=r["entry_hash"]))
         conn.exec_driver_sql("DELETE FROM audit_checkpoints")
-        audit._record_checkpoint(conn, 256)
+        auditlog.record_checkpoint(conn, 256)
     audit.mirror_path(store).unlink()
     assert audit.sign_pending(store) == 0
     report = audit.verify(store)
