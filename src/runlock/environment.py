@@ -24,12 +24,7 @@ RESULT_ENV_VARS = (
 
 def distributions() -> dict[str, str]:
     """Every installed distribution, normalised name -> version."""
-    out: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
-        if name:
-            out[_normalise(name)] = dist.version
-    return dict(sorted(out.items()))
+    return dict(_installed()[0])
 
 
 def sources() -> dict[str, dict]:
@@ -39,21 +34,53 @@ def sources() -> dict[str, dict]:
     ``{"url": …, "sha256": …}`` (an archive; the hash only when the installer recorded it). A
     distribution from an index has no entry, so identical environments keep their recipe id; no
     wheel hash is ever guessed."""
-    out: dict[str, dict] = {}
+    return {name: dict(source) for name, source in _installed()[1].items()}
+
+
+# Reading every distribution's metadata costs tens of milliseconds, and a process that starts
+# many runs would pay it for each. The answer is kept for the installation it was read from:
+# sys.path and the modification time of each folder on it (installing or removing a
+# distribution adds or removes a folder there, which changes that time), so it is read again
+# whenever the set of installed distributions may have changed.
+_read: dict[tuple, tuple[dict[str, str], dict[str, dict]]] = {}
+
+
+def _installed() -> tuple[dict[str, str], dict[str, dict]]:
+    key = tuple((p, _mtime(p)) for p in sys.path)
+    if key not in _read:
+        _read.clear()
+        _read[key] = _read_installed()
+    return _read[key]
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path or ".").st_mtime_ns
+    except OSError:
+        return None
+
+
+def _read_installed() -> tuple[dict[str, str], dict[str, dict]]:
+    """(name -> version, name -> source) of every installed distribution, in one pass."""
+    versions: dict[str, str] = {}
+    direct: dict[str, dict] = {}
     for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            versions[_normalise(name)] = dist.version
         try:
             raw = dist.read_text("direct_url.json")
         except OSError:
             raw = None
-        if not raw or not (name := dist.metadata.get("Name")):  # metadata is parsed only for direct installs
+        if not raw or not name:
             continue
         try:
             source = _source(json.loads(raw))
         except (ValueError, TypeError, AttributeError):
             continue  # an unreadable record says nothing; it must not stop a run from being recorded
         if source:
-            out[_normalise(name)] = source
-    return dict(sorted(out.items()))
+            direct[_normalise(name)] = source
+    return dict(sorted(versions.items())), dict(sorted(direct.items()))
 
 
 def _source(d: dict) -> dict | None:
