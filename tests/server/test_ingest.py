@@ -93,3 +93,13 @@ def test_login_keeps_the_token_in_a_private_file(client_env, monkeypatch: pytest
     f = credentials.credentials_file()
     assert oct(f.stat().st_mode & 0o777) == "0o600"
     assert connect().whoami()["name"] == "maintainer"
+
+
+def test_runs_are_listed_and_filtered_through_the_client(client_env) -> None:
+    for lr in (0.1, 0.001):
+        with runlock.start_run("proj", f"lr{lr}", config={"lr": lr}) as run:
+            run.log({"loss": lr})
+    c = connect()
+    assert {r["name"] for r in c.list_runs(project="proj")} == {"lr0.1", "lr0.001"}
+    assert [r["name"] for r in c.list_runs(where="config.lr > 0.01")] == ["lr0.1"]
+    assert c.metrics(run.id)[0]["key"] == "loss"

@@ -375,8 +375,10 @@ def _log_artifact(store: Store, run_id: str, body: ArtifactCreate) -> artifacts.
         if not store.objects.has(body.digest):
             raise InvalidInput(f"Object {body.digest} is not uploaded yet.",
                                hint="PUT /api/v1/objects/{digest} first.")
-        with store.objects.open(body.digest) as f:
-            size = f.seek(0, 2)
+        size = 0
+        with store.objects.open(body.digest) as f:     # counted, not sought: an S3 body cannot seek
+            while chunk := f.read(1 << 20):
+                size += len(chunk)
         stored = (body.digest, None, body.media_type, size, 1)
     check_name(body.name, "artifact name")
 
