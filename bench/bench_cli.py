@@ -89,11 +89,9 @@ c = time.process_time
 t = [c()]
 import typer, sqlalchemy
 t.append(c())
-import typer._adapters      # typer's parameter coercion (pydantic), loaded by any command with options
+import runlock.cli.main, runlock.cli.runs, runlock.cli.runs_list
 t.append(c())
-import rich.console, rich.table
-t.append(c())
-import runlock.cli.main, runlock.cli.runs
+import sqlalchemy.dialects.sqlite   # the SQLite dialect (its package loads the asyncio one too)
 t.append(c())
 sys.argv = ["runlock", "--store", sys.argv[1], "runs", "list"]
 with contextlib.redirect_stdout(io.StringIO()):
@@ -104,8 +102,8 @@ with contextlib.redirect_stdout(io.StringIO()):
 t.append(c())
 print(json.dumps([b - a for a, b in zip(t, t[1:])]))
 """
-STAGE_NAMES = ("import typer, sqlalchemy (the floor)", "typer's coercion: pydantic", "rich (tables)",
-               "runlock's modules for runs list", "open the store, query, print 50 rows")
+STAGE_NAMES = ("import typer, sqlalchemy (the floor)", "runlock's modules for runs list",
+               "SQLAlchemy's SQLite dialect", "open the store, query, print 50 rows")
 
 
 def breakdown(py: str, store: Path, env: dict, rounds: int) -> None:
