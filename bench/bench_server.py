@@ -153,7 +153,11 @@ def bench_mlflow(clients: int, steps: int, work: Path) -> dict:
         return _drive(mlflow_client, (url, steps), clients, steps, lambda ids: _count_mlflow(db, ids))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:   # its workers linger: do not lose the result for that
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
 
 
 def _count_mlflow(db: Path, ids: list[str]) -> int:
