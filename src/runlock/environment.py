@@ -37,6 +37,20 @@ def sources() -> dict[str, dict]:
     return {name: dict(source) for name, source in _installed()[1].items()}
 
 
+def portable_sources() -> dict[str, dict]:
+    """The sources that mean the same on every machine (VCS commits, archives), as the lock keeps
+    them. A local folder install (``pip install -e .`` of the project itself, most often) names a
+    path on this machine, not content: in the lock it would give the same code checked out at two
+    paths two recipe ids. The project's code is pinned by the lock's ``code`` section instead."""
+    return {name: src for name, src in sources().items() if "directory" not in src}
+
+
+def local_sources() -> dict[str, dict]:
+    """The local folder installs that ``portable_sources`` leaves out of the lock: kept in the run
+    record instead (who ran it where), so an export can still name the folder."""
+    return {name: src for name, src in sources().items() if "directory" in src}
+
+
 # Reading every distribution's metadata costs tens of milliseconds, and a process that starts
 # many runs would pay it for each. The answer is kept for the installation it was read from:
 # sys.path and the modification time of each folder on it (installing or removing a
@@ -195,6 +209,6 @@ def capture() -> dict:
         "torch": torch_info(),
         "env": env_vars(),
         "packages": distributions(),
-        **({"sources": s} if (s := sources()) else {}),
+        **({"sources": s} if (s := portable_sources()) else {}),
         **({"container": c} if (c := container_info()) else {}),
     }

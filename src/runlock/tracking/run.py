@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from ulid import ULID
 
-from runlock import artifacts, audit, canonical, code, lineage, refs, registry, seeding
+from runlock import artifacts, audit, canonical, code, environment, lineage, refs, registry, seeding
 from runlock.config import ResolvedConfig
 from runlock.errors import InvalidInput, RunlockError, SealedError
 from runlock.probe import activate as activate_probe
@@ -479,6 +479,8 @@ def create_run(store: Store, project: str, name: str | None = None, *, config: A
     check_name(project, "project name")
     name = check_name(name, "run name") if name else project
     context = {"cwd": str(Path.cwd()), **code.context(store.objects), **(context or {})}
+    if local := environment.local_sources():   # paths on this machine: the record, not the lock
+        context["local_sources"] = local
     if isinstance(config, ResolvedConfig):
         context["config"] = config.provenance()
         config = config.values

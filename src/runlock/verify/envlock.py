@@ -78,7 +78,7 @@ def env_diff(store: Store, run: str, current: dict | None = None, *, python: Pat
     """How the environment of this process (or of the interpreter ``python``) differs from the one
     ``run`` recorded."""
     rec = records.get(store, run)
-    recorded = recorded_environment(store, rec)
+    recorded = recorded_environment(store, rec, local=False)   # as the lock holds it, as capture() gives it
     if current is None:
         current = capture_with(python) if python is not None else environment.capture()
     return EnvDiff(rec.id, diff_environments(recorded, current))
@@ -102,8 +102,14 @@ def capture_with(python: Path) -> dict:
     return json.loads(done.stdout)
 
 
-def recorded_environment(store: Store, rec: records.RunRecord) -> dict:
-    return (locks.load(store, rec.recipe_id) if rec.recipe_id else {}).get("environment") or {}
+def recorded_environment(store: Store, rec: records.RunRecord, *, local: bool = True) -> dict:
+    """The lock's environment; with ``local``, plus the local folder installs that the run record
+    keeps beside it (``environment.local_sources``), so an export can name their folders."""
+    env = dict((locks.load(store, rec.recipe_id) if rec.recipe_id else {}).get("environment") or {})
+    local = local and (rec.context or {}).get("local_sources")
+    if local:
+        env["sources"] = {**(env.get("sources") or {}), **local}
+    return env
 
 
 def _group(key: str) -> str:
