@@ -160,7 +160,7 @@ def log(store: Store, *, target: str | None = None, actor: str | None = None, ac
     if limit:
         q = q.limit(limit)
     with store.db.read() as conn:
-        return [_entry(r) for r in reversed(conn.execute(q).all())]
+        return [entry_from_row(r) for r in reversed(conn.execute(q).all())]
 
 
 def get(store: Store, seq: int) -> Entry:
@@ -168,10 +168,11 @@ def get(store: Store, seq: int) -> Entry:
         row = conn.execute(sa.select(audit_log).where(audit_log.c.seq == seq)).first()
     if row is None:
         raise NotFound("audit entry", str(seq), hint="List entries with `runlock audit log`.")
-    return _entry(row)
+    return entry_from_row(row)
 
 
-def _entry(row: sa.Row) -> Entry:
+def entry_from_row(row: sa.Row) -> Entry:
+    """An audit log row as an ``Entry``."""
     return Entry(**{k: row._mapping[k] for k in Entry.__dataclass_fields__})
 
 

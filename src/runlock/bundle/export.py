@@ -24,7 +24,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from runlock import audit, keys, lineage, merkle, registry, sealed
+from runlock import audit, auditlog, keys, lineage, merkle, registry, sealed
 from runlock.bundle import layout
 from runlock.data.snapshot import snapshots
 from runlock.data.split import splits
@@ -288,7 +288,7 @@ def _audit(store: Store, targets: set[str], files: dict[str, bytes]) -> list[int
     files[layout.CHECKPOINT] = layout.dumps(cp.to_dict())
     for r in rows:
         path = [h.hex() for h in merkle.inclusion_proof(leaves, r.seq - 1)]
-        entry = audit._entry(r).to_dict()
+        entry = auditlog.entry_from_row(r).to_dict()
         proof = audit.InclusionProof(entry, r.seq - 1, cp.tree_size, path, cp.to_dict())
         files[f"audit/entries/{r.seq:012d}.json"] = layout.dumps(proof.to_dict())
     return [r.seq for r in rows]
