@@ -24,6 +24,7 @@ Verification (``runlock.verify`` is the package; its functions take the store fi
 from __future__ import annotations
 
 import importlib
+import os as _os
 from typing import Any
 
 from runlock._version import __version__
@@ -42,7 +43,7 @@ _API = {
     "split": "runlock.api:split",
     "transform": "runlock.api:transform",
     "RunlockError": "runlock.errors:RunlockError",
-    "probe": "runlock.probe:probe",
+    "probe_steps": "runlock.probe:probe_steps",
     "register_model": "runlock.api:register_model",
     "derive_seed": "runlock.seeding:derive_seed",
     "runs": "runlock.api:runs",
@@ -51,8 +52,8 @@ _API = {
     "join_run": "runlock.api:join_run",
     "seed_everything": "runlock.api:seed_everything",
     "start_run": "runlock.api:start_run",
-    "WriterSettings": "runlock.tracking.writer:WriterSettings",
     "resume": "runlock.api:resume",
+    "WriterSettings": "runlock.tracking.writer:WriterSettings",
     "check": "runlock.verify:check",
     "compare": "runlock.verify:compare",
     "input_path": "runlock.api:input_path",
@@ -86,3 +87,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *_API})
 
+
+if _os.environ.get("RUNLOCK_PROBE"):  # under `runlock probe`: watch generators and loaders from here on
+    importlib.import_module("runlock.probe")
