@@ -16,7 +16,7 @@ import uvicorn
 from runlock.errors import InvalidInput, StoreNotFound
 from runlock.server.app import create_app
 from runlock.store import Store
-from runlock.workspace import init, open_store
+from runlock.workspace import init, open_store, tidy
 
 
 def open_for_serving(path: str | Path | None = None, *, database: str | None = None,
@@ -36,6 +36,7 @@ def open_for_serving(path: str | Path | None = None, *, database: str | None = N
         raise InvalidInput(f"The store at {store.root} keeps its {' and '.join(differs)} elsewhere "
                            f"(see its config.toml).",
                            hint="Start the server in another folder, or leave out --database/--objects.")
+    tidy(store)   # runs whose process died before the server started are marked crashed; checkpoints signed
     return store
 
 
