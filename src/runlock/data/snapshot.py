@@ -28,6 +28,7 @@ from runlock.data.tree import list_files
 from runlock.errors import InvalidInput, NotFound
 from runlock.hashing import digest_bytes, is_digest
 from runlock.store import Store
+from runlock.store.objects import ObjectStore
 from runlock.store.schema import ID, METADATA, NAME, TIME, utcnow
 from runlock.store.schema import refs as refs_table
 
@@ -109,16 +110,32 @@ def create_snapshot(store: Store, path: str | Path, name: str | None = None, *,
     tabular suffix (.csv .tsv .jsonl .ndjson .parquet .pq) is a table and anything else files.
     """
     p = Path(path).absolute()
-    fmt = _table_format(p, kind, id_column)
     name = refs.check_name(name or _default_name(p))
-    parsed = _parse_table(p, fmt, id_column) if fmt else None   # a malformed table stores nothing
     cache = StatCache(store.root / STAT_CACHE) if use_cache else None
-    entries = ingest(store.objects, list_files(p), cache=cache, on_progress=on_progress)
-    table = _table_section(store, entries[0], fmt, id_column, parsed) if fmt else None
-    manifest = mf.build("table" if fmt else "files", entries, table=table, parent=parent, recipe=recipe)
+    manifest = build_manifest(store.objects, p, id_column=id_column, kind=kind, on_progress=on_progress,
+                              cache=cache, parent=parent, recipe=recipe)
     snap = save(store, manifest, name, source=str(p))
     _taken_here[snap.id] = str(p)
     return snap
+
+
+def build_manifest(objects: ObjectStore, path: str | Path, *, id_column: str | None = None,
+                   kind: str | None = None, on_progress: ProgressFn | None = None,
+                   cache: StatCache | None = None, parent: str | None = None,
+                   recipe: dict | None = None) -> dict:
+    """Hash ``path`` into ``objects`` (each file, and a table's records index) and return its
+    manifest, recording nothing: ``save`` names it here, a team server names it there."""
+    p = Path(path).absolute()
+    fmt = _table_format(p, kind, id_column)
+    parsed = _parse_table(p, fmt, id_column) if fmt else None   # a malformed table stores nothing
+    entries = ingest(objects, list_files(p), cache=cache, on_progress=on_progress)
+    table = _table_section(objects, entries[0], fmt, id_column, parsed) if fmt else None
+    return mf.build("table" if fmt else "files", entries, table=table, parent=parent, recipe=recipe)
+
+
+def default_name(path: str | Path) -> str:
+    """The dataset name a path gets when none is given."""
+    return _default_name(Path(path).absolute())
 
 
 # Where this process took each snapshot from (absolute path), so that a run using it (or a split
@@ -250,14 +267,14 @@ def _parse_table(p: Path, fmt: str, id_column: str | None) -> tuple[str, tabular
     return digest_bytes(data), tabular.parse(data, fmt, id_column=id_column, source=p.name)
 
 
-def _table_section(store: Store, entry: Entry, fmt: str, id_column: str | None,
+def _table_section(objects: ObjectStore, entry: Entry, fmt: str, id_column: str | None,
                    pre: tuple[str, tabular.Parsed] | None = None) -> dict:
     if pre is not None and pre[0] == entry.sha256:
         parsed = pre[1]   # the bytes parsed are the bytes stored
     else:                 # the file changed while it was stored: parse what was stored
-        parsed = tabular.parse(store.objects.get_bytes(entry.sha256), fmt, id_column=id_column,
+        parsed = tabular.parse(objects.get_bytes(entry.sha256), fmt, id_column=id_column,
                                source=entry.path)
-    index_id = store.objects.put_bytes(canonical.dumps(mf.records_index(parsed, id_column)))
+    index_id = objects.put_bytes(canonical.dumps(mf.records_index(parsed, id_column)))
     return mf.table_section(parsed, id_column, index_id)
 
 
