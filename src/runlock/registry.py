@@ -218,6 +218,15 @@ def list_models(store: Store, name: str | None = None) -> list[ModelVersion]:
 def get(store: Store, text: str, dest: str | Path, *, force: bool = False,
         on_progress: artifacts.ProgressFn | None = None) -> artifacts.Download:
     """Download the exact bytes of a model version to ``dest`` (verified), recording the read."""
+    mv, art = prepare_read(store, text)
+    result = artifacts.download(store, art, dest, force=force, on_progress=on_progress)
+    record_read(store, mv, text, result.dest)
+    return artifacts.Download(mv.ref, mv.digest, result.dest, result.files, result.size)
+
+
+def prepare_read(store: Store, text: str) -> tuple[ModelVersion, artifacts.Artifact]:
+    """The version ``text`` names and its artifact, once the reader is allowed, the version's
+    record is sealed as registered and its artifact holds the registered bytes."""
     mv = resolve(store, text)
     with store.db.read() as conn:       # allowed? checked before anything is written to dest
         authz.require(conn, store.actor, "model.read", mv.ref, {"run": mv.run_id})
@@ -226,14 +235,17 @@ def get(store: Store, text: str, dest: str | Path, *, force: bool = False,
     if art.digest != mv.digest:
         raise IntegrityError(f"{mv.ref} is registered as {mv.digest}, but its artifact holds {art.digest}.",
                              hint="Run `runlock audit verify --deep` to see what changed.")
-    result = artifacts.download(store, art, dest, force=force, on_progress=on_progress)
+    return mv, art
+
+
+def record_read(store: Store, mv: ModelVersion, text: str, dest: str) -> None:
+    """Append the ``model.read`` audit entry of a download of ``mv`` to ``dest``."""
 
     def write(conn: Connection) -> None:
         audit.append(conn, store.actor, "model.read", mv.ref, after=mv.digest,
-                     details={"as": text, "dest": result.dest, "run": mv.run_id})
+                     details={"as": text, "dest": dest, "run": mv.run_id})
 
     store.db.run_write(write)
-    return artifacts.Download(mv.ref, mv.digest, result.dest, result.files, result.size)
 
 
 def _artifact_of(store: Store, mv: ModelVersion) -> artifacts.Artifact:
