@@ -3,7 +3,8 @@
 ``create_app(store)`` builds the FastAPI app over one open store; each request acts as the
 identity of its ``Authorization: Bearer rlk_…`` token, on a copy of the store handle whose
 ``actor`` is that identity, so the domain's own checks (``audit.append`` calls ``authz.require``)
-and the route's rule in ``permissions.PERMISSIONS`` both apply. Errors become JSON
+and the route's rule in ``permissions.PERMISSIONS`` both apply. Every other path is the web UI
+(``webui``: the pages of ``runlock ui``, behind a sign-in, checked against the same roles). Errors become JSON
 ``{"error": message, "hint": hint}`` with a 4xx status; a driver error is a 503, never a trace.
 """
 
@@ -32,7 +33,7 @@ from runlock.authz import ALL_PROJECTS, allowed, needed_role, role_grants
 from runlock.errors import (Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied,
                             RunlockError, SealedError, StoreBusy, StoreError)
 from runlock.refs import check_name
-from runlock.server import ingest
+from runlock.server import ingest, webui
 from runlock.server.limits import BodyLimit
 from runlock.server.permissions import V1, rule_for
 from runlock.store import Store
@@ -87,6 +88,7 @@ def create_app(store: Store) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected)
     _routes(app)
+    app.mount("/", webui.pages(store))   # the web UI, after the API: its own sign-in and the same roles
     return app
 
 

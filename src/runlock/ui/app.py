@@ -5,7 +5,9 @@ request reads (``runlock ui`` hands the one store it opened; ``runlock server`` 
 as the signed-in user). ``authorize(request, action, target)`` raises ``PermissionDenied`` (or
 any ``RunlockError``) to refuse; it is asked before every page and fragment with the rule that
 ``RULES`` names for its route, and a route missing from ``RULES`` is refused to everyone (deny by
-default). ``None`` allows everything: the local UI of one's own store.
+default). ``None`` allows everything: the local UI of one's own store. ``projects(request, action)``
+names the projects whose runs a list may show (``None``: every project); the server gives the
+projects where the signed-in identity may read runs, so a viewer of one project lists only its runs.
 
 Every page ``/X`` answers ``/X.json`` with the same data (datasette's habit), so every view is
 a shareable URL and scriptable. Errors are a page (or JSON) with the message and its hint and a
@@ -35,6 +37,7 @@ from runlock.ui import charts, pages
 
 HERE = Path(__file__).parent
 Authorize = Callable[[Request, str, str], None]
+Projects = Callable[[Request, str], "set[str] | None"]
 # route path -> (action, target template over the path parameters); the permission table
 RULES: dict[str, tuple[str, str]] = {
     "/runs": ("run.read", "*"),
@@ -52,19 +55,26 @@ _STATUS = ((PermissionDenied, 403), (NotFound, 404), (Conflict, 409), (Integrity
            (StoreBusy, 503), (StoreError, 503))
 
 
-def create_app(open_store: Callable[..., Store], authorize: Authorize | None = None) -> Starlette:
+def templates() -> Environment:
+    """The pages' Jinja2 environment (autoescaped); the server renders its login page with it."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["short"] = lambda v, n=12: "" if v is None else str(v)[:n]
     env.filters["size"] = _size
     env.filters["value"] = _value
     env.globals["version"] = __version__
+    return env
+
+
+def create_app(open_store: Callable[..., Store], authorize: Authorize | None = None,
+               projects: Projects | None = None) -> Starlette:
+    env = templates()
     takes_request = bool(inspect.signature(open_store).parameters)
-    ui = _Ui(env, (lambda r: open_store(r)) if takes_request else (lambda r: open_store()), authorize)
+    ui = _Ui(env, (lambda r: open_store(r)) if takes_request else (lambda r: open_store()), authorize, projects)
     routes = [
         Route("/", lambda r: RedirectResponse("/runs")),
-        Route("/runs", ui.page("/runs", "runs.html", _runs)),
-        Route("/runs.json", ui.page("/runs", "runs.html", _runs)),
+        Route("/runs", ui.page("/runs", "runs.html", ui.runs)),
+        Route("/runs.json", ui.page("/runs", "runs.html", ui.runs)),
         Route("/runs/{run_id}/series.json", ui.page("/runs/{run_id}/series.json", None, ui.series)),
         Route("/runs/{run_id}/metrics", ui.page("/runs/{run_id}/metrics", "metrics.html", _metrics)),
         Route("/runs/{run_id}/metrics.json", ui.page("/runs/{run_id}/metrics", "metrics.html", _metrics)),
@@ -87,8 +97,9 @@ def create_app(open_store: Callable[..., Store], authorize: Authorize | None = N
 
 
 class _Ui:
-    def __init__(self, env: Environment, store_of: Callable[[Request], Store], authorize: Authorize | None) -> None:
-        self.env, self.store_of, self.authorize = env, store_of, authorize
+    def __init__(self, env: Environment, store_of: Callable[[Request], Store], authorize: Authorize | None,
+                 projects: Projects | None) -> None:
+        self.env, self.store_of, self.authorize, self.projects = env, store_of, authorize, projects
         self.cache = charts.SeriesCache()
 
     def allow(self, request: Request, rule: str) -> None:
@@ -116,6 +127,14 @@ class _Ui:
                                                           partial=partial)
             return HTMLResponse(html)
         return endpoint
+
+    def runs(self, request: Request, store: Store) -> dict:
+        q = request.query_params
+        columns = [c for text in q.getlist("col") for c in text.split(",")]
+        readable = self.projects(request, "run.read") if self.projects is not None else None
+        return pages.runs_page(store, where=q.get("where", ""), sort=q.get("sort", ""), project=q.get("project", ""),
+                               status=q.get("status", ""), after=q.get("after", ""), limit=_int(request, "limit", 50),
+                               columns=columns, projects=readable)
 
     def compare(self, request: Request, store: Store) -> dict:
         refs = request.query_params.getlist("run")
@@ -153,14 +172,6 @@ def _int(request: Request, name: str, default: int | None) -> int | None:
         return int(text)
     except ValueError:
         raise InvalidInput(f"{name} must be a whole number, not {text!r}.") from None
-
-
-def _runs(request: Request, store: Store) -> dict:
-    q = request.query_params
-    columns = [c for text in q.getlist("col") for c in text.split(",")]
-    return pages.runs_page(store, where=q.get("where", ""), sort=q.get("sort", ""), project=q.get("project", ""),
-                           status=q.get("status", ""), after=q.get("after", ""), limit=_int(request, "limit", 50),
-                           columns=columns)
 
 
 def _run(request: Request, store: Store) -> dict:

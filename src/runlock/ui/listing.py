@@ -80,13 +80,16 @@ def parse_columns(texts: list[str]) -> list[Column]:
 
 def page(store: Store, *, where: str | None = None, sort: str | None = None, project: str | None = None,
          status: str | None = None, after: str | None = None, limit: int = 50,
-         columns: list[Column] | None = None) -> Page:
-    """The runs matching ``where`` in ``sort`` order, ``limit`` of them after ``after``."""
+         columns: list[Column] | None = None, projects: set[str] | None = None) -> Page:
+    """The runs matching ``where`` in ``sort`` order, ``limit`` of them after ``after``; only
+    runs of ``projects`` when it is given (the projects a signed-in reader may read)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"A page holds 1 to {MAX_LIMIT} runs, not {limit}.")
     keys, _ = query.sort_keys(sort) if sort and sort.strip() else ([], [])
     keys = [*keys, (runs_t.c.started_at, True), (runs_t.c.id, True)]
     q = records.select_runs(project, status)
+    if projects is not None:
+        q = q.where(runs_t.c.project.in_(sorted(projects)))
     if where and where.strip():
         q = q.where(query.compile_where(where)[0])
     if after:

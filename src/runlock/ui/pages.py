@@ -44,10 +44,12 @@ def jsonable(value: Any) -> Any:
 
 
 def runs_page(store: Store, *, where: str = "", sort: str = "", project: str = "", status: str = "",
-              after: str = "", limit: int = 50, columns: list[str] | None = None) -> dict:
+              after: str = "", limit: int = 50, columns: list[str] | None = None,
+              projects: set[str] | None = None) -> dict:
+    """One page of runs; ``projects`` (None: all) are the only projects it may list."""
     cols = listing.parse_columns([c for c in columns or [] if c.strip()])
     page = listing.page(store, where=where or None, sort=sort or None, project=project or None,
-                        status=status or None, after=after or None, limit=limit, columns=cols)
+                        status=status or None, after=after or None, limit=limit, columns=cols, projects=projects)
     return jsonable({**page.to_dict(), "where": where, "sort": sort, "project": project, "status": status,
                      "limit": limit, "after": after})
 
