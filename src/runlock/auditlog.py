@@ -146,9 +146,12 @@ def _require_gate(conn: Connection, subject: str) -> None:
 
 
 def log(store: Store, *, target: str | None = None, actor: str | None = None, action: str | None = None,
-        limit: int | None = 100, after_seq: int = 0) -> list[Entry]:
-    """Entries matching every filter given, oldest first (the last ``limit`` of them)."""
+        limit: int | None = 100, after_seq: int = 0, before_seq: int | None = None) -> list[Entry]:
+    """Entries matching every filter given, oldest first (the last ``limit`` of them); only
+    ``after_seq < seq < before_seq`` (the web UI pages back with ``before_seq``)."""
     q = sa.select(audit_log).where(audit_log.c.seq > after_seq)
+    if before_seq is not None:
+        q = q.where(audit_log.c.seq < before_seq)
     if target:
         q = q.where(audit_log.c.target == target)
     if actor:
