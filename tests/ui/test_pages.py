@@ -183,6 +183,30 @@ def test_audit_filters_and_verify(client: TestClient, run_ids: dict) -> None:
     assert fragment.lstrip().startswith('<div class="verify ok"') and "<html" not in fragment
 
 
+def test_audit_pages_by_keyset_through_the_whole_log_with_filters(client: TestClient, run_ids: dict) -> None:
+    everything = [e["seq"] for e in client.get("/audit.json", params={"limit": 1000}).json()["entries"]]
+    seen, before, pages_ = [], None, 0
+    while True:
+        got = client.get("/audit.json", params={"limit": 7, **({"before": before} if before else {})}).json()
+        assert len(got["entries"]) <= 7
+        seen += [e["seq"] for e in got["entries"]]
+        pages_ += 1
+        before = got["next"]
+        if before is None:
+            break
+    assert seen == everything and pages_ == -(-len(everything) // 7)     # every entry once, newest first
+    target = f"run:{run_ids['base']}"
+    first = client.get("/audit.json", params={"target": target, "limit": 1}).json()
+    second = client.get("/audit.json", params={"target": target, "limit": 1, "before": first["next"]}).json()
+    assert first["next"] == first["entries"][0]["seq"]
+    assert second["entries"][0]["seq"] < first["entries"][0]["seq"]
+    assert all(e["target"] == target for e in first["entries"] + second["entries"])
+    page = client.get("/audit", params={"target": target, "limit": 1}).text
+    assert f'href="/audit?target=run%3A{run_ids["base"]}&amp;actor=&amp;action=&amp;limit=1&amp;before={first["next"]}"' in page
+    assert client.get("/audit.json", params={"before": "0"}).status_code == 400
+    assert client.get("/audit.json", params={"before": "x"}).status_code == 400
+
+
 def test_verify_reports_a_tampered_log(tmp_path: Path) -> None:
     store = build(tmp_path)
     client = TestClient(create_app(lambda: store))

@@ -200,7 +200,7 @@ def _registry(request: Request, store: Store) -> dict:
 def _audit(request: Request, store: Store) -> dict:
     q = request.query_params
     return pages.audit_page(store, target=q.get("target", ""), actor=q.get("actor", ""), action=q.get("action", ""),
-                            limit=_int(request, "limit", 100))
+                            limit=_int(request, "limit", 100), before=_int(request, "before", None))
 
 
 def _verify(request: Request, store: Store) -> dict:

@@ -189,13 +189,22 @@ def _card(store: Store, ref: str) -> str | None:
         return None
 
 
-def audit_page(store: Store, *, target: str = "", actor: str = "", action: str = "", limit: int = 100) -> dict:
-    """The newest ``limit`` entries matching the filters, newest first."""
+def audit_page(store: Store, *, target: str = "", actor: str = "", action: str = "", limit: int = 100,
+               before: int | None = None) -> dict:
+    """``limit`` entries matching the filters, newest first, older than entry ``before`` (keyset:
+    the next page starts below the last entry shown, however long the log); ``next`` is the
+    ``before`` of the following page, or None on the last one."""
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"Show 1 to 1000 entries, not {limit}.")
-    entries = audit.log(store, target=target or None, actor=actor or None, action=action or None, limit=limit)
-    return jsonable({"entries": [e.to_dict() for e in reversed(entries)], "target": target, "actor": actor,
-                     "action": action, "limit": limit})
+    if before is not None and before < 1:
+        raise InvalidInput(f"before is an entry's sequence number (1 or more), not {before}.")
+    found = audit.log(store, target=target or None, actor=actor or None, action=action or None, limit=limit + 1,
+                      before_seq=before)
+    entries = list(reversed(found))[:limit]
+    more = len(found) > limit
+    return jsonable({"entries": [e.to_dict() for e in entries], "target": target, "actor": actor,
+                     "action": action, "limit": limit, "before": before,
+                     "next": entries[-1].seq if more and entries else None})
 
 
 def audit_verify(store: Store) -> dict:
