@@ -115,7 +115,7 @@ def test_compare_two_runs_from_the_runs_page(page) -> None:  # noqa: ANN001
     page.get_by_label("compare tuned-again", exact=True).check()
     page.click("#compare-button")
     page.wait_for_url("**/compare?run=*")
-    assert page.locator("#tier").inner_text() == "bitwise"
+    assert page.locator("#tier-1").inner_text() == "bitwise"
     page.wait_for_selector("figure.chart[data-ready='1'] canvas")
     assert page.locator(".identical").count() == 2
     check(page, "compare")

@@ -134,6 +134,21 @@ def test_compare_shows_differences_only_by_default(client: TestClient, run_ids: 
     assert "identical</span>" in page and 'id="show-all"' in page
 
 
+def test_compare_gives_each_run_its_verdict_against_the_first(client: TestClient, run_ids: dict) -> None:
+    base, tuned, again, evil = (run_ids[n] for n in ("base", "tuned", "tuned-again", EVIL))
+    got = client.get("/compare.json", params={"run": [tuned, again, base, evil]}).json()
+    verdicts = got["verdicts"]
+    assert [(v["a"], v["b"]) for v in verdicts] == [(tuned, again), (tuned, base), (tuned, evil)]
+    assert verdicts[0]["tier"] == "bitwise" and got["compare"] == verdicts[0]
+    assert all(v["tier"] != "bitwise" for v in verdicts[1:])
+    assert all(v["first_divergence"] for v in verdicts[1:])         # the loss curves part at step 0
+    assert [v["name"] for v in verdicts] == ["tuned-again", "base", EVIL]
+    page = client.get("/compare", params={"run": [tuned, again, base, evil]}).text
+    for i, v in enumerate(verdicts, 1):
+        assert f'id="tier-{i}">{v["tier"]}</span>' in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; vs tuned" in page and "<script>alert" not in page
+
+
 def test_compare_needs_two_to_ten_runs(client: TestClient, run_ids: dict) -> None:
     assert client.get(f"/compare.json?run={run_ids['base']}").status_code == 400
     assert client.get("/compare").status_code == 200                       # the how-to page

@@ -90,9 +90,12 @@ def series_data(store: Store, ref: str, key: str, *, start: int | None = None, e
 
 
 def compare_page(store: Store, refs: list[str], *, all_rows: bool = False) -> dict:
+    """2 to 10 runs side by side; ``verdicts``: ``verify.compare`` of each run against the first
+    (the baseline), in the order given (``compare`` is the first of them)."""
     refs = [r for r in refs if r.strip()]
     if not refs:
-        return {"runs": [], "rows": [], "hidden": 0, "lock_rows": [], "curves": [], "compare": None, "all": all_rows}
+        return {"runs": [], "rows": [], "hidden": 0, "lock_rows": [], "curves": [], "verdicts": [], "compare": None,
+                "all": all_rows}
     if not 2 <= len(refs) <= MAX_COMPARE:
         raise InvalidInput(f"Compare 2 to {MAX_COMPARE} runs, not {len(refs)}.",
                            hint="Tick the runs to compare on the runs page.")
@@ -111,9 +114,11 @@ def compare_page(store: Store, refs: list[str], *, all_rows: bool = False) -> di
                 lock_rows.append({"key": key, "values": vals, "differs": differs})
     keys = sorted({k.key for r in ids for k in series.summarize(store, r)})
     curves = [{"key": k, "identical": charts.identical(store, ids, k)} for k in keys]
-    result = compare_runs(store, ids[0], ids[1]).to_dict()
+    verdicts = [{**compare_runs(store, ids[0], other).to_dict(), "name": rec.name}
+                 for other, rec in zip(ids[1:], recs[1:])]
     return jsonable({"runs": [r.to_dict() for r in recs], "rows": table.to_dict()["rows"], "hidden": table.hidden,
-                     "lock_rows": lock_rows, "curves": curves, "compare": result, "all": all_rows})
+                     "lock_rows": lock_rows, "curves": curves, "verdicts": verdicts, "compare": verdicts[0],
+                     "all": all_rows})
 
 
 def _canonable(v: Any) -> bool:
