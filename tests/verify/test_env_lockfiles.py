@@ -135,3 +135,15 @@ def test_cli_writes_pylock_and_refuses_an_unknown_format(store: Store, run_id: s
     assert res.exit_code == 2 and "--format 'spdx' is not known" in res.output
     res = runner.invoke(app, [*base, "env", "export", run_id, "--format", "pylock", "--container", str(tmp_path / "D")])
     assert res.exit_code == 2 and not (tmp_path / "D").exists()
+
+
+def test_the_sbom_is_the_same_bytes_twice_with_a_serial_from_the_run(store: Store, run_id: str) -> None:
+    from runlock.tracking import records
+    from runlock.verify.pylock import serial
+
+    a, b = export_lockfile(store, run_id, "cyclonedx").text, export_lockfile(store, run_id, "cyclonedx").text
+    assert a == b
+    rec = records.get(store, run_id)
+    doc = json.loads(a)
+    assert doc["serialNumber"] == f"urn:uuid:{serial(rec.id, rec.recipe_id)}"
+    assert doc["metadata"]["timestamp"].startswith(rec.ended_at[:19])

@@ -144,21 +144,32 @@ def env_export(ctx: typer.Context, run: str = RUN_ARG,
                                        "pylock (a PEP 751 pylock.toml) or cyclonedx (a CycloneDX JSON SBOM)."),
                container: Path = typer.Option(None, "--container", help="Also write a Dockerfile here that installs "
                                               "the pinned requirements (with --require-hashes when all are hashed)."),
+               hashes: bool = typer.Option(False, "--hashes", help="Look up the sha256 of each index distribution's "
+                                           "wheel for this platform on the package index now (needs the network; "
+                                           "what it cannot find is named and left without a hash)."),
+               index_url: str = typer.Option(None, "--index-url", help="With --hashes: the index to ask (a PEP 503/"
+                                             "691 simple API URL; default: PyPI, or PyTorch's for +cuXXX builds)."),
                force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write RUN's environment as exactly pinned requirements, a PEP 751 lock or an SBOM (and a container recipe)."""
     if fmt not in ("requirements", "pylock", "cyclonedx"):
         raise InvalidInput(f"--format {fmt!r} is not known; use requirements, pylock or cyclonedx.")
     if container is not None and fmt != "requirements":
         raise InvalidInput("--container goes with --format requirements (the Dockerfile installs that file).")
+    if index_url is not None and not hashes:
+        raise InvalidInput("--index-url goes with --hashes (it names the index the hashes are looked up on).")
     common.output_file(output, force)
     common.output_file(container, force, option="--container")
     store = common.store(ctx)
-    found = v.export_requirements(store, run) if fmt == "requirements" else v.export_lockfile(store, run, fmt)
+    found = (v.export_requirements(store, run, hashes=hashes, index_url=index_url) if fmt == "requirements"
+             else v.export_lockfile(store, run, fmt, hashes=hashes, index_url=index_url))
     if output is not None:
         common.write_output(output, found.text, force)
     if container is not None:
         common.write_output(container, found.container.replace(
             "requirements.lock", output.name if output else "requirements.lock"), force, option="--container")
+    if found.unhashed:
+        common.err_console.print(f"No hash for {len(found.unhashed)} distribution(s): " + _by_reason(found.unhashed),
+                                 highlight=False)
     if as_json or output is None:
         common.emit(found, as_json, lambda f: common.console.out(f.text, end="", highlight=False))
     else:
@@ -190,6 +201,14 @@ def env_rebuild(ctx: typer.Context, run: str = RUN_ARG,
 
 
 # -- rendering ------------------------------------------------------------------------------
+def _by_reason(unhashed: dict[str, str]) -> str:
+    """``a, b (why); c (another reason)``: the names grouped by the reason they have no hash."""
+    groups: dict[str, list[str]] = {}
+    for name, why in unhashed.items():
+        groups.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(names)} ({why})" for why, names in groups.items()) + "."
+
+
 def _print_drift(drift: v.EnvDiff | None, notes: list[str], out=None) -> None:  # noqa: ANN001
     out = out or common.err_console
     if drift is None:

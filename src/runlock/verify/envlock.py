@@ -6,7 +6,8 @@ into what matters for equality (interpreter, packages, torch/CUDA, GPU, CPU, res
 environment variables) and says what to expect from a rerun here: ``bitwise`` when nothing that
 changes numbers differs, else ``tolerance or statistical``.
 
-``export_requirements`` writes every recorded distribution pinned (``name==version``), and
+``export_requirements`` writes every recorded distribution pinned (``name==version``; with
+``hashes``, the sha256 of each index wheel looked up at export, ``runlock.verify.wheels``), and
 ``container_recipe`` a Dockerfile that installs them on the recorded base image (by digest when
 the lock recorded one, ``environment.container.{image,digest}``; otherwise on the official Python
 image of the recorded version, with a comment saying the digest was not recorded).
@@ -14,6 +15,7 @@ image of the recorded version, with a comment saying the digest was not recorded
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
@@ -29,7 +31,7 @@ from runlock.store import Store
 from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.diff import flatten
-from runlock.verify import pylock
+from runlock.verify import pylock, wheels
 from runlock.verify.pylock import LockFile
 
 # lock environment field -> the group a person reads it under; the first matching prefix wins
@@ -122,19 +124,39 @@ class RequirementsLock:
     text: str
     packages: int
     container: str | None = None
+    unhashed: dict[str, str] = field(default_factory=dict)   # name -> why it has no hash (with hashes)
 
     def to_dict(self) -> dict:
         return {"run": self.run_id, "packages": self.packages, "requirements": self.text,
-                "container": self.container}
+                "container": self.container, "unhashed": self.unhashed}
 
 
-def export_requirements(store: Store, run: str, *, exclude: tuple[str, ...] = ()) -> RequirementsLock:
+def wheel_hashes(env: dict, index_url: str | None = None, cache: dict | None = None) -> wheels.Lookup:
+    """The sha256 of each index distribution's wheel in ``env``, asked of its index now."""
+    return wheels.lookup(env.get("packages") or {}, env.get("sources") or {},
+                         (env.get("python") or {}).get("version"), pylock.index_of, index_url, cache)
+
+
+def _unhashed(env: dict, found: wheels.Lookup | None) -> dict[str, str]:
+    """Each distribution with no hash at all (recorded or looked up), and why."""
+    if found is None:
+        return {}
+    sources = env.get("sources") or {}
+    return {n: found.missing.get(n, "no hash recorded") for n in sorted(env.get("packages") or {})
+            if n not in found.found and not (sources.get(n) or {}).get("sha256")}
+
+
+def export_requirements(store: Store, run: str, *, exclude: tuple[str, ...] = (), hashes: bool = False,
+                        index_url: str | None = None) -> RequirementsLock:
     """The run's environment as a pip requirements file with every distribution pinned (VCS ones
-    to their commit, archives with the hash the installer recorded)."""
+    to their commit, archives with the hash the installer recorded; with ``hashes``, index
+    distributions with their wheel's sha256 looked up on the index now)."""
     rec = records.get(store, run)
     env = recorded_environment(store, rec)
     packages = {k: v for k, v in (env.get("packages") or {}).items() if k not in exclude}
-    reqs, hashed = requirement_lines(packages, env.get("sources") or {})
+    env = {**env, "packages": packages}
+    found = wheel_hashes(env, index_url) if hashes else None
+    reqs, hashed = requirement_lines(packages, env.get("sources") or {}, found.found if found else None)
     py, torch = env.get("python") or {}, env.get("torch") or {}
     install = ("pip install --no-deps --require-hashes -r THIS_FILE" if hashed
                else "pip install --no-deps -r THIS_FILE  (hashes were not recorded)")
@@ -147,12 +169,14 @@ def export_requirements(store: Store, run: str, *, exclude: tuple[str, ...] = ()
     lines += [f"--extra-index-url https://download.pytorch.org/whl/{tag}" for tag in indexes]
     lines += reqs
     return RequirementsLock(rec.id, "\n".join(lines) + "\n", len(packages),
-                            container_recipe(env, require_hashes=hashed))
+                            container_recipe(env, require_hashes=hashed), _unhashed(env, found))
 
 
-def requirement_lines(packages: dict[str, str], sources: dict[str, dict]) -> tuple[list[str], bool]:
-    """One pip requirement per distribution, and whether every one carries a recorded hash (only
-    then can pip run with ``--require-hashes``)."""
+def requirement_lines(packages: dict[str, str], sources: dict[str, dict],
+                      wheels_found: dict[str, wheels.Wheel] | None = None) -> tuple[list[str], bool]:
+    """One pip requirement per distribution, and whether every one carries a hash, recorded or
+    looked up (only then can pip run with ``--require-hashes``)."""
+    wheels_found = wheels_found or {}
     lines, all_hashed = [], bool(packages)
     for name, version in sorted(packages.items()):
         src = sources.get(name) or {}
@@ -163,25 +187,33 @@ def requirement_lines(packages: dict[str, str], sources: dict[str, dict]) -> tup
             lines.append(f"-e {src['directory']}" if src.get("editable") else f"{name} @ file://{src['directory']}")
         elif src.get("url"):
             lines.append(f"{name} @ {src['url']}" + (f" --hash=sha256:{src['sha256']}" if src.get("sha256") else ""))
+        elif name in wheels_found:
+            lines.append(f"{name}=={version} --hash=sha256:{wheels_found[name].sha256}")
         else:
             lines.append(f"{name}=={version}")
-        all_hashed = all_hashed and bool(src.get("sha256"))
+        all_hashed = all_hashed and bool(src.get("sha256") or (not src and name in wheels_found))
     return lines, all_hashed
 
 
-def export_lockfile(store: Store, run: str, fmt: str) -> LockFile:
-    """The run's environment as ``pylock`` (PEP 751 ``pylock.toml``) or ``cyclonedx`` (an SBOM)."""
+def export_lockfile(store: Store, run: str, fmt: str, *, hashes: bool = False, index_url: str | None = None,
+                    cache: dict | None = None) -> LockFile:
+    """The run's environment as ``pylock`` (PEP 751 ``pylock.toml``) or ``cyclonedx`` (an SBOM);
+    with ``hashes``, each index distribution's wheel sha256 looked up on the index now."""
     if fmt not in ("pylock", "cyclonedx"):
         raise InvalidInput(f"--format {fmt!r} is not known; use requirements, pylock or cyclonedx.")
+    if fmt == "cyclonedx" and not pylock.sbom_available():
+        raise InvalidInput("--format cyclonedx needs cyclonedx-python-lib.",
+                           hint="Install it with `pip install 'runlock[sbom]'`.")
     rec = records.get(store, run)
     env = recorded_environment(store, rec)
+    found = wheel_hashes(env, index_url, cache) if hashes else None
+    wheels_found = found.found if found else None
     if fmt == "pylock":
-        return pylock.pylock(rec.id, env)
-    try:
-        return pylock.cyclonedx(rec.id, env)
-    except ImportError:
-        raise InvalidInput("--format cyclonedx needs cyclonedx-python-lib.",
-                           hint="Install it with `pip install 'runlock[sbom]'`.") from None
+        out = pylock.pylock(rec.id, env, wheels_found)
+    else:
+        out = pylock.cyclonedx(rec.id, env, recipe_id=rec.recipe_id, at=rec.ended_at or rec.started_at,
+                               wheels=wheels_found)
+    return dataclasses.replace(out, unhashed=_unhashed(env, found))
 
 
 def container_recipe(env: dict, requirements: str = "requirements.lock", *, require_hashes: bool = False) -> str:
