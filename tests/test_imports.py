@@ -58,7 +58,7 @@ def test_starting_loads_no_heavy_library_and_no_command(argv: list[str] | None) 
     modules, _ = loaded(argv)
     assert not roots(modules) & {*HEAVY, "numpy", "sqlalchemy", "rich", "pydantic"}
     assert not [m for m in modules if m.startswith("runlock.") and m not in
-                ("runlock._version", "runlock.cli", "runlock.cli.entry", "runlock.cli.main", "runlock.cli.group",
+                ("runlock._version", "runlock.cli", "runlock.cli.entry", "runlock.cli.main", "runlock.cli.group", "runlock.cli.lazy",
                  "runlock.errors")]
 
 

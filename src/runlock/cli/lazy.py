@@ -11,7 +11,7 @@ Each command is a function in ``runlock.cli.<module>``, registered under its nam
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import typer
@@ -20,18 +20,17 @@ from runlock.cli.group import RunlockGroup
 
 
 class LazyCommands(MutableMapping):
-    """Commands by name, each built on first use from ``table`` (name -> (module, function))."""
+    """Commands by name, each built on first use by ``build(name)``; ``names`` are known up front.
+    The root (``main.py``) and every lazy group share it."""
 
-    def __init__(self, table: dict[str, tuple[str, str]], built: dict[str, Any]) -> None:
-        self.table, self.built = table, dict(built)
+    def __init__(self, names: Iterable[str], build: Callable[[str], Any], built: dict[str, Any]) -> None:
+        self.names, self.build, self.built = list(names), build, dict(built)
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.built:
-            module, attribute = self.table[name]    # KeyError for an unknown name, as a dict
-            fn = getattr(importlib.import_module(f"runlock.cli.{module}"), attribute)
-            one = typer.Typer(add_completion=False)
-            one.command(name)(fn)
-            self.built[name] = typer.main.get_command(one)
+            if name not in self.names:
+                raise KeyError(name)
+            self.built[name] = self.build(name)
         return self.built[name]
 
     def __setitem__(self, name: str, cmd: Any) -> None:
@@ -41,11 +40,19 @@ class LazyCommands(MutableMapping):
         del self.built[name]
 
     def __iter__(self) -> Iterator[str]:
-        yield from self.table
-        yield from (n for n in self.built if n not in self.table)
+        yield from self.names
+        yield from (n for n in self.built if n not in self.names)
 
     def __len__(self) -> int:
-        return len(self.table) + sum(n not in self.table for n in self.built)
+        return len(self.names) + sum(n not in self.names for n in self.built)
+
+
+def _command(table: dict[str, tuple[str, str]], name: str) -> Any:
+    module, attribute = table[name]
+    fn = getattr(importlib.import_module(f"runlock.cli.{module}"), attribute)
+    one = typer.Typer(add_completion=False)
+    one.command(name)(fn)
+    return typer.main.get_command(one)
 
 
 def group(table: dict[str, tuple[str, str]]) -> type[RunlockGroup]:
@@ -54,7 +61,7 @@ def group(table: dict[str, tuple[str, str]]) -> type[RunlockGroup]:
     class LazyGroup(RunlockGroup):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.commands = LazyCommands(table, self.commands)
+            self.commands = LazyCommands(table, lambda name: _command(table, name), self.commands)
 
         def list_commands(self, ctx: typer.Context) -> list[str]:
             return list(self.commands)

@@ -10,13 +10,13 @@ docs/cli.md show.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, MutableMapping
 from typing import Any, NamedTuple
 
 import typer
 
 from runlock._version import __version__
 from runlock.cli import group
+from runlock.cli.lazy import LazyCommands
 
 
 class Entry(NamedTuple):
@@ -116,39 +116,12 @@ def load(name: str, entry: Entry) -> Any:
     return cmd
 
 
-class _Commands(MutableMapping):
-    """The root's commands: every name is known up front, each command is built on first use."""
-
-    def __init__(self) -> None:
-        self.built: dict[str, Any] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self.built:
-            self.built[name] = load(name, ENTRIES[name])  # KeyError for an unknown name, as a dict
-        return self.built[name]
-
-    def __setitem__(self, name: str, cmd: Any) -> None:
-        self.built[name] = cmd
-
-    def __delitem__(self, name: str) -> None:
-        del self.built[name]
-
-    def __iter__(self) -> Iterator[str]:
-        yield from ENTRIES
-        yield from (n for n in self.built if n not in ENTRIES)
-
-    def __len__(self) -> int:
-        return len(ENTRIES) + sum(n not in ENTRIES for n in self.built)
-
-
 class RootGroup(group.RunlockGroup):
     """The root: commands built on demand; its help listed from COMMANDS, in plain text."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        lazy = _Commands()
-        lazy.built.update(self.commands)
-        self.commands = lazy
+        self.commands = LazyCommands(ENTRIES, lambda name: load(name, ENTRIES[name]), self.commands)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)
