@@ -20,6 +20,7 @@ from runlock import audit, sealed
 from runlock.errors import InvalidInput, NotFound, SealedError
 from runlock.store import Store
 from runlock.store.schema import metrics, runs, utcnow
+from runlock.tracking import rollups
 
 STATUSES = ("running", "finished", "failed", "crashed")
 ENDED = ("finished", "failed", "crashed")
@@ -135,6 +136,7 @@ def end(store: Store, run_id: str, status: str, *, error: str | None = None, act
         extra = {"context": {**(row.context or {}), **context}} if context else {}
         conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "running").values(
             status=status, ended_at=utcnow(), error=error, last_step=last, **extra))
+        rollups.write(conn, run_id)      # the charts' and statistics' summaries, final as the run is
         audit.append(conn, actor or store.actor, f"run.{'seal' if status == 'finished' else status}",
                      f"run:{run_id}", before=row.recipe_id, after=row.recipe_id,
                      details={"status": status, **{k: v for k, v in (context or {}).items() if k == "lost_points"},

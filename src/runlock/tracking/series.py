@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from runlock.store import Store
 from runlock.store.schema import metrics
-from runlock.tracking import fields, records
+from runlock.tracking import fields, records, rollups
 from runlock.tracking.writer import decode
 
 CSV_HEADER = ("step", "value", "key", "rank", "time")
@@ -78,6 +78,13 @@ def summarize(store: Store, ref: str, *, rank: int | None = None) -> list[KeySum
     """One line per metric key of a run: how many points and steps, which steps, the latest
     value, the smallest and the largest."""
     rec = records.get(store, ref)
+    if rank is None and rec.sealed:      # a sealed run's rollups hold these totals (tracking/rollups.py)
+        with store.db.read() as conn:
+            rows = rollups.totals(conn, rec.id)
+            latest = fields.for_runs(conn, [rec.id])[rec.id] if rows else {}
+        if rows:
+            return [KeySummary(k, n, lo, hi, latest.get(f"metrics.{k}"), vmin, vmax, steps)
+                    for k, n, lo, hi, vmin, vmax, steps in rows]
     finite = sa.and_(metrics.c.raw.is_(None), metrics.c.value.is_not(None))
     value = sa.case((finite, metrics.c.value), else_=None)
     q = _filtered(sa.select(metrics.c.key, sa.func.count(), sa.func.min(metrics.c.step), sa.func.max(metrics.c.step),

@@ -5,7 +5,10 @@ equal step ranges (one per pixel column of a ~1,000-pixel chart) and each bucket
 points: its smallest value at the bucket's first step and its largest at its last step (the
 min/max envelope, the shape a line chart of every point would show). The database does the
 bucketing (one ``GROUP BY`` over the ``(run_id, key, step)`` index), so a 1M-point series costs
-one aggregate query, not a million rows in Python. Zooming asks again for the visible range:
+one aggregate query, not a million rows in Python; a sealed run answers from its rollups
+(``tracking/rollups.py``: min/max/count per 64 or 4,096 steps, written when it was sealed), so a
+1M-point chart reads ~16k rollup rows instead (buckets then end on rollup boundaries; a zoomed
+range adds the raw points of its two partial rollups at the edges). Zooming asks again for the visible range:
 fewer points per bucket, until every point is sent as it is. Rank 0 only (what the run reports);
 non-finite values are left out, as in ``runlock metrics``.
 """
@@ -21,6 +24,7 @@ import sqlalchemy as sa
 from runlock.errors import InvalidInput
 from runlock.store import Store
 from runlock.store.schema import metrics
+from runlock.tracking import rollups
 
 BUCKETS = 1000
 MAX_BUCKETS = 4000
@@ -56,6 +60,9 @@ def series(store: Store, run_id: str, key: str, *, start: int | None = None, end
     if end is not None:
         where.append(metrics.c.step <= end)
     with store.db.read() as conn:
+        rolled = _from_rollups(conn, run_id, key, start, end, buckets, where) if rollups.has(conn, run_id) else None
+        if rolled is not None:
+            return rolled
         n, lo, hi = conn.execute(sa.select(sa.func.count(), sa.func.min(metrics.c.step),
                                            sa.func.max(metrics.c.step)).where(*where)).one()
         if n <= 2 * buckets:
@@ -74,6 +81,42 @@ def series(store: Store, run_id: str, key: str, *, start: int | None = None, end
             if last != first:
                 steps.append(last)
                 values.append(vmax)
+    return Series(run_id, key, steps, values, start, end, n, True)
+
+
+def _from_rollups(conn: sa.Connection, run_id: str, key: str, start: int | None, end: int | None, buckets: int,
+                  where: list) -> Series | None:
+    """The envelope from the coarsest rollup width that still gives ``buckets`` buckets in the
+    range, plus the raw points of the range's partial buckets at its edges; None: use the points."""
+    width = next((w for w in reversed(rollups.WIDTHS)
+                  if rollups.count(conn, run_id, key, w, start, end) >= buckets), None)
+    if width is None:
+        return None
+    pieces = rollups.pieces(conn, run_id, key, width, start, end)
+    edges = []
+    if start is not None:
+        edges.append(metrics.c.step.between(start, -(-start // width) * width - 1))
+    if end is not None:
+        edges.append(metrics.c.step.between(((end + 1) // width) * width, end))
+    if edges:
+        q = sa.select(metrics.c.step, metrics.c.value).where(*where, sa.or_(*edges))
+        pieces += [rollups.Piece(s, s, 1, v, v) for s, v in conn.execute(q)]
+        pieces.sort(key=lambda p: p.first)
+    n = sum(p.n for p in pieces)
+    if n <= 2 * buckets:
+        return None
+    lo, hi = pieces[0].first, max(p.last for p in pieces)
+    groups: dict[int, list] = {}
+    for p in pieces:
+        g = groups.setdefault((p.first - lo) * buckets // (hi - lo + 1), [p.first, p.last, p.vmin, p.vmax])
+        g[1], g[2], g[3] = max(g[1], p.last), min(g[2], p.vmin), max(g[3], p.vmax)
+    steps, values = [], []
+    for first, last, vmin, vmax in groups.values():
+        steps.append(first)
+        values.append(vmin)
+        if last != first:
+            steps.append(last)
+            values.append(vmax)
     return Series(run_id, key, steps, values, start, end, n, True)
 
 
