@@ -25,6 +25,7 @@ from runlock.tracking.run import start_run
 from runlock.verify import compare, rerun
 from runlock.workspace import init
 from tests.bundle.conftest import Tiny, tiny_project
+from tests.net import free_port
 
 
 def cli(store: Store | None, *args: str) -> object:
@@ -104,7 +105,7 @@ def _data_object(tiny: Tiny) -> str:
 
 
 @pytest.mark.parametrize("which", ["data", "lock", "run record", "audit entry", "code", "manifest", "signature",
-                                   "public key"])
+                                   "public key", "pylock", "sbom"])
 def test_one_flipped_byte_fails_verify_naming_the_part(tiny: Tiny, exported: Path, tmp_path: Path,
                                                        which: str) -> None:
     rec = records.get(tiny.store, tiny.run_id)
@@ -113,7 +114,8 @@ def test_one_flipped_byte_fails_verify_naming_the_part(tiny: Tiny, exported: Pat
               "run record": f"records/runs/{tiny.run_id}.json",
               "audit entry": next(n for n in offsets if n.startswith("audit/entries/")),
               "code": next(n for n in offsets if n.startswith("code/")),
-              "manifest": "manifest.json", "signature": "manifest.sig", "public key": "store.pub"}[which]
+              "manifest": "manifest.json", "signature": "manifest.sig", "public key": "store.pub",
+              "pylock": f"env/{tiny.run_id}/pylock.toml", "sbom": f"env/{tiny.run_id}/sbom.cdx.json"}[which]
     bad = flipped(exported, tmp_path / "bad.rlb", member, at=offsets[member][1] // 2)
     result = cli(None, "bundle", "verify", str(bad), "--key", str(tiny.pub), "--json")
     assert result.exit_code == 1, result.output
@@ -229,3 +231,63 @@ def test_a_running_run_is_not_exported(tmp_path: Path) -> None:
     finally:
         run.finish()
         store.close()
+
+
+def test_each_run_has_its_environment_lock_and_sbom(tiny: Tiny, exported: Path) -> None:
+    import tomllib
+
+    from runlock.verify import pylock
+
+    with tarfile.open(exported) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        lock = tomllib.loads(tar.extractfile(f"env/{tiny.run_id}/pylock.toml").read().decode())
+        sbom = json.load(tar.extractfile(f"env/{tiny.run_id}/sbom.cdx.json"))
+    rec = records.get(tiny.store, tiny.run_id)
+    recorded = locks.load(tiny.store, rec.recipe_id)["environment"]["packages"]
+    assert lock["lock-version"] == "1.0"
+    assert {p["name"] for p in lock["packages"]} == set(recorded)
+    assert {c["name"]: c["version"] for c in sbom["components"]} == recorded
+    assert sbom["serialNumber"] == f"urn:uuid:{pylock.serial(rec.id, rec.recipe_id)}"
+    assert sbom["metadata"]["timestamp"].startswith(rec.ended_at[:19])           # the run's end, not the clock
+    assert manifest["environment"] == {"pylock": True, "sbom": True, "wheel_hashes": False, "unhashed": {}}
+    for member in (f"env/{tiny.run_id}/pylock.toml", f"env/{tiny.run_id}/sbom.cdx.json"):
+        assert manifest["members"][member]["size"] > 0
+
+
+def test_without_cyclonedx_the_export_says_so_and_names_the_sbom_excluded(
+        tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "cyclonedx" or m.startswith(("cyclonedx.", "packageurl"))]:
+        monkeypatch.setitem(sys.modules, name, None)          # as if the optional extra were not installed
+    monkeypatch.setitem(sys.modules, "cyclonedx", None)
+    out = tmp_path / "nosbom.rlb"
+    result = cli(tiny.store, "bundle", "export", "model:tiny@v1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "SBOMs left out: cyclonedx-python-lib is not installed" in " ".join(result.stderr.split())
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert f"env/{tiny.run_id}/pylock.toml" in names and f"env/{tiny.run_id}/sbom.cdx.json" not in names
+    assert {"run": tiny.run_id, "input": "environment:sbom",
+            "reason": "cyclonedx-python-lib is not installed where the bundle was exported "
+                      "(pip install 'runlock[sbom]')"} in manifest["excluded"]
+    assert manifest["environment"]["sbom"] is False
+    assert bundle.verify(out, keys.load_public(tiny.pub)).ok
+
+
+def test_hashes_from_an_unreachable_index_are_named_missing_in_the_manifest(tiny: Tiny, tmp_path: Path) -> None:
+    out = tmp_path / "offline.rlb"
+    nowhere = f"http://127.0.0.1:{free_port()}/simple"
+    result = cli(tiny.store, "bundle", "export", "model:tiny@v1", "-o", str(out), "--hashes", "--index-url", nowhere)
+    assert result.exit_code == 0, result.output
+    assert "No wheel hash for" in " ".join(result.stderr.split())
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        lock = tar.extractfile(f"env/{tiny.run_id}/pylock.toml").read().decode()
+    missing = manifest["environment"]["unhashed"][tiny.run_id]
+    assert manifest["environment"]["wheel_hashes"] is True and "sqlalchemy" in missing
+    assert "unreachable" in missing["sqlalchemy"] and "[[packages.wheels]]" not in lock
+    assert bundle.verify(out, keys.load_public(tiny.pub)).ok
+    bad = cli(tiny.store, "bundle", "export", "model:tiny@v1", "-o", str(tmp_path / "x.rlb"), "--index-url", nowhere)
+    assert bad.exit_code == 2 and "--index-url goes with --hashes" in " ".join(bad.output.split())

@@ -10,8 +10,10 @@ In order, stopping at the first failure and naming the part that failed:
 6. the checkpoint is signed by the key, and each audit entry leads to it by its inclusion proof;
 7. every run, snapshot, split and model version inside matches the state digest its sealing
    audit entry recorded (so a record cannot be edited even by someone who re-signs nothing);
-8. the lineage is complete: each run's lock, its code (git bundle + diff), and each input it
-   names are inside (objects a ``--no-data`` bundle left out are listed as omitted, inputs as excluded);
+8. the lineage is complete: each run's lock, its code (git bundle + diff), its environment
+   (``env/RUN/pylock.toml`` and ``env/RUN/sbom.cdx.json``) and each input it names are inside
+   (objects a ``--no-data`` bundle left out are listed as omitted; inputs, and an SBOM the
+   exporter could not make, as excluded);
 9. the file is byte for byte the canonical tar of its members (``layout.write``), so a changed
    byte in a tar header, in padding or after the end is caught too, not only one in a member.
 """
@@ -233,6 +235,11 @@ def _lineage(members: dict[str, bytes], manifest: dict, counts: dict) -> None:
             raise _Fail(name, f"run {rid}'s commit {git['commit']} has no git bundle inside")
         if git.get("diff") and git["diff"] not in objects:
             raise _Fail(name, f"run {rid}'s recorded diff {git['diff']} is not in the bundle")
+        if f"env/{rid}/pylock.toml" not in members:
+            raise _Fail(name, f"run {rid}'s environment lock env/{rid}/pylock.toml is not in the bundle")
+        if f"env/{rid}/sbom.cdx.json" not in members and (rid, "environment:sbom") not in excluded:
+            raise _Fail(name, f"run {rid}'s SBOM env/{rid}/sbom.cdx.json is neither in the bundle nor named "
+                              "as excluded")
         for a in rec["artifacts"]:
             oid = a.get("manifest") or a["digest"]      # a folder's file list, or the file itself
             if oid not in objects:

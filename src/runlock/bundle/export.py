@@ -5,7 +5,15 @@ snapshots, splits, artifacts and model versions; their records name objects (loc
 manifests, artifact files), and every ``sha256:…`` id inside a JSON object reached that way is
 followed too (a lock names its diff, a snapshot manifest its files, a folder list its files), as
 ``gc`` finds what is referenced. With ``data=False`` a snapshot's manifest goes in but not the
-files it names, which the manifest lists as omitted.
+files it names, which the manifest lists as omitted. Each run's environment goes in as a PEP 751
+``pylock.toml`` and a CycloneDX SBOM (``env/RUN/``), made from its lock; with ``hashes``, the
+pylock and SBOM carry each index wheel's sha256 looked up on the index at export
+(``runlock.verify.wheels``). Without cyclonedx-python-lib the SBOMs are left out and named under
+``excluded``.
+
+Members are written as they are read: an object larger than ``SMALL`` and each git bundle (made in
+a scratch folder) are hashed once to fill the manifest, then copied into the tar in chunks, so
+the memory an export needs does not grow with the size of the data.
 
 The audit entries whose target is one of those entities go in with an inclusion proof against
 one signed checkpoint (the latest signed one when it covers them all, else a new one), and the
@@ -16,11 +24,14 @@ in a bundle depends on when it was written, so exporting twice gives the same by
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import sqlalchemy as sa
 
@@ -28,12 +39,17 @@ from runlock import audit, auditlog, keys, lineage, merkle, registry, sealed
 from runlock.bundle import layout
 from runlock.data.snapshot import snapshots
 from runlock.data.split import splits
-from runlock.errors import Conflict, InvalidInput, NotFound, RunlockError, StoreError
+from runlock.errors import Conflict, IntegrityError, InvalidInput, NotFound, RunlockError, StoreError
+from runlock.hashing import digest_file, digest_stream
 from runlock.store import Store
 from runlock.store.schema import artifacts, edges, metrics, refs, runs
 from runlock.tracking import records
+from runlock.verify import envlock, pylock
 
 DOCUMENT_LIMIT = 64 << 20
+SMALL = 1 << 20              # objects up to this size are held in memory; larger ones are streamed
+SBOM_MISSING = ("cyclonedx-python-lib is not installed where the bundle was exported "
+                "(pip install 'runlock[sbom]')")
 _ID = re.compile(rb"sha256:[0-9a-f]{64}")
 METRIC_COLUMNS = ("key", "rank", "seq", "step", "value", "raw", "time")
 
@@ -52,6 +68,8 @@ class ExportResult:
     audit_entries: int
     data: bool
     excluded: list[dict] = field(default_factory=list)
+    environment_files: int = 0
+    notes: list[str] = field(default_factory=list)     # what the exporter should know (left out, unhashed)
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -64,25 +82,30 @@ def root_node(store: Store, ref: str) -> str:
     return f"run:{records.get(store, ref.removeprefix('run:')).id}"
 
 
-def export(store: Store, ref: str, output: str | Path, *, data: bool = True) -> ExportResult:
+def export(store: Store, ref: str, output: str | Path, *, data: bool = True, hashes: bool = False,
+           index_url: str | None = None) -> ExportResult:
     """Write the bundle of ``ref``'s upstream lineage to ``output``; return what it holds."""
-    members, manifest = build(store, ref, data=data)
     out = Path(output)
     tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            layout.write(f, members)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="runlock-bundle-") as scratch:
+        members, manifest = build(store, ref, data=data, hashes=hashes, index_url=index_url, scratch=Path(scratch))
+        try:
+            with open(tmp, "wb") as f:
+                layout.write(f, members)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
     inside = manifest["contents"]
     return ExportResult(str(out), manifest["root"], out.stat().st_size, inside["runs"], inside["snapshots"],
                         inside["splits"], inside["models"], len(inside["objects"]), len(inside["omitted_objects"]),
-                        len(inside["audit_entries"]), data, manifest["excluded"])
+                        len(inside["audit_entries"]), data, manifest["excluded"],
+                        sum(n.startswith("env/") for n, _ in members), _notes(manifest))
 
 
-def build(store: Store, ref: str, *, data: bool = True) -> tuple[list[tuple[str, bytes]], dict]:
-    """The bundle's members in order, and its manifest."""
+def build(store: Store, ref: str, *, data: bool = True, hashes: bool = False, index_url: str | None = None,
+          scratch: Path) -> tuple[list[tuple[str, layout.Member]], dict]:
+    """The bundle's members in order, and its manifest. Large members are ``layout.Stream``s,
+    some of them files under ``scratch``, which must outlive the writing of the members."""
     signing = keys.signer(store)
     if signing is None:
         raise StoreError("This client holds no copy of the store's signing key, so it cannot sign a bundle.",
@@ -92,7 +115,7 @@ def build(store: Store, ref: str, *, data: bool = True) -> tuple[list[tuple[str,
     if graph.truncated:
         raise InvalidInput(f"The lineage of {root} has more than {lineage.MAX_NODES} nodes; a bundle holds "
                            "it whole or not at all.")
-    files: dict[str, bytes] = {}
+    files: dict[str, layout.Member] = {}
     with store.db.read() as conn:
         run_ids = [n.split(":", 1)[1] for n in graph.of_type("run")]
         snap_ids = [n.split(":", 1)[1] for n in graph.of_type("snapshot")]
@@ -122,11 +145,12 @@ def build(store: Store, ref: str, *, data: bool = True) -> tuple[list[tuple[str,
         targets = _targets(conn, run_ids, snap_ids, split_ids, model_refs)
     objects, omitted = _objects(store, files, snap_ids, data)
     for oid in objects:
-        files[f"objects/{_hex(oid)}"] = store.objects.get_bytes(oid)
-    for commit in sorted(_commits(store, files)):
-        files[f"code/{commit}.bundle"] = _git_bundle(store, run_ids, commit)
+        files[f"objects/{_hex(oid)}"] = _object(store, oid)
+    for commit in sorted(_commits(store, run_ids)):
+        files[f"code/{commit}.bundle"] = _git_bundle(store, run_ids, commit, scratch)
+    excluded = _excluded(store, run_ids, graph)
+    environment = _environments(store, run_ids, files, excluded, hashes, index_url)
     seqs = _audit(store, targets, files)
-    excluded = _excluded(store, files, graph)
     pub = signing.public
     files[layout.PUBLIC_KEY] = pub.pem()
     manifest = {
@@ -134,13 +158,86 @@ def build(store: Store, ref: str, *, data: bool = True) -> tuple[list[tuple[str,
         "contents": {"runs": sorted(run_ids), "snapshots": sorted(snap_ids), "splits": sorted(split_ids),
                      "models": sorted(model_refs), "objects": sorted(objects), "omitted_objects": sorted(omitted),
                      "audit_entries": seqs},
+        "environment": environment,
         "excluded": excluded,
-        "members": {name: {"sha256": layout.sha256(b), "size": len(b)} for name, b in sorted(files.items())},
+        "members": {name: {"sha256": layout.sha256_of(b), "size": layout.size_of(b)}
+                    for name, b in sorted(files.items())},
     }
     body = layout.dumps(manifest)
     sig = base64.b64encode(signing.sign(body)) + b"\n"
     members = [(layout.MANIFEST, body), (layout.SIGNATURE, sig), *sorted(files.items())]
     return members, manifest
+
+
+def _environments(store: Store, run_ids: list[str], files: dict[str, layout.Member], excluded: list[dict],
+                  hashes: bool, index_url: str | None) -> dict:
+    """Add each run's ``env/RUN/pylock.toml`` and ``env/RUN/sbom.cdx.json``; return the manifest's
+    ``environment`` section (whether wheel hashes were looked up, and which distributions lack one)."""
+    sbom = pylock.sbom_available()
+    cache: dict = {}
+    unhashed: dict[str, dict[str, str]] = {}
+    for rid in sorted(run_ids):
+        lock = envlock.export_lockfile(store, rid, "pylock", hashes=hashes, index_url=index_url, cache=cache)
+        files[f"env/{rid}/pylock.toml"] = lock.text.encode("utf-8")
+        if hashes and lock.unhashed:
+            unhashed[rid] = lock.unhashed
+        if sbom:
+            files[f"env/{rid}/sbom.cdx.json"] = envlock.export_lockfile(
+                store, rid, "cyclonedx", hashes=hashes, index_url=index_url, cache=cache).text.encode("utf-8")
+        else:
+            excluded.append({"run": rid, "input": "environment:sbom", "reason": SBOM_MISSING})
+    return {"pylock": True, "sbom": sbom, "wheel_hashes": hashes, "unhashed": unhashed}
+
+
+def _notes(manifest: dict) -> list[str]:
+    env = manifest.get("environment") or {}
+    out = []
+    if not env.get("sbom"):
+        out.append(f"SBOMs left out: {SBOM_MISSING}.")
+    missing = sorted({n for names in (env.get("unhashed") or {}).values() for n in names})
+    if missing:
+        out.append(f"No wheel hash for {len(missing)} distribution(s): {', '.join(missing)} "
+                   "(the manifest's environment.unhashed says why for each).")
+    return out
+
+
+def _object(store: Store, oid: str) -> layout.Member:
+    """A small object's bytes; a large one as a stream, hashed now (it must be what its id says)
+    and checked again as it is copied into the bundle."""
+    with store.objects.open(oid) as f:
+        head = f.read(SMALL + 1)
+        if len(head) <= SMALL:
+            if "sha256:" + hashlib.sha256(head).hexdigest() != oid:
+                raise IntegrityError(f"Stored object {oid} does not hash to its id; nothing was exported.",
+                                     hint="Run `runlock fsck` to find every damaged object.")
+            return head
+    with store.objects.open(oid) as f:
+        actual, size = digest_stream(f)
+    if actual != oid:
+        raise IntegrityError(f"Stored object {oid} does not hash to its id; nothing was exported.",
+                             hint="Run `runlock fsck` to find every damaged object.")
+    return layout.Stream(size, oid, lambda: _Checked(store.objects.open(oid), oid))
+
+
+class _Checked:
+    """A reader that hashes what passes through and, once closed, refuses bytes that changed."""
+
+    def __init__(self, f: BinaryIO, want: str) -> None:
+        self._f, self._want, self._h = f, want, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._f.read(n)
+        self._h.update(chunk)
+        return chunk
+
+    def __enter__(self) -> "_Checked":
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._f.close()
+        if exc_type is None and "sha256:" + self._h.hexdigest() != self._want:
+            raise IntegrityError(f"Stored object {self._want} changed while it was being exported; "
+                                 "nothing was written.")
 
 
 def _hex(oid: str) -> str:
@@ -222,13 +319,16 @@ def _document(store: Store, oid: str) -> bytes:
     return data if len(data) <= DOCUMENT_LIMIT else b""
 
 
-def _commits(store: Store, files: dict[str, bytes]) -> set[str]:
+def _lock(store: Store, run_id: str) -> dict:
+    recipe = records.get(store, run_id).recipe_id
+    return _json(store.objects.get_bytes(recipe)) if recipe and store.objects.has(recipe) else {}
+
+
+def _commits(store: Store, run_ids: list[str]) -> set[str]:
     """The commits the runs' locks record."""
     out = set()
-    for name, data in files.items():
-        recipe = (_json(data).get("run") or {}).get("recipe_id") if name.startswith("records/runs/") else None
-        lock = _json(files.get(f"objects/{_hex(recipe)}", b"")) if recipe else {}
-        commit = ((lock.get("code") or {}).get("git") or {}).get("commit")
+    for rid in run_ids:
+        commit = ((_lock(store, rid).get("code") or {}).get("git") or {}).get("commit")
         if commit:
             out.add(commit)
     return out
@@ -242,8 +342,8 @@ def _json(data: bytes) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _git_bundle(store: Store, run_ids: list[str], commit: str) -> bytes:
-    """A `git bundle` of ``commit`` from the repository one of the runs ran in."""
+def _git_bundle(store: Store, run_ids: list[str], commit: str, scratch: Path) -> layout.Stream:
+    """A `git bundle` of ``commit`` from the repository one of the runs ran in, as a file in ``scratch``."""
     tried = []
     cwds = [records.get(store, rid).context.get("cwd") for rid in sorted(run_ids)]
     for cwd in [c for c in cwds if c] + [str(store.root / "code.git")]:
@@ -255,12 +355,14 @@ def _git_bundle(store: Store, run_ids: list[str], commit: str) -> bytes:
             continue
         if _git(cwd, "update-ref", ref, commit).returncode != 0:
             continue
+        path = scratch / f"{commit}.bundle"
         try:
-            p = _git(cwd, "-c", "pack.threads=1", "bundle", "create", "-", ref)
+            p = _git(cwd, "-c", "pack.threads=1", "bundle", "create", str(path), ref)
         finally:
             _git(cwd, "update-ref", "-d", ref)
         if p.returncode == 0:
-            return p.stdout
+            sha, size = digest_file(path)
+            return layout.Stream(size, sha, lambda: open(path, "rb"))
     raise RunlockError(f"No repository holds commit {commit} (looked in {', '.join(tried) or 'no folder'}), "
                        "so the bundle cannot carry the code.",
                        hint="Run the export inside a clone that has the commit.")
@@ -294,17 +396,12 @@ def _audit(store: Store, targets: set[str], files: dict[str, bytes]) -> list[int
     return [r.seq for r in rows]
 
 
-def _excluded(store: Store, files: dict[str, bytes], graph: lineage.Graph) -> list[dict]:
+def _excluded(store: Store, run_ids: list[str], graph: lineage.Graph) -> list[dict]:
     """Inputs a run's lock names that the lineage walk did not reach (so are not inside)."""
     out = []
-    for name, data in sorted(files.items()):
-        if not name.startswith("records/runs/"):
-            continue
-        rec = _json(data)
-        recipe = (rec.get("run") or {}).get("recipe_id")
-        lock = _json(files.get(f"objects/{_hex(recipe)}", b"")) if recipe else {}
-        for i in lock.get("inputs") or []:
+    for rid in sorted(run_ids):
+        for i in _lock(store, rid).get("inputs") or []:
             if i.get("node") not in graph.nodes:
-                out.append({"run": rec["run"]["id"], "input": i.get("node"),
+                out.append({"run": rid, "input": i.get("node"),
                             "reason": "not in the lineage graph of the store it was exported from"})
     return out

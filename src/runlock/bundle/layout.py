@@ -9,6 +9,9 @@ A bundle (``.rlb``) is an uncompressed tar whose first member is ``manifest.json
     audit/checkpoint.json         the signed audit checkpoint every proof leads to
     audit/entries/SEQ.json        one audit entry with its inclusion proof (runlock.audit-proof/v1)
     code/COMMIT.bundle            `git bundle` of a recorded commit (its whole history)
+    env/RUN/pylock.toml           the run's environment as a PEP 751 lock (wheel hashes when exported with --hashes)
+    env/RUN/sbom.cdx.json         the run's environment as a CycloneDX 1.6 SBOM (absent, and named excluded,
+                                  when cyclonedx-python-lib was not installed at export)
     objects/HEX                   a stored object (lock, diff, manifests, data, artifacts); name = sha256 of bytes
     records/runs/ID.json          a run's row, its artifacts' rows and every metric point
     records/snapshots/HEX.json    a snapshot's row and the refs naming it
@@ -17,7 +20,8 @@ A bundle (``.rlb``) is an uncompressed tar whose first member is ``manifest.json
     records/edges.json            the lineage edges among the entities inside
 
 Every member has mtime 0, uid/gid 0, no owner names and mode 0644, so the same content gives the
-same bytes.
+same bytes. A member is either bytes or a ``Stream`` (its size, and a way to open it), which
+``write`` copies in chunks, so a bundle with large data objects is written in constant memory.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 SCHEMA = "runlock.bundle/v1"
@@ -54,11 +59,35 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def write(out: BinaryIO, members: list[tuple[str, bytes]]) -> None:
-    """Write ``members`` (already in bundle order) as a deterministic tar."""
+@dataclass(frozen=True)
+class Stream:
+    """A member too large to hold: its size and sha256 (known beforehand), and how to read it."""
+
+    size: int
+    sha256: str
+    open: Callable[[], BinaryIO]
+
+
+Member = bytes | Stream
+
+
+def size_of(data: Member) -> int:
+    return data.size if isinstance(data, Stream) else len(data)
+
+
+def sha256_of(data: Member) -> str:
+    return data.sha256 if isinstance(data, Stream) else sha256(data)
+
+
+def write(out: BinaryIO, members: list[tuple[str, Member]]) -> None:
+    """Write ``members`` (already in bundle order) as a deterministic tar; streams are copied in chunks."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in members:
-            tar.addfile(_info(name, len(data)), io.BytesIO(data))
+            if isinstance(data, Stream):
+                with data.open() as f:
+                    tar.addfile(_info(name, data.size), f)
+            else:
+                tar.addfile(_info(name, len(data)), io.BytesIO(data))
 
 
 def read(path: str) -> Iterator[tuple[str, bytes]]:

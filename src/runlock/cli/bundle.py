@@ -8,6 +8,7 @@ import typer
 
 from runlock import bundle, keys
 from runlock.cli import common
+from runlock.errors import InvalidInput
 
 app = typer.Typer(help="Signed reproduction bundles: export a model's whole upstream, verify it offline, "
                        "import it anywhere.", no_args_is_help=True)
@@ -20,17 +21,28 @@ def export(
     output: Path = typer.Option(..., "--output", "-o", help="The bundle file to write (FILE.rlb)."),
     no_data: bool = typer.Option(False, "--no-data", help="Leave the data files out: snapshot and split "
                                  "manifests only (the bundle still verifies; a rerun needs the data)."),
+    hashes: bool = typer.Option(False, "--hashes", help="Look up each index distribution's wheel sha256 for "
+                                "this platform on the package index now, for the environment locks and SBOMs "
+                                "(needs the network; what it cannot find is named in the manifest)."),
+    index_url: str = typer.Option(None, "--index-url", help="With --hashes: the index to ask (PEP 503/691 "
+                                  "simple API URL; default: PyPI, or PyTorch's for +cuXXX builds)."),
     force: bool = common.FORCE_OPTION,
     as_json: bool = common.JSON_OPTION,
 ) -> None:
-    """Write REF's whole upstream lineage (runs, locks, metrics, code as git bundles, data, audit
-    entries with inclusion proofs, the public key) as one deterministic bundle signed by the store's key."""
+    """Write REF's whole upstream lineage (runs, locks, metrics, code as git bundles, data, each run's
+    environment as a PEP 751 lock and a CycloneDX SBOM, audit entries with inclusion proofs, alias
+    history, the public key) as one deterministic bundle signed by the store's key."""
+    if index_url is not None and not hashes:
+        raise InvalidInput("--index-url goes with --hashes (it names the index the hashes are looked up on).")
     out = common.output_file(output, force)
-    result = bundle.export(common.store(ctx), ref, out, data=not no_data)
+    result = bundle.export(common.store(ctx), ref, out, data=not no_data, hashes=hashes, index_url=index_url)
+    for note in result.notes:
+        common.err_console.print(f"note: {note}", highlight=False)
     common.emit(result, as_json, lambda r: common.console.print(
         f"Wrote {r.path} ({r.bytes:,} bytes): {len(r.runs)} run(s), {len(r.snapshots)} snapshot(s), "
         f"{len(r.splits)} split(s), {len(r.models)} model version(s), {r.objects} object(s)"
         + (f", {r.omitted} data object(s) left out" if r.omitted else "")
+        + f", {r.environment_files} environment file(s)"
         + f", {r.audit_entries} audit entries with proofs."))
 
 
