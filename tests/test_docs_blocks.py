@@ -2,7 +2,8 @@
 
 The docs are a newcomer's first script, so they are tested the way a newcomer uses them: each page
 is one session in a temporary git repository with a fresh store (`runlock init`), its blocks run
-top to bottom, shell blocks in bash with `set -euo pipefail`, Python blocks in one interpreter
+top to bottom as in one terminal (a ``cd`` in one block holds for the blocks after it, Python's
+too), shell blocks in bash with `set -euo pipefail`, Python blocks in one interpreter
 whose names carry from block to block (their source is readable, as a .py file's is, so a
 function defined in one can be hashed by ``runlock.transform``). A block fails the test if it exits non-zero or raises.
 
@@ -87,6 +88,7 @@ import linecache, os, subprocess, sys, traceback
 blocks = {blocks!r}
 ns = {{"__name__": "__main__"}}
 env_file = os.path.abspath(".docs-test-env")
+cwd_file = os.path.abspath(".docs-test-cwd")
 open(env_file, "w").close()
 for where, lang, code in blocks:
     print(f"--- {{where}} ({{lang}})", flush=True)
@@ -102,10 +104,11 @@ for where, lang, code in blocks:
         sys.stdout.flush(); sys.stderr.flush()
     else:
         script = f"set -euo pipefail\nset -a\n. {{env_file}}\nset +a\n{{code}}\n"
-        script += f"export -p | grep -v -E ' (OLDPWD|PWD|SHLVL|_)=' > {{env_file}}\n"
+        script += f"export -p | grep -v -E ' (OLDPWD|PWD|SHLVL|_)=' > {{env_file}}\npwd > {{cwd_file}}\n"
         done = subprocess.run(["bash", "-c", script], timeout={timeout})
         if done.returncode != 0:
             print(f"FAILED {{where}}: exit {{done.returncode}}", flush=True); sys.exit(1)
+        os.chdir(open(cwd_file).read().strip())   # a `cd` holds for the next blocks, as in a terminal
 print("ALL BLOCKS RAN", flush=True)
 '''
 
@@ -132,6 +135,16 @@ def test_the_block_parser_honours_markers(tmp_path: Path) -> None:
     assert [(b.lang, b.code) for b in found] == [("bash", "echo one\n"), ("bash", "export RUN=abc"),
                                                  ("bash", "echo $RUN"), ("python", "x = 1\n")]
     assert skipped == 1
+
+
+def test_a_cd_holds_for_the_blocks_after_it(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```bash\nmkdir sub && cd sub && touch here\n```\n```bash\ntest -f here\n```\n"
+                    "```python\nimport os\nassert os.path.exists('here')\n```\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_page(page, work)
+    assert done.returncode == 0 and "ALL BLOCKS RAN" in done.stdout, done.stdout + done.stderr
 
 
 @pytest.mark.slow
