@@ -13,7 +13,8 @@ Markers (HTML comments, invisible on GitHub):
   needs what a temporary store cannot have (a server, a GPU, a placeholder); it is not run.
 - ``<!-- docs-test: setup-python ... -->`` / ``<!-- docs-test: setup-bash ... -->``: hidden code that
   prepares what the reader is assumed to have (a data file, a config, the id of a run just made).
-  Shell setup may ``export`` variables; they reach every later block of the page.
+  Shell setup may ``export`` variables; they reach every later block of the page. ``DOCS_TEST_ROOT``
+  names the repository's checkout, for a page that starts from its files (``examples/``).
 
 ``console`` blocks run their ``$ `` lines; other lines there are output and are not compared.
 ``docs/cli.md`` is generated from the CLI itself (tests/test_docs.py keeps it true) and is not run.
@@ -118,6 +119,7 @@ def run_page(page: Path, workdir: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOCK_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["COLUMNS"] = "100"
+    env["DOCS_TEST_ROOT"] = str(ROOT)
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
     subprocess.run([Path(sys.executable).parent / "runlock", "init"], cwd=workdir, env=env, check=True,
                    capture_output=True)
