@@ -6,7 +6,8 @@ into the audit entry that seals it (``details["state"]``), in the same transacti
     run        run.seal / run.failed / run.crashed   its row (but heartbeat, tags, tombstone), its artifacts,
                                                      and a digest of each metric series
     model      model.register                        its ``refs`` row (name, version, digest, meta)
-    alias      model.alias                           the move (from, to, reason, actor)
+    alias      model.alias, model.alias.import       the move (from, to, reason, actor); an imported move
+                                                     (``bundle import``) keeps its source's actor and digest
     snapshot   snapshot.create                       its ``refs`` row and its ``snapshots`` row
     split      split.create / import / apply / …     its ``refs`` row and the immutable ``splits``
                                                      columns (the leakage report may be re-checked)
@@ -56,7 +57,7 @@ def kind_of(action: str, target: str) -> str | None:
         return "run"
     if action == "model.register" and target.startswith("model:"):
         return "model"
-    if action == "model.alias" and target.startswith("model:"):
+    if action in ("model.alias", "model.alias.import") and target.startswith("model:"):
         return "alias"
     if action == "snapshot.create" and target.startswith("ds:"):
         return "snapshot"
@@ -208,7 +209,7 @@ def alias_positions(conn: Connection) -> list[str]:
 
 
 # -- checking ---------------------------------------------------------------------------------
-SEALING = (*RUN_ACTIONS, "model.register", "model.alias", "snapshot.create")
+SEALING = (*RUN_ACTIONS, "model.register", "model.alias", "model.alias.import", "snapshot.create")
 
 
 def changed(conn: Connection) -> list[str]:

@@ -9,7 +9,9 @@ In order, stopping at the first failure and naming the part that failed:
 5. every object's name is the sha256 of its bytes;
 6. the checkpoint is signed by the key, and each audit entry leads to it by its inclusion proof;
 7. every run, snapshot, split and model version inside matches the state digest its sealing
-   audit entry recorded (so a record cannot be edited even by someone who re-signs nothing);
+   audit entry recorded (so a record cannot be edited even by someone who re-signs nothing),
+   and every alias move (who, why, from, to) the one its audit entry recorded, each alias's
+   moves forming one unbroken history from its creation;
 8. the lineage is complete: each run's lock, its code (git bundle + diff), its environment
    (``env/RUN/pylock.toml`` and ``env/RUN/sbom.cdx.json``) and each input it names are inside
    (objects a ``--no-data`` bundle left out are listed as omitted; inputs, and an SBOM the
@@ -63,6 +65,7 @@ def verify(path: str | Path, key: keys.PublicKey) -> BundleCheck:
         _members(members, manifest, key, counts)
         entries = _audit(members, key, counts)
         _sealed(members, entries, counts)
+        _aliases(members, entries, counts)
         _lineage(members, manifest, counts)
         _framing(path, members)
     except _Fail as f:
@@ -175,6 +178,51 @@ def _sealed(members: dict[str, bytes], entries: dict[int, dict], counts: dict) -
                 raise _Fail(name, f"{target} differs from the state audit entry {seq} sealed")
             n += 1
     counts["sealed_records"] = n
+
+
+ALIAS_ACTIONS = ("model.alias", "model.alias.import")
+
+
+def _aliases(members: dict[str, bytes], entries: dict[int, dict], counts: dict) -> None:
+    """Each alias move against the audit entry that recorded it, and each history unbroken."""
+    n = 0
+    for name in sorted(m for m in members if m.startswith("records/aliases/")):
+        rec = json.loads(members[name])
+        target = f"model:{rec['name']}@{rec['alias']}"
+        before = None
+        for move in rec["moves"]:
+            seq = move["audit_seq"]
+            e = entries.get(seq)
+            if e is None or e["target"] != target or e["action"] not in ALIAS_ACTIONS:
+                raise _Fail(name, f"the move of audit entry {seq} has no audit entry about {target} in the bundle")
+            if move["from_version"] != before:
+                raise _Fail(name, f"the move of audit entry {seq} starts from {_v(move['from_version'])}, but the "
+                                  f"alias was at {_v(before)}")
+            if sealed.digest(alias_state(rec["name"], rec["alias"], move)) != _alias_sealed(e):
+                raise _Fail(name, f"the move of audit entry {seq} differs from what that entry recorded")
+            before = move["to_version"]
+            n += 1
+    counts["alias_moves"] = n
+
+
+def alias_state(name: str, alias: str, move: dict) -> dict:
+    """The sealed state of one alias move, as ``runlock.sealed`` builds it."""
+    return {"name": name, "alias": alias, "from": _v(move["from_version"]), "to": _v(move["to_version"]),
+            "reason": move["reason"], "actor": move["actor"]}
+
+
+def _alias_sealed(entry: dict) -> str:
+    """The state digest the entry recorded; for an entry older than recorded states, its fields."""
+    details = entry.get("details") or {}
+    if details.get("state"):
+        return details["state"]
+    return sealed.digest({"name": entry["target"].split("@", 1)[0][6:], "alias": entry["target"].split("@", 1)[1],
+                          "from": details.get("from"), "to": details.get("to"), "reason": details.get("reason"),
+                          "actor": details.get("actor") or entry["actor"]})
+
+
+def _v(version: int | None) -> str | None:
+    return None if version is None else f"v{version}"
 
 
 def _states(name: str, data: bytes) -> list[tuple[str, dict]]:

@@ -137,12 +137,16 @@ def build(store: Store, ref: str, *, data: bool = True, hashes: bool = False, in
             files[f"records/splits/{_hex(sid)}.json"] = layout.dumps(rec)
         for m in model_refs:
             files[f"records/models/{m}.json"] = layout.dumps(_model_record(conn, m))
+        histories = _alias_histories(conn, model_refs)
+        for name, history in histories.items():
+            files[f"records/aliases/{name}.json"] = layout.dumps(history)
         nodes = set(graph.nodes)
         edge_rows = [dict(e._mapping) for e in conn.execute(
             sa.select(edges).order_by(edges.c.kind, edges.c.src, edges.c.dst))
             if e.src in nodes and e.dst in nodes]
         files["records/edges.json"] = layout.dumps(edge_rows)
         targets = _targets(conn, run_ids, snap_ids, split_ids, model_refs)
+        targets |= {f"model:{h['name']}@{h['alias']}" for h in histories.values()}
     objects, omitted = _objects(store, files, snap_ids, data)
     for oid in objects:
         files[f"objects/{_hex(oid)}"] = _object(store, oid)
@@ -274,6 +278,25 @@ def _model_record(conn: sa.Connection, ref: str) -> dict:
         registry.model_aliases.c.name == name, registry.model_aliases.c.version == int(tag[1:]))
         .order_by(registry.model_aliases.c.alias)).scalars().all()
     return {"ref": dict(row._mapping), "aliases": list(aliases)}
+
+
+def _alias_histories(conn: sa.Connection, model_refs: list[str]) -> dict[str, dict]:
+    """``NAME@ALIAS`` -> every move (who, when, why, from, to) of each alias that ever pointed at
+    one of the model versions inside, oldest first: the whole history of that alias, not a part."""
+    inside: dict[str, set[int]] = {}
+    for m in model_refs:
+        name, _, tag = m.partition("@")
+        inside.setdefault(name, set()).add(int(tag[1:]))
+    moves = registry.model_alias_moves
+    out: dict[str, dict] = {}
+    for name, versions in sorted(inside.items()):
+        rows = conn.execute(sa.select(moves).where(moves.c.name == name)
+                            .order_by(moves.c.alias, moves.c.audit_seq)).all()
+        for alias in sorted({r.alias for r in rows if {r.from_version, r.to_version} & versions}):
+            out[f"{name}@{alias}"] = {"name": name, "alias": alias, "moves": [
+                {c: getattr(r, c) for c in ("audit_seq", "from_version", "to_version", "at", "actor", "reason")}
+                for r in rows if r.alias == alias]}
+    return out
 
 
 def _targets(conn: sa.Connection, run_ids: list[str], snap_ids: list[str], split_ids: list[str],

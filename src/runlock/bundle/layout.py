@@ -17,6 +17,7 @@ A bundle (``.rlb``) is an uncompressed tar whose first member is ``manifest.json
     records/snapshots/HEX.json    a snapshot's row and the refs naming it
     records/splits/HEX.json       a split's row and the refs naming it
     records/models/NAME@vN.json   a model version's ref row and the aliases pointing at it
+    records/aliases/NAME@ALIAS.json  every move of an alias that ever pointed at a version inside
     records/edges.json            the lineage edges among the entities inside
 
 Every member has mtime 0, uid/gid 0, no owner names and mode 0644, so the same content gives the

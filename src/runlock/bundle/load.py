@@ -9,7 +9,13 @@ already exists must be identical; a name already taken by other content refuses 
 Every imported sealed record gets a sealing audit entry of its own kind here (``run.seal``,
 ``snapshot.create``, ``split.…``, ``model.register``) whose state digest must equal the one
 the source store sealed, so ``sealed.require`` (and so ``rerun``) guards it in this store as in
-the first; and one ``bundle.import`` entry names the bundle, its root and its key. The code comes
+the first; and one ``bundle.import`` entry names the bundle, its root and its key.
+
+Alias history comes too: each move of an alias (who, when, why, from, to) not yet here gets a
+``model.alias.import`` entry (target ``model:NAME@ALIAS``, with the original actor and time and the
+source's state digest in its details) and its row in ``model_alias_moves``, and the alias points
+where its last move put it. A history here that is not a beginning of the bundle's (or the
+bundle's a beginning of it) refuses the import: two stores moved the alias differently. The code comes
 as git bundles, fetched into the store's own repository ``.runlock/code.git``, where ``rerun``
 finds a recorded commit when the run's original repository is not here.
 """
@@ -25,9 +31,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
-from runlock import audit, keys, lineage, sealed
+from runlock import audit, keys, lineage, registry, sealed
 from runlock.bundle import layout
-from runlock.bundle.check import verify
+from runlock.bundle.check import alias_state, verify
 from runlock.data.snapshot import snapshots
 from runlock.data.split import splits
 from runlock.errors import Conflict, IntegrityError, RunlockError
@@ -51,6 +57,7 @@ class ImportResult:
     objects: int
     new_records: int
     commits: list[str] = field(default_factory=list)
+    alias_moves: int = 0          # alias moves imported (not here before)
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -73,6 +80,7 @@ def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -
     commits = _fetch_code(store, members)
     seals = _seals(members)
     inside = manifest["contents"]
+    moved = [0]
 
     def write(conn: sa.Connection) -> int:
         new = 0
@@ -89,6 +97,9 @@ def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -
                 new += _refs(conn, [json.loads(data)["ref"]])
         for e in json.loads(members.get("records/edges.json", b"[]")):
             new += lineage.record_edge(conn, e["kind"], e["src"], e["dst"])
+        histories = [json.loads(members[n]) for n in sorted(members) if n.startswith("records/aliases/")]
+        moved[0] = _alias_histories(conn, store.actor, histories, bundle_id)
+        new += moved[0]
         if not new:
             return 0
         for target, (action, seq, state) in sorted(seals.items()):
@@ -103,12 +114,64 @@ def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -
         audit.append(conn, store.actor, "bundle.import", f"bundle:{bundle_id}",
                      details={"root": manifest["root"], "key_id": key.keyid, "key_given": given,
                               "runs": inside["runs"], "snapshots": inside["snapshots"],
-                              "splits": inside["splits"], "models": inside["models"], "data": manifest["data"]})
+                              "splits": inside["splits"], "models": inside["models"], "data": manifest["data"],
+                              "alias_moves": moved[0]})
         return new
 
     new = store.db.run_write(write)
     return ImportResult(str(path), manifest["root"], key.keyid, given, inside["runs"], inside["snapshots"],
-                        inside["splits"], inside["models"], len(objects), new, commits)
+                        inside["splits"], inside["models"], len(objects), new, commits, moved[0])
+
+
+MOVE_KEY = ("from_version", "to_version", "at", "actor", "reason")
+
+
+def _alias_histories(conn: sa.Connection, actor: str, histories: list[dict], bundle_id: str) -> int:
+    """Import the alias moves that are not here yet, in the order the source made them; return how many."""
+    todo = []
+    for rec in histories:
+        todo += [(rec["name"], rec["alias"], m) for m in _new_moves(conn, rec)]
+    for name, alias, move in sorted(todo, key=lambda t: t[2]["audit_seq"]):
+        _import_move(conn, actor, name, alias, move, bundle_id)
+    return len(todo)
+
+
+def _new_moves(conn: sa.Connection, rec: dict) -> list[dict]:
+    """The bundle's moves of one alias that this store lacks; refuses a history that diverged."""
+    moves = registry.model_alias_moves
+    here = [tuple(getattr(r, c) for c in MOVE_KEY) for r in conn.execute(
+        sa.select(moves).where(moves.c.name == rec["name"], moves.c.alias == rec["alias"])
+        .order_by(moves.c.audit_seq))]
+    theirs = [tuple(m[c] for c in MOVE_KEY) for m in rec["moves"]]
+    if here == theirs[:len(here)]:
+        return rec["moves"][len(here):]
+    if theirs == here[:len(theirs)]:
+        return []                           # this store has the bundle's history and moved the alias since
+    raise Conflict(f"model:{rec['name']}@{rec['alias']} has a history here that differs from the bundle's (the two "
+                   "stores moved it differently); nothing was imported.")
+
+
+def _import_move(conn: sa.Connection, actor: str, name: str, alias: str, move: dict, bundle_id: str) -> None:
+    """One move as a ``model.alias.import`` entry and its row, keeping its source's actor, time and digest."""
+    target = f"model:{name}@{alias}"
+    state = sealed.digest(alias_state(name, alias, move))
+    seq = audit.append(conn, actor, "model.alias.import", target,
+                       details={"from": _v(move["from_version"]), "to": _v(move["to_version"]),
+                                "reason": move["reason"], "actor": move["actor"], "at": move["at"],
+                                "imported_from": bundle_id, "source_seq": move["audit_seq"], "state": state})
+    moves, aliases = registry.model_alias_moves, registry.model_aliases
+    conn.execute(moves.insert().values(audit_seq=seq, name=name, alias=alias, **{c: move[c] for c in MOVE_KEY}))
+    conn.execute(aliases.delete().where(aliases.c.name == name, aliases.c.alias == alias))
+    if move["to_version"] is not None:
+        conn.execute(aliases.insert().values(name=name, alias=alias, version=move["to_version"], set_at=move["at"],
+                                             set_by=move["actor"], reason=move["reason"]))
+    if sealed.state(conn, "alias", target, seq) != state:
+        raise IntegrityError(f"The alias move of {target} (source entry {move['audit_seq']}) does not give "
+                             "the state its source sealed; nothing was imported.")
+
+
+def _v(version: int | None) -> str | None:
+    return None if version is None else f"v{version}"
 
 
 def _pem_key(members: dict[str, bytes]):  # noqa: ANN202 - an Ed25519PublicKey
