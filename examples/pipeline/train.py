@@ -1,28 +1,45 @@
-"""Stage 3: fine-tune a tiny linear model with full-batch gradient descent (numpy, CPU, < 1 s).
+"""Stage 3: fine-tune a LoRA adapter (peft, rank 4 on fc2 and head) on the tiny base model of
+tinymodel.py: full-batch Adam with a cosine schedule, on the CPU, deterministic (one thread,
+torch's deterministic algorithms, seeded by RUNLOCK_SEED). Writes the adapter (peft's
+save_pretrained: adapter_model.safetensors, adapter_config.json, README.md) to model/.
 
-It stands in for a LoRA fine-tune to keep the example cheap; the loss of every epoch is logged to
-the stage's run. PIPELINE_SLOW_S (tests only) sleeps half-way, so a test can kill it mid-stage."""
+The loss of every epoch is logged to the stage's run. PIPELINE_SLOW_S (tests only) sleeps
+half-way, so a test can kill the stage in the middle of training."""
 import os
 import time
 
 import numpy as np
+import torch
 import yaml
+from peft import LoraConfig, get_peft_model
 
 import runlock
+import tinymodel
 
+torch.set_num_threads(1)
+torch.use_deterministic_algorithms(True)
 p = yaml.safe_load(open("params.yaml"))["train"]
 rows = np.loadtxt("data/split/train.csv", delimiter=",")
-x, y = np.column_stack([rows[:, :-1], np.ones(len(rows))]), rows[:, -1]
-w = np.random.default_rng(int(os.environ.get("RUNLOCK_SEED", "0"))).normal(scale=0.01, size=x.shape[1])
+x = torch.tensor(rows[:, :-1], dtype=torch.float32)
+y = torch.tensor(rows[:, -1], dtype=torch.float32)
+
+torch.manual_seed(int(os.environ.get("RUNLOCK_SEED", "0")))     # LoRA's A matrices start random
+lora = LoraConfig(r=p["rank"], lora_alpha=2 * p["rank"], target_modules=["fc2", "head"], lora_dropout=0.0)
+model = get_peft_model(tinymodel.base_model(), lora)
+# peft keeps target_modules as a set, whose order (and so adapter_config.json's bytes) changes with
+# PYTHONHASHSEED from one process to the next; `runlock pipeline verify train` found it
+model.peft_config["default"].target_modules = sorted(model.peft_config["default"].target_modules)
+opt = torch.optim.Adam([w for w in model.parameters() if w.requires_grad], lr=p["lr"])
+schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p["epochs"])
 run = runlock.current_run()
 for epoch in range(p["epochs"]):
-    err = x @ w - y
-    w -= p["lr"] * 2 * x.T @ err / len(y)
+    opt.zero_grad()
+    loss = torch.mean((model(x) - y) ** 2)
+    loss.backward()
+    opt.step()
+    schedule.step()
     if run is not None:
-        run.log({"loss": float(np.mean(err ** 2))}, step=epoch)
+        run.log({"loss": loss.item()}, step=epoch)
     if epoch == p["epochs"] // 2 and os.environ.get("PIPELINE_SLOW_S"):
         time.sleep(float(os.environ["PIPELINE_SLOW_S"]))
-os.makedirs("model", exist_ok=True)
-np.save("model/weights.npy", w)
-with open("model/config.yaml", "w") as f:
-    yaml.safe_dump({"features": 4, "bias": True, "lr": p["lr"], "epochs": p["epochs"]}, f)
+model.save_pretrained("model")

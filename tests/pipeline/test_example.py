@@ -1,7 +1,9 @@
-"""The 4-stage example (examples/pipeline: prepare -> split -> train -> evaluate), run for real."""
+"""The 4-stage example (examples/pipeline: prepare -> split -> fine-tune a LoRA adapter with peft ->
+evaluate), run for real."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -22,8 +24,8 @@ from runlock.tracking import records
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline"
 BIN = Path(sys.executable).parent
-OUTS = ("data/all.csv", "data/split/train.csv", "data/split/test.csv", "model/weights.npy", "model/config.yaml",
-        "metrics.json")
+OUTS = ("data/all.csv", "data/split/train.csv", "data/split/test.csv", "model/adapter_model.safetensors",
+        "model/adapter_config.json", "metrics.json")
 
 
 @pytest.fixture
@@ -57,8 +59,11 @@ def test_repro_runs_four_then_none_then_the_two_a_param_reaches(project: Path, s
     rec = records.get(store, train.run_id)
     lk = locks.load(store, rec.recipe_id)
     assert rec.status == "finished" and lk["seed"] == 0
-    assert lk["config"]["pipeline"]["params"] == {"params.yaml:train.epochs": 60, "params.yaml:train.lr": 0.05}
-    assert set(lk["config"]["pipeline"]["deps"]) == {"train.py", "data/split"}
+    assert lk["config"]["pipeline"]["params"] == {"params.yaml:train.epochs": 400, "params.yaml:train.lr": 0.05,
+                                                  "params.yaml:train.rank": 4}
+    assert set(lk["config"]["pipeline"]["deps"]) == {"train.py", "tinymodel.py", "data/split"}
+    adapter = json.loads((project / "model" / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["r"] == 4 and adapter["target_modules"] == ["fc2", "head"]
     with store.db.read() as conn:
         edges = {(r.kind, r.src, r.dst) for r in conn.execute(sa.select(schema.edges))}
     split_art = state.last(store, str(pipe.root), "split").outs["data/split"]["digest"]
@@ -96,11 +101,34 @@ def test_verify_reruns_one_stage_from_its_recorded_inputs_bitwise(project: Path,
     pipe = pipeline.load(project)
     pipeline.repro(store, pipe)
     shutil.rmtree(project / "data")      # verify needs nothing upstream on disk: it rebuilds the inputs
-    (result,) = pipeline.verify(store, pipe, ["evaluate"])
-    assert result.tier == "bitwise"
-    assert result.rerun != result.recorded_run
-    assert records.get(store, result.rerun).status == "finished"
+    results = pipeline.verify(store, pipe, ["evaluate", "train"])
+    # train too: the LoRA fine-tune is bitwise in a fresh process (another PYTHONHASHSEED, where
+    # peft's set of target modules once reordered adapter_config.json)
+    assert {r.stage: r.tier for r in results} == {"train": "bitwise", "evaluate": "bitwise"}
+    for result in results:
+        assert result.rerun != result.recorded_run
+        assert records.get(store, result.rerun).status == "finished"
     assert not (project / "data").exists()                    # nothing upstream was rerun in place
+
+
+def test_evaluate_applies_the_adapter_as_peft_does(tmp_path: Path) -> None:
+    """evaluate.py merges the adapter without importing peft; it must compute what peft computes."""
+    torch = pytest.importorskip("torch")
+    peft = pytest.importorskip("peft")
+    spec = importlib.util.spec_from_file_location("tinymodel", EXAMPLE / "tinymodel.py")
+    tinymodel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tinymodel)
+    torch.manual_seed(3)
+    tuned = peft.get_peft_model(tinymodel.base_model(), peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules=["fc2", "head"], lora_dropout=0.0, init_lora_weights=False))
+    tuned.save_pretrained(tmp_path / "adapter")
+    x = torch.randn(64, 4)
+    with torch.no_grad():
+        ours = tinymodel.with_adapter(tinymodel.base_model(), str(tmp_path / "adapter"))(x)
+        theirs = tuned(x)
+        loaded = peft.PeftModel.from_pretrained(tinymodel.base_model(), tmp_path / "adapter")(x)
+    assert not torch.allclose(ours, tinymodel.base_model()(x))          # the adapter changes the model
+    assert torch.allclose(ours, theirs, atol=1e-5) and torch.allclose(ours, loaded, atol=1e-5)
 
 
 def _cli(project: Path, *args: str, **kw) -> subprocess.Popen:  # noqa: ANN003
@@ -119,7 +147,12 @@ def test_killed_mid_stage_leaves_no_half_written_out_and_resume_finishes(project
         time.sleep(0.2)
     else:
         pytest.fail("train never started")
-    time.sleep(1.5)                                            # the train script is in its sleep, mid-stage
+    while time.monotonic() < deadline:                         # half-way through training, in its sleep
+        if (records.get(store, row.run_id).last_step or 0) >= 200:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("train never reached half-way")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (project / "model").exists()                    # removed before the stage; never half-written
