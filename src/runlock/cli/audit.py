@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from runlock import audit, keys
 from runlock.cli import common
+from runlock.cli.service import service
 from runlock.errors import InvalidInput
 
 app = typer.Typer(help="The tamper-evident audit log: list, verify, checkpoint, prove.", no_args_is_help=True)
@@ -43,13 +44,13 @@ def verify(ctx: typer.Context, key: Path = KEY_OPTION,
     """Recompute the hash chain and the Merkle tree, check every signed checkpoint (one is required
     every 256 entries) and every gate.pass's attestation, and name the first entry that was altered,
     removed, reordered or cut off. Exits 1 when the log (or, with --deep, a sealed record) is not intact."""
-    store = common.store(ctx)
+    svc = service(ctx)
     trusted = keys.load_public(key) if key else None
     with Progress(TextColumn("verifying audit log"), BarColumn(), TextColumn("{task.completed} entries"),
                   console=common.err_console, transient=True,
                   disable=as_json or not common.err_console.is_terminal) as bar:
         task = bar.add_task("verify", total=None)
-        report = audit.verify(store, key=trusted, deep=deep, progress=lambda n: bar.update(task, completed=n))
+        report = svc.verify_audit(key=trusted, deep=deep, progress=lambda n: bar.update(task, completed=n))
     common.emit(report, as_json, _render_verify)
     if not report.ok:
         raise typer.Exit(1)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import typer
 
 from runlock.cli import common
+from runlock.cli.service import service
 from runlock.data.checkout import checkout as checkout_snapshot
 from runlock.data.diff import SnapshotDiff, diff as diff_snapshots
-from runlock.data.snapshot import Snapshot, SnapshotInfo, create_snapshot, list_snapshots, load_snapshot
+from runlock.data.snapshot import Snapshot, SnapshotInfo, list_snapshots, load_snapshot
 from runlock.data.verify import VerifyReport, verify as verify_snapshots
 
 app = typer.Typer(help="Dataset snapshots: content-addressed, versioned, verifiable.", no_args_is_help=True)
@@ -28,12 +29,12 @@ def snapshot_cmd(
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Snapshot PATH as the next version of ds:NAME (no new version if nothing changed)."""
-    store = common.store(ctx)
+    svc = service(ctx)
     with common.progress("hashing", _bar(progress, as_json), unit="bytes") as tick:
         on_progress = (lambda p: tick(p.bytes_done, p.bytes_total, note=f"{p.files_done}/{p.files_total} files")
                        ) if tick else None
-        snap = create_snapshot(store, path, name, id_column=id_column, kind=kind, on_progress=on_progress,
-                               use_cache=not no_cache)
+        snap = svc.snapshot(path, name, id_column=id_column, kind=kind, on_progress=on_progress,
+                            use_cache=not no_cache)
     common.emit(snap, as_json, _render_snapshot)
 
 

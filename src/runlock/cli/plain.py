@@ -21,7 +21,14 @@ from typing import Any
 
 import typer
 
+try:  # typer >= 0.20 brings its own click (as cli/group.py)
+    from typer._click.core import ParameterSource
+except ImportError:  # pragma: no cover
+    from click.core import ParameterSource
+
 from runlock.cli.group import state
+from runlock.errors import InvalidInput
+from runlock.remote import credentials
 from runlock.store import Store
 from runlock.workspace import open_store, tidy
 
@@ -34,10 +41,26 @@ READING = frozenset({"list", "show", "diff", "history", "log", "whoami", "lineag
                      "explain", "plot", "export-public"})
 
 
+def server_for(ctx: typer.Context) -> str | None:
+    """The team server this command talks to: ``RUNLOCK_SERVER``, unless ``--store`` is on the
+    command line (an explicit local store wins)."""
+    if ctx.find_root().get_parameter_source("store") == ParameterSource.COMMANDLINE:
+        return None
+    return credentials.server_url()
+
+
 def store(ctx: typer.Context) -> Store:
-    """The store this command acts on, opened once per command (and tidied, unless it only reads)."""
+    """The store this command acts on, opened once per command (and tidied, unless it only reads).
+    Under ``RUNLOCK_SERVER`` a command that is not served yet says so (exit 2) instead of
+    silently using a store here (cli/service.py picks the server for those that are)."""
     st = state(ctx)
     if st._store is None:
+        url = server_for(ctx)
+        if url is not None:
+            raise InvalidInput(f"`{ctx.command_path}` does not work against a runlock server yet "
+                               f"(RUNLOCK_SERVER={url}).",
+                               hint="Unset RUNLOCK_SERVER to use the store here, or pass --store PATH. "
+                                    "docs/server.md lists the commands a server answers.")
         opened = open_store(st.store_path, token=st.token)
         ctx.find_root().call_on_close(opened.close)
         if ctx.info_name not in READING:

@@ -9,6 +9,7 @@ from rich.tree import Tree
 
 from runlock import cards, registry
 from runlock.cli import common, runids
+from runlock.cli.service import service
 
 app = typer.Typer(help="Register models, move aliases, download exact bytes, write model cards.",
                   no_args_is_help=True)
@@ -30,7 +31,7 @@ def register(ctx: typer.Context, run: str = typer.Argument(..., help="The finish
     """Register a finished run's artifact as the next version of model:NAME."""
     meta = {k: v for k, v in (("license", license), ("description", description),
                                ("limitations", limitations)) if v is not None}
-    mv = registry.register(common.store(ctx), run, artifact, name, meta=meta)
+    mv = service(ctx).register_model(run, artifact, name, meta)
     common.emit(mv, as_json, lambda m: common.console.print(f"{m.ref}  {m.digest}", highlight=False))
 
 
@@ -38,9 +39,10 @@ def register(ctx: typer.Context, run: str = typer.Argument(..., help="The finish
 def list_(ctx: typer.Context, name: str = typer.Argument(None, help="Only versions of this model."),
           wide: bool = runids.WIDE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """List model versions with their aliases."""
-    store = common.store(ctx)
-    found = registry.list_models(store, name)
-    ids = {} if as_json else runids.labels(store, [m.run_id for m in found], wide)
+    svc = service(ctx)
+    found = svc.list_models(name)
+    run_ids = [m.run_id for m in found]
+    ids = {} if as_json else {i: i for i in run_ids} if wide else svc.short_ids(run_ids)
     common.emit(found, as_json, lambda ms: common.console.print(common.table(
         None, ["model", "aliases", "content id", "run", "artifact", "registered"],
         [(m.ref, " ".join(f"@{a}" for a in m.aliases), common.short(m.digest), ids[m.run_id], m.artifact,
@@ -51,7 +53,7 @@ def list_(ctx: typer.Context, name: str = typer.Argument(None, help="Only versio
 def show(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
          as_json: bool = common.JSON_OPTION) -> None:
     """Show one model version."""
-    mv = registry.resolve(common.store(ctx), ref)
+    mv = service(ctx).resolve_model(ref)
 
     def render(m: registry.ModelVersion) -> None:
         tree = Tree(f"[bold]{m.ref}[/] " + " ".join(f"[cyan]@{a}[/]" for a in m.aliases))
@@ -71,7 +73,7 @@ def get(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
         progress: bool = common.PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Download a model version's exact bytes, verified, and record the read in the audit log."""
     with common.progress("writing", progress, unit="bytes") as on_progress:
-        result = registry.get(common.store(ctx), ref, dest, force=force, on_progress=on_progress)
+        result = service(ctx).get_model(ref, dest, force=force, on_progress=on_progress)
     common.emit(result, as_json, lambda r: common.console.print(
         f"wrote {r.ref} to {r.dest} ({r.files} file(s), {r.size} B, verified {r.digest})", highlight=False))
 

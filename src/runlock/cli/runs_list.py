@@ -9,6 +9,7 @@ import typer
 
 from runlock.cli import plain, runids
 from runlock.cli.runs import colour, hex_prefix
+from runlock.cli.service import service
 from runlock.tracking import query
 
 WHERE_HELP = ("Filter, e.g. \"config.lr > 1e-4 and summary.eval_f1 >= 0.9\": comparisons (== != < <= > >= in) "
@@ -33,13 +34,14 @@ def list_(
 ) -> None:
     """List runs, newest first, or filtered with --where and ordered with --sort (deleted runs
     are left out; --deleted lists them)."""
-    store = plain.store(ctx)
-    found = query.find_runs(store, project=project, status=status, where=where, sort=sort,
-                            limit=limit or None, deleted=deleted)
+    svc = service(ctx)
+    found = svc.find_runs(project=project, status=status, where=where, sort=sort, limit=limit or None,
+                          deleted=deleted)
     if as_json:
         plain.print_json(found)
         return
-    render(found, runids.labels(store, [f.record.id for f in found], wide), deleted)
+    ids = [f.record.id for f in found]
+    render(found, {i: i for i in ids} if wide else svc.short_ids(ids), deleted)
 
 
 def render(found: list[query.FoundRun], ids: dict[str, str], deleted: bool = False) -> None:

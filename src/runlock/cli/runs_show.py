@@ -7,24 +7,15 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
-from runlock import artifacts
 from runlock.cli import common
 from runlock.cli.runs import RUN_ARG, colour, num
-from runlock.tracking import annotations
-from runlock.tracking import lock as locks
-from runlock.tracking import records, series
+from runlock.cli.service import service
 
 
 def show(ctx: typer.Context, run: str = RUN_ARG, as_json: bool = common.JSON_OPTION) -> None:
     """Show one run: its record, tags and notes, its lock, its metrics (last, min, max, steps)
     and its artifacts."""
-    store = common.store(ctx)
-    rec = records.get(store, run)
-    data = {"run": rec.to_dict(), "lock": locks.load(store, rec.recipe_id) if rec.recipe_id else None,
-            "metrics": series.summarize(store, rec.id),
-            "notes": annotations.notes(store, rec.id),
-            "artifacts": [a.to_dict() for a in artifacts.for_run(store, rec.id)]}
-    common.emit(data, as_json, _render_show)
+    common.emit(service(ctx).run_view(run).to_dict(), as_json, _render_show)
 
 
 def _render_show(data: dict) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import typer
 
 from runlock.cli import common
+from runlock.cli.service import service
 from runlock.data.leakage import LeakageReport
 from runlock.data.minhash import NearDupSettings
-from runlock.data.split import Split, SplitInfo, create_split, list_splits, load
+from runlock.data.split import Split, SplitInfo, list_splits, load
 from runlock.data.split_ops import Checked, Exported, apply_split, check_split, export_split, import_split
 from runlock.data.strategies import STRATEGIES
 from runlock.errors import InvalidInput
+from runlock.remote.interface import SplitRequest
 
 app = typer.Typer(help="Static, versioned splits of a dataset snapshot, with leakage checks.",
                   no_args_is_help=True)
@@ -49,13 +51,14 @@ def create_cmd(
     creation is reported (exit 1 with --strict)."""
     if strict and no_check:
         raise InvalidInput("--strict needs the leakage checks; drop --no-check.")
-    store = common.store(ctx)
+    request = SplitRequest(snapshot, name=name, ratios=tuple(_floats(ratios)), seed=seed, strategy=strategy,
+                           by=by, group=group, names=_tuple(_names(names)), dedup=dedup, check=not no_check,
+                           text_columns=tuple(text or ()) or None,
+                           settings={"shingle": shingle, "threshold": threshold, "bands": bands, "rows": rows})
+    svc = service(ctx)
     with common.progress("split", _wanted(progress, as_json)) as tick:
         on_progress = (lambda stage, done, total: tick(done, total, description=stage)) if tick else None
-        result = create_split(store, snapshot, name=name, ratios=_floats(ratios), seed=seed, strategy=strategy,
-                              by=by, group=group, names=_names(names), dedup=dedup, check=not no_check,
-                              text_columns=text or None, settings=NearDupSettings(shingle, threshold, bands, rows),
-                              on_progress=on_progress)
+        result = svc.split(request, on_progress=on_progress)
     common.emit(result, as_json, _render_split)
     if strict and result.leakage is not None and not result.leakage.passed:
         raise typer.Exit(1)
@@ -201,6 +204,10 @@ def _floats(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise InvalidInput(f"--ratios {text!r} must be numbers separated by commas, e.g. 0.8,0.1,0.1.") from None
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values is not None else None
 
 
 def _names(text: str | None) -> list[str] | None:

@@ -32,11 +32,12 @@ class ServerUnavailable(StoreError):
 
 
 class NotSignedIn(RunlockError):
-    pass
+    exit_code = 3
 
 
 class Refused(RunlockError):
-    pass
+    """403: the same exit status as a local ``PermissionDenied``."""
+    exit_code = 3
 
 
 class Missing(NotFound):

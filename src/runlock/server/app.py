@@ -33,7 +33,7 @@ from runlock.authz import ALL_PROJECTS, allowed, needed_role, role_grants
 from runlock.errors import (Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied,
                             RunlockError, SealedError, StoreBusy, StoreError)
 from runlock.refs import check_name
-from runlock.server import ingest, webui
+from runlock.server import ingest, routes_service, webui
 from runlock.server.limits import BodyLimit
 from runlock.server.permissions import V1, rule_for
 from runlock.store import Store
@@ -88,6 +88,7 @@ def create_app(store: Store) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected)
     _routes(app)
+    routes_service.add(app)              # what the CLI's commands ask of a server (remote/http.py)
     app.mount("/", webui.pages(store))   # the web UI, after the API: its own sign-in and the same roles
     return app
 
@@ -196,11 +197,12 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
 
     @app.get(f"{V1}/runs")
     def list_runs(request: Request, project: str | None = None, status: str | None = None,
-                  where: str | None = None, sort: str | None = None, limit: int = 100) -> dict:
+                  where: str | None = None, sort: str | None = None, limit: int = 100,
+                  deleted: bool = False) -> dict:
         store = _store(request)
         if not 0 < limit <= 10_000:
             raise InvalidInput("limit is 1 to 10000.")
-        found = find_runs(store, project=project, status=status, where=where, sort=sort)
+        found = find_runs(store, project=project, status=status, where=where, sort=sort, deleted=deleted)
         with store.db.read() as conn:
             readable = {p for p in {f.record.project for f in found}
                         if allowed(conn, store.actor, "run.read", ALL_PROJECTS, {"project": p})}

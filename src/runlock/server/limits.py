@@ -22,6 +22,8 @@ def limit_for(method: str, path: str) -> int:
         return MAX_OBJECT_BYTES
     if method == "POST" and path.startswith(f"{V1}/runs/") and path.endswith("/points"):
         return MAX_BATCH_BYTES
+    if method == "POST" and path == f"{V1}/snapshots":     # a manifest lists every file
+        return MAX_BATCH_BYTES
     return MAX_BODY_BYTES
 
 

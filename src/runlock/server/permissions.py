@@ -49,6 +49,16 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/objects/missing"): Rule("object.put", any_project=True),
     ("PUT", f"{V1}/objects/{{digest}}"): Rule("object.put", any_project=True),
     ("GET", f"{V1}/objects/{{digest}}"): Rule("object.read", any_project=True),
+    # what the CLI's commands ask (server/routes_service.py, remote/http.py)
+    ("POST", f"{V1}/runs/labels"): SIGNED_IN,            # the shortest unique prefix of given ids
+    ("GET", f"{V1}/runs/{{run_id}}/view"): Rule("run.read", "run:{run_id}"),
+    ("GET", f"{V1}/models"): SIGNED_IN,                  # filtered to the projects the caller may read
+    ("GET", f"{V1}/models/resolve"): SIGNED_IN,          # the handler requires run.read on its run's project
+    ("POST", f"{V1}/models"): Rule("model.register", None),   # the run in the body names the project
+    ("POST", f"{V1}/models/read"): Rule("model.read", None),  # registry.prepare_read checks the version's project
+    ("GET", f"{V1}/audit/verify"): Rule("audit.verify", "*"),
+    ("POST", f"{V1}/snapshots"): Rule("snapshot.create", "*"),   # snapshots belong to no project
+    ("POST", f"{V1}/splits"): Rule("split.create", "*"),
 }
 
 

@@ -1,0 +1,150 @@
+"""``HttpService``: the ``Service`` of a team server, over its ``/api/v1``.
+
+Each method makes the call ``server/routes_service.py`` answers and rebuilds the domain's own
+typed value from the JSON, so the surfaces format it exactly as they format a local one. Bytes
+travel by sha256 only: a snapshot hashes its files here into ``ServerObjects`` (which uploads
+only what the server lacks; the server re-hashes and then checks the manifest against the
+objects); a model download goes through ``artifacts.download`` with the server's objects, so
+the path checks of ``runlock.paths`` and the hash check of every byte run here, on the client.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runlock import artifacts
+from runlock.audit import Problem, VerifyReport
+from runlock.data.leakage import LeakageReport
+from runlock.data.snapshot import Snapshot, build_manifest, default_name
+from runlock.data.split import Split
+from runlock.errors import InvalidInput
+from runlock.refs import check_name
+from runlock.registry import ModelVersion
+from runlock.remote.client import Client
+from runlock.remote.interface import RunView, SplitRequest
+from runlock.remote.objects import ServerObjects, ServerView
+from runlock.tracking.annotations import Note
+from runlock.tracking.query import FoundRun
+from runlock.tracking.records import RunRecord
+from runlock.tracking.series import KeySummary
+
+MAX_LIST = 10_000
+
+
+class HttpService:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.where = client.url
+        self.objects = ServerObjects(client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- runs --------------------------------------------------------------------------------------
+    def find_runs(self, *, project: str | None = None, status: str | None = None, where: str | None = None,
+                  sort: str | None = None, limit: int | None = None, deleted: bool = False) -> list[FoundRun]:
+        if limit is not None and not 0 < limit <= MAX_LIST:
+            raise InvalidInput(f"A server lists at most {MAX_LIST} runs at a time; pass --limit 1 to {MAX_LIST}.")
+        rows = self.client.call("GET", "/runs", params={k: v for k, v in {
+            "project": project, "status": status, "where": where, "sort": sort, "limit": limit or MAX_LIST,
+            "deleted": "true" if deleted else None}.items() if v is not None})["runs"]
+        return [FoundRun(_record(r), r.get("fields") or {}) for r in rows]
+
+    def short_ids(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        return self.client.call("POST", "/runs/labels", json={"ids": ids})["labels"]
+
+    def run_view(self, ref: str) -> RunView:
+        d = self.client.call("GET", f"/runs/{_segment(ref)}/view")
+        return RunView(_record(d["run"]), d["lock"], [_summary(m) for m in d["metrics"]],
+                       [Note(**n) for n in d["notes"]], [_artifact(a) for a in d["artifacts"]])
+
+    # -- models ------------------------------------------------------------------------------------
+    def list_models(self, name: str | None = None) -> list[ModelVersion]:
+        if name is not None:
+            check_name(name, "model name")
+        params = {"name": name} if name is not None else {}
+        return [_model(m) for m in self.client.call("GET", "/models", params=params)["models"]]
+
+    def resolve_model(self, ref: str) -> ModelVersion:
+        return _model(self.client.call("GET", "/models/resolve", params={"ref": ref}))
+
+    def register_model(self, run: str, artifact: str, name: str, meta: dict | None = None) -> ModelVersion:
+        return _model(self.client.call("POST", "/models", json={"run": run, "artifact": artifact, "name": name,
+                                                                "meta": meta or {}}))
+
+    def get_model(self, ref: str, dest: str | Path, *, force: bool = False,
+                  on_progress: Callable[..., None] | None = None) -> artifacts.Download:
+        """Ask the server for the version (it checks and audits the read), then write its bytes
+        here through ``artifacts.download``: every path checked, every byte hashed."""
+        target = os.path.abspath(dest)
+        d = self.client.call("POST", "/models/read", json={"ref": ref, "dest": target})
+        mv, art = _model(d["version"]), _artifact(d["artifact"])
+        with tempfile.TemporaryDirectory(prefix="runlock-client-") as nowhere:
+            view = ServerView(self.objects, Path(nowhere) / ".runlock", "client")
+            result = artifacts.download(view, art, target, force=force, on_progress=on_progress)  # type: ignore[arg-type]
+        return artifacts.Download(mv.ref, mv.digest, result.dest, result.files, result.size)
+
+    # -- audit -------------------------------------------------------------------------------------
+    def verify_audit(self, *, deep: bool = False, progress: Callable[[int], None] | None = None,
+                     key: Any = None) -> VerifyReport:
+        if key is not None:
+            raise InvalidInput("--key checks the log against a key you trust, so it needs the log's rows: run "
+                               "`runlock audit verify --key` where the store is, not through a server.")
+        d = self.client.call("GET", "/audit/verify", params={"deep": "true" if deep else "false"},
+                             timeout=600.0)
+        report = VerifyReport(d["entries"], d["root_hash"], d["checkpoints_checked"], d["signed_checkpoints"],
+                              d["key_id"], [Problem(p["seq"], p["kind"], p["message"]) for p in d["problems"]])
+        if progress is not None:
+            progress(report.entries)
+        return report
+
+    # -- data --------------------------------------------------------------------------------------
+    def snapshot(self, path: str | Path, name: str | None = None, *, id_column: str | None = None,
+                 kind: str | None = None, on_progress: Callable[[Any], None] | None = None,
+                 use_cache: bool = True) -> Snapshot:
+        """Hash ``path`` here, upload what the server lacks, and have the server name it."""
+        p = Path(path).absolute()
+        name = check_name(name or default_name(p))
+        manifest = build_manifest(self.objects, p, id_column=id_column, kind=kind, on_progress=on_progress)
+        d = self.client.call("POST", "/snapshots", json={"name": name, "manifest": manifest, "source": str(p)},
+                             timeout=600.0)
+        return Snapshot(d["id"], d["kind"], d["manifest"], d["name"], d["version"], d["created"])
+
+    def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split:
+        d = self.client.call("POST", "/splits", json=request.to_dict(), timeout=600.0)
+        report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
+        return Split(d["id"], d["manifest"], d["name"], d["version"], report, d["created"])
+
+
+def _segment(ref: str) -> str:
+    text = ref.removeprefix("run:")
+    if not text or "/" in text or text in (".", "..") or len(text) > 200:
+        raise InvalidInput(f"{ref[:80]!r} is not a run id.")
+    return text
+
+
+def _float(v: Any) -> Any:
+    return float(v) if v in ("nan", "inf", "-inf") else v
+
+
+def _record(d: dict) -> RunRecord:
+    return RunRecord(**{k: d.get(k) for k in RunRecord.__dataclass_fields__})
+
+
+def _summary(d: dict) -> KeySummary:
+    return KeySummary(**{k: _float(d.get(k)) for k in KeySummary.__dataclass_fields__})
+
+
+def _artifact(d: dict) -> artifacts.Artifact:
+    return artifacts.Artifact(**{k: d.get(k) for k in artifacts.Artifact.__dataclass_fields__})
+
+
+def _model(d: dict) -> ModelVersion:
+    values = {k: d.get(k) for k in ModelVersion.__dataclass_fields__}
+    return ModelVersion(**{**values, "aliases": tuple(values["aliases"] or ())})

@@ -1,0 +1,103 @@
+"""``Service``: what the surfaces ask of a store, whether it is a folder here or a team server.
+
+The CLI (and, in time, the Python API) calls these methods and formats what they return; it never
+knows which implementation it holds. ``local.LocalService`` wraps the domain functions over an
+open ``Store``; ``http.HttpService`` calls ``runlock server``'s ``/api/v1`` and rebuilds the same
+typed values from its JSON. Both are held to one conformance suite
+(tests/server/test_conformance.py): the same calls give the same values, and the same commands
+print the same text.
+
+The values are the domain's own frozen dataclasses (``FoundRun``, ``ModelVersion``,
+``VerifyReport``, ``Snapshot``, ``Split``, ``Download``), plus ``RunView`` for ``runs show``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from runlock.artifacts import Artifact, Download
+    from runlock.audit import VerifyReport
+    from runlock.data.snapshot import Snapshot
+    from runlock.data.split import Split
+    from runlock.registry import ModelVersion
+    from runlock.tracking.annotations import Note
+    from runlock.tracking.query import FoundRun
+    from runlock.tracking.records import RunRecord
+    from runlock.tracking.series import KeySummary
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as ``runs show`` prints it: record, lock, metric summaries, notes, artifacts."""
+
+    run: RunRecord
+    lock: dict | None
+    metrics: list[KeySummary]
+    notes: list[Note]
+    artifacts: list[Artifact]
+
+    def to_dict(self) -> dict:
+        return {"run": self.run.to_dict(), "lock": self.lock, "metrics": self.metrics, "notes": self.notes,
+                "artifacts": [a.to_dict() for a in self.artifacts]}
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """The arguments of ``create_split`` that travel (everything but the progress callback)."""
+
+    snapshot: str
+    name: str | None = None
+    ratios: tuple[float, ...] | None = None
+    seed: int = 0
+    strategy: str = "random"
+    by: str | None = None
+    group: str | None = None
+    names: tuple[str, ...] | None = None
+    dedup: bool = False
+    check: bool = True
+    text_columns: tuple[str, ...] | None = None
+    settings: dict | None = None     # NearDupSettings as a dict; None: the defaults
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+class Service(Protocol):
+    """What every surface needs of a store; see the module's docstring."""
+
+    where: str      # the store's folder or the server's URL, for messages
+
+    def close(self) -> None: ...
+
+    # runs
+    def find_runs(self, *, project: str | None = None, status: str | None = None, where: str | None = None,
+                  sort: str | None = None, limit: int | None = None, deleted: bool = False) -> list[FoundRun]: ...
+
+    def short_ids(self, ids: list[str]) -> dict[str, str]: ...
+
+    def run_view(self, ref: str) -> RunView: ...
+
+    # models
+    def list_models(self, name: str | None = None) -> list[ModelVersion]: ...
+
+    def resolve_model(self, ref: str) -> ModelVersion: ...
+
+    def register_model(self, run: str, artifact: str, name: str, meta: dict | None = None) -> ModelVersion: ...
+
+    def get_model(self, ref: str, dest: str | Path, *, force: bool = False,
+                  on_progress: Callable[..., None] | None = None) -> Download: ...
+
+    # audit
+    def verify_audit(self, *, deep: bool = False, progress: Callable[[int], None] | None = None,
+                     key: Any = None) -> VerifyReport: ...
+
+    # data
+    def snapshot(self, path: str | Path, name: str | None = None, *, id_column: str | None = None,
+                 kind: str | None = None, on_progress: Callable[[Any], None] | None = None,
+                 use_cache: bool = True) -> Snapshot: ...
+
+    def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split: ...

@@ -1,0 +1,167 @@
+"""The routes behind ``remote.http.HttpService``: what the CLI's commands need of a team server.
+
+Each handler calls one domain function (or ``remote.local.LocalService``, the same calls a local
+command makes) on the request's store, which acts as the token's identity, and returns its value
+as JSON; ``remote.http`` rebuilds the same typed value from it. Every route is in
+``permissions.PERMISSIONS``; where the table's target cannot name the project (a model named in
+the query, a list), the handler checks ``run.read`` on the project of each run it shows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Path as PathParam, Request
+from pydantic import BaseModel, Field
+
+from runlock import registry
+from runlock.authz import ALL_PROJECTS, allowed
+from runlock.data import uploaded
+from runlock.data.snapshot import save as save_snapshot
+from runlock.errors import PermissionDenied
+from runlock.refs import check_name
+from runlock.remote.interface import SplitRequest
+from runlock.remote.local import LocalService
+from runlock.server.permissions import V1
+from runlock.store import Store
+from runlock.store.schema import runs
+
+
+RunId = Annotated[str, PathParam(pattern=r"^(run:)?[0-9A-Za-z]{6,26}$", description="A run id or a unique prefix")]
+Ratio = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Column = Annotated[str, Field(max_length=200)]
+
+
+class Labels(BaseModel):
+    ids: list[str] = Field(max_length=10_000)
+
+
+class Register(BaseModel):
+    run: str = Field(max_length=200)
+    artifact: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelRead(BaseModel):
+    ref: str = Field(max_length=300)
+    dest: str = Field(default="", max_length=4096)     # where the client writes it: for the audit entry
+
+
+class SnapshotCreate(BaseModel):
+    name: str = Field(max_length=200)
+    manifest: dict[str, Any]
+    source: str | None = Field(default=None, max_length=4096)
+
+
+class NearDup(BaseModel):
+    """``NearDupSettings``, bounded."""
+    shingle: int = Field(default=2, ge=1, le=16)
+    threshold: float = Field(default=0.65, gt=0, le=1, allow_inf_nan=False)
+    bands: int = Field(default=30, ge=1, le=512)
+    rows: int = Field(default=4, ge=1, le=64)
+
+
+class SplitCreate(BaseModel):
+    snapshot: str = Field(max_length=300)
+    name: str | None = Field(default=None, max_length=200)
+    ratios: list[Ratio] | None = Field(default=None, max_length=64)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    strategy: str = Field(default="random", max_length=64)
+    by: str | None = Field(default=None, max_length=200)
+    group: str | None = Field(default=None, max_length=200)
+    names: list[Column] | None = Field(default=None, max_length=64)
+    dedup: bool = False
+    check: bool = True
+    text_columns: list[Column] | None = Field(default=None, max_length=64)
+    settings: NearDup | None = None
+
+
+def add(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handlers
+    """Add these routes to ``app`` (``server.app.create_app`` calls it)."""
+
+    @app.post(f"{V1}/runs/labels")
+    def run_labels(request: Request, body: Labels) -> dict:
+        return {"labels": _service(request).short_ids(body.ids)}
+
+    @app.get(f"{V1}/runs/{{run_id}}/view")
+    def run_view(request: Request, run_id: RunId) -> dict:
+        view = _service(request).run_view(run_id)
+        return jsonable({**view.to_dict(), "metrics": [m.__dict__ for m in view.metrics],
+                         "notes": [n.to_dict() for n in view.notes]})
+
+    @app.get(f"{V1}/models")
+    def list_models(request: Request, name: str | None = None) -> dict:
+        store = _store(request)
+        found = _service(request).list_models(name)
+        return {"models": [jsonable(m.to_dict()) for m in found if _may_read_run(store, m.run_id)]}
+
+    @app.get(f"{V1}/models/resolve")
+    def resolve_model(request: Request, ref: str) -> dict:
+        store = _store(request)
+        mv = _service(request).resolve_model(ref)
+        if not _may_read_run(store, mv.run_id):
+            raise PermissionDenied(store.actor, "run.read", mv.ref, "viewer on the project of its run")
+        return jsonable(mv.to_dict())
+
+    @app.post(f"{V1}/models", status_code=201)
+    def register_model(request: Request, body: Register) -> dict:
+        return jsonable(_service(request).register_model(body.run, body.artifact, body.name, body.meta).to_dict())
+
+    @app.post(f"{V1}/models/read")
+    def read_model(request: Request, body: ModelRead) -> dict:
+        store = _store(request)
+        mv, art = registry.prepare_read(store, body.ref)
+        registry.record_read(store, mv, body.ref, body.dest)
+        return {"version": jsonable(mv.to_dict()), "artifact": jsonable(art.to_dict())}
+
+    @app.get(f"{V1}/audit/verify")
+    def verify_audit(request: Request, deep: bool = False) -> dict:
+        return jsonable(_service(request).verify_audit(deep=deep).to_dict())
+
+    @app.post(f"{V1}/snapshots", status_code=201)
+    def create_snapshot(request: Request, body: SnapshotCreate) -> dict:
+        store = _store(request)
+        check_name(body.name, "dataset name")
+        manifest = uploaded.checked_manifest(store.objects, body.manifest)
+        snap = save_snapshot(store, manifest, body.name, source=body.source)
+        return jsonable({"id": snap.id, "kind": snap.kind, "manifest": snap.manifest, "name": snap.name,
+                         "version": snap.version, "created": snap.created})
+
+    @app.post(f"{V1}/splits", status_code=201)
+    def create_split(request: Request, body: SplitCreate) -> dict:
+        d = body.model_dump()
+        req = SplitRequest(**{**d, **{k: tuple(v) for k, v in d.items()
+                                      if k in ("ratios", "names", "text_columns") and v is not None}})
+        sp = _service(request).split(req)
+        return jsonable({"id": sp.id, "manifest": sp.manifest, "name": sp.name, "version": sp.version,
+                         "created": sp.created, "leakage": sp.leakage.to_dict() if sp.leakage else None})
+
+
+def _store(request: Request) -> Store:
+    return request.state.store
+
+
+def _service(request: Request) -> LocalService:
+    return LocalService(_store(request))
+
+
+def _may_read_run(store: Store, run_id: str) -> bool:
+    with store.db.read() as conn:
+        if allowed(conn, store.actor, "run.read", ALL_PROJECTS):
+            return True
+        project = conn.execute(sa.select(runs.c.project).where(runs.c.id == run_id)).scalar()
+        return project is not None and allowed(conn, store.actor, "run.read", ALL_PROJECTS, {"project": project})
+
+
+def jsonable(v: Any) -> Any:
+    """``v`` as JSON can carry it: a float that is not finite becomes "nan", "inf" or "-inf"."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    return v

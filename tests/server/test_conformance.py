@@ -1,0 +1,325 @@
+"""One conformance suite for both implementations of the client interface (``remote.interface``):
+``LocalService`` over a store opened here, and ``HttpService`` against a real ``runlock server``
+(uvicorn on loopback) serving that same store. The same test functions run against each; where
+both can answer the same question, the answers must be equal. Then the CLI: each converted
+command prints the same text against the folder (``--store``) and against the server
+(``RUNLOCK_SERVER``); a command not served yet refuses in one line with exit status 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import runlock
+from runlock.cli.main import app
+from runlock.errors import InvalidInput, NotFound, RunlockError
+from runlock.remote.client import Client
+from runlock.remote.http import HttpService
+from runlock.remote.interface import SplitRequest
+from runlock.remote.local import LocalService
+from runlock.workspace import open_store
+from tests.server.conftest import Server, make_server
+
+IMPLEMENTATIONS = ("local", "http")
+
+
+@dataclasses.dataclass
+class World:
+    server: Server
+    root: Path          # the folder holding the store
+    data: Path          # files to snapshot
+    runs: list[str]
+
+
+def _seed(root: Path, data: Path) -> list[str]:
+    store = open_store(root)
+    ids = []
+    try:
+        for i, lr in enumerate((0.1, 0.01, 0.001)):
+            run = runlock.start_run("proj", f"r{i}", config={"lr": lr, "layers": i + 1}, store=store)
+            for step in range(5):
+                run.log({"loss": lr * (5 - step), "acc": 0.1 * step}, step=step)
+            weights = data / f"w{i}.bin"
+            weights.write_bytes(bytes([i]) * 1000)
+            run.log_artifact(weights, "model")
+            folder = data / f"ckpt{i}"
+            (folder / "sub").mkdir(parents=True)
+            (folder / "config.json").write_text(json.dumps({"lr": lr}))
+            (folder / "sub" / "weights.bin").write_bytes(bytes([i, 1]) * 500)
+            run.log_artifact(folder, "checkpoint")
+            run.finish()
+            ids.append(run.id)
+        runlock.register_model(ids[0], "model", "bot", store=store)
+    finally:
+        store.close()
+    return ids
+
+
+def _data(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "files" / "deep").mkdir(parents=True)
+    (folder / "files" / "a.txt").write_text("alpha\n")
+    (folder / "files" / "deep" / "b.txt").write_text("beta\n" * 100)
+    rng = random.Random(7)
+    (folder / "tickets.jsonl").write_text("".join(
+        json.dumps({"id": f"t{i:04d}", "text": " ".join(f"w{rng.randrange(500)}" for _ in range(12)),
+                    "label": rng.choice("abc")}) + "\n" for i in range(300)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("conformance")
+    server = make_server(base / "srv")
+    data = _data(base / "data")
+    ids = _seed(base / "srv", data)
+    server.start()
+    try:
+        yield World(server, base / "srv", data, ids)
+    finally:
+        server.stop()
+
+
+def _service(kind: str, world: World):  # noqa: ANN202
+    if kind == "local":
+        return LocalService(open_store(world.root))
+    return HttpService(Client(world.server.url, world.server.tokens["admin"]))
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def svc(request: pytest.FixtureRequest, world: World, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    monkeypatch.delenv("RUNLOCK_SERVER", raising=False)
+    s = _service(request.param, world)
+    yield s
+    s.close()
+    if request.param == "local":
+        s.store.close()
+
+
+@pytest.fixture
+def both(world: World, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    monkeypatch.delenv("RUNLOCK_SERVER", raising=False)
+    local, http = _service("local", world), _service("http", world)
+    yield local, http
+    http.close()
+    local.store.close()
+
+
+# -- the same calls, the same answers --------------------------------------------------------------
+@pytest.mark.parametrize("query", [
+    {},
+    {"where": "config.lr < 0.05", "sort": "-config.lr"},
+    {"sort": "config.layers", "limit": 2},
+    {"project": "proj", "status": "finished", "where": "metrics.loss >= 0.005"},
+    {"deleted": True},
+])
+def test_find_runs_gives_the_same_runs(both, query: dict) -> None:
+    local, http = both
+    mine, theirs = local.find_runs(**query), http.find_runs(**query)
+    assert mine == theirs
+    if query.get("limit"):
+        assert len(mine) == query["limit"]
+
+
+def test_runs_are_found_filtered_and_sorted(svc, world: World) -> None:
+    found = svc.find_runs(where="config.lr < 0.05", sort="config.lr")
+    assert [f.record.id for f in found] == [world.runs[2], world.runs[1]]
+    assert [f.fields["config.lr"] for f in found] == [0.001, 0.01]
+
+
+def test_a_bad_filter_is_invalid_input_in_both(svc) -> None:
+    with pytest.raises(InvalidInput):
+        svc.find_runs(where="config.lr >")
+
+
+def test_short_ids_and_run_views_agree(both, world: World) -> None:
+    local, http = both
+    assert local.short_ids(world.runs) == http.short_ids(world.runs)
+    for run_id in world.runs:
+        assert local.run_view(run_id[:10]) == http.run_view(run_id[:10])
+
+
+def test_a_run_view_holds_lock_metrics_and_artifacts(svc, world: World) -> None:
+    view = svc.run_view(world.runs[1])
+    assert view.run.id == world.runs[1] and view.lock["config"] == {"lr": 0.01, "layers": 2}
+    assert {m.key: m.steps for m in view.metrics} == {"acc": 5, "loss": 5}
+    assert sorted(a.name for a in view.artifacts) == ["checkpoint", "model"]
+
+
+def test_a_missing_run_or_model_is_not_found_in_both(svc) -> None:
+    with pytest.raises(NotFound):
+        svc.run_view("01HZZZZZZZZZZZZZZZZZZZZZZZ")
+    with pytest.raises(NotFound):
+        svc.resolve_model("model:nobody")
+
+
+def test_models_listed_and_resolved_alike(both) -> None:
+    local, http = both
+    assert local.list_models() == http.list_models()
+    assert local.list_models("bot") == http.list_models("bot")
+    assert local.resolve_model("model:bot") == http.resolve_model("model:bot@v1")
+
+
+def test_the_audit_log_verifies_alike(both) -> None:
+    local, http = both
+    theirs = http.verify_audit(deep=True)
+    mine = local.verify_audit(deep=True)
+    assert theirs.ok and mine.ok
+    assert dataclasses.asdict(mine) == dataclasses.asdict(theirs)
+
+
+# -- writes: content-addressed results are equal, whoever writes them ---------------------------------
+def test_a_snapshot_of_files_has_the_same_id_either_way(both, world: World) -> None:
+    local, http = both
+    theirs = http.snapshot(world.data / "files", "docs")
+    mine = local.snapshot(world.data / "files", "docs")
+    assert (theirs.id, theirs.manifest, theirs.ref) == (mine.id, mine.manifest, mine.ref)
+    assert theirs.created and not mine.created          # one version: the same content, named once
+
+
+def test_a_table_snapshot_and_its_split_are_the_same_either_way(both, world: World) -> None:
+    local, http = both
+    mine = local.snapshot(world.data / "tickets.jsonl", "tickets", id_column="id")
+    theirs = http.snapshot(world.data / "tickets.jsonl", "tickets", id_column="id")
+    assert theirs.id == mine.id and theirs.manifest == mine.manifest and theirs.record_count == 300
+    request = SplitRequest("ds:tickets", name="tickets", seed=3, strategy="stratified", by="label")
+    split_here, split_there = local.split(request), http.split(request)
+    assert split_there.id == split_here.id and split_there.counts == split_here.counts
+    assert split_there.leakage == split_here.leakage
+    assert sum(split_there.counts.values()) == 300
+
+
+def test_registering_and_getting_a_model_alike(both, world: World, tmp_path: Path) -> None:
+    local, http = both
+    there = http.register_model(world.runs[1], "checkpoint", "ckpt", {"license": "mit"})
+    here = local.register_model(world.runs[1], "checkpoint", "ckpt", {"license": "mit"})
+    assert (there.ref, there.digest, there.meta) == (here.ref, here.digest, here.meta)
+    got_there = http.get_model("model:ckpt", tmp_path / "there")
+    got_here = local.get_model("model:ckpt", tmp_path / "here")
+    assert (got_there.ref, got_there.digest, got_there.files, got_there.size) == \
+        (got_here.ref, got_here.digest, got_here.files, got_here.size) == (here.ref, here.digest, 2, 1000 + len(json.dumps({"lr": 0.01})))
+    for rel in ("config.json", "sub/weights.bin"):
+        assert (tmp_path / "there" / rel).read_bytes() == (tmp_path / "here" / rel).read_bytes()
+
+
+def test_a_download_never_writes_into_a_git_folder_or_over_a_file(svc, tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    with pytest.raises(InvalidInput):
+        svc.get_model("model:bot", tmp_path / ".git" / "hooks")
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(RunlockError):
+        svc.get_model("model:bot", tmp_path / "taken")
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_a_lying_manifest_is_refused_by_the_server(world: World) -> None:
+    http = _service("http", world)
+    try:
+        snap = http.snapshot(world.data / "files", "docs")
+        bad = json.loads(json.dumps(snap.manifest))
+        bad["entries"][0]["size"] += 1
+        bad["size"] += 1
+        with pytest.raises(RunlockError, match="holds"):
+            http.client.call("POST", "/snapshots", json={"name": "liar", "manifest": bad})
+        bad = json.loads(json.dumps(snap.manifest))
+        bad["entries"][0]["path"] = "../escape.txt"
+        with pytest.raises(InvalidInput):
+            http.client.call("POST", "/snapshots", json={"name": "liar", "manifest": bad})
+        with pytest.raises(NotFound):
+            http.resolve_model("model:liar")
+    finally:
+        http.close()
+
+
+def test_a_viewer_may_read_but_not_write(world: World) -> None:
+    viewer = HttpService(Client(world.server.url, world.server.tokens["viewer"]))
+    try:
+        assert [f.record.id for f in viewer.find_runs(sort="config.layers")] == world.runs
+        assert viewer.list_models("bot")
+        with pytest.raises(RunlockError) as e:
+            viewer.snapshot(world.data / "files", "viewers")
+        assert e.value.exit_code == 3
+        with pytest.raises(RunlockError):
+            viewer.register_model(world.runs[2], "model", "viewers")
+    finally:
+        viewer.close()
+
+
+# -- the CLI: the same text from a folder and from a server ---------------------------------------------
+def _cli(world: World, args: list[str], *, remote: bool) -> tuple[int, str]:
+    env = {"COLUMNS": "200", "RUNLOCK_SERVER": world.server.url if remote else None,
+           "RUNLOCK_TOKEN": world.server.tokens["admin"] if remote else None, "RUNLOCK_STORE": None}
+    argv = args if remote else ["--store", str(world.root), *args]
+    result = CliRunner().invoke(app, argv, env=env, prog_name="runlock")
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["runs", "list"],
+    ["runs", "list", "--where", "config.lr < 0.05", "--sort", "-config.lr", "--limit", "1"],
+    ["runs", "list", "--json", "--sort", "config.layers"],
+    ["runs", "list", "--wide", "--status", "finished"],
+    ["runs", "show", "RUN1"],
+    ["runs", "show", "RUN0", "--json"],
+    ["registry", "list"],
+    ["registry", "list", "bot", "--json"],
+    ["registry", "show", "model:bot@v1"],
+    ["registry", "show", "model:nobody"],
+    ["audit", "verify"],
+    ["audit", "verify", "--deep", "--json"],
+    ["data", "snapshot", "DATA/files", "--name", "cli-docs"],
+    ["data", "snapshot", "DATA/tickets.jsonl", "--name", "cli-tickets", "--id-column", "id", "--json"],
+])
+def test_each_served_command_prints_the_same_text(world: World, args: list[str], monkeypatch) -> None:
+    args = [a.replace("RUN1", world.runs[1][:12]).replace("RUN0", world.runs[0])
+            .replace("DATA", str(world.data)) for a in args]
+    if args[:2] == ["data", "snapshot"]:       # named once beforehand: both print "Snapshot …", not "Created"
+        _cli(world, args, remote=False)
+    remote = _cli(world, args, remote=True)
+    local = _cli(world, args, remote=False)
+    assert remote == local, f"server:\n{remote[1]}\nlocal:\n{local[1]}"
+
+
+def test_split_create_prints_the_same_text(world: World) -> None:
+    _cli(world, ["data", "snapshot", str(world.data / "tickets.jsonl"), "--name", "split-src",
+                 "--id-column", "id"], remote=False)
+    args = ["split", "create", "ds:split-src", "--seed", "5", "--name", "cli-split"]
+    first = _cli(world, args, remote=True)
+    assert first[0] == 0, first[1]
+    assert _cli(world, args, remote=True) == _cli(world, args, remote=False)
+
+
+def test_registry_get_prints_the_same_text_but_the_destination(world: World, tmp_path: Path) -> None:
+    code_r, out_r = _cli(world, ["registry", "get", "model:bot", str(tmp_path / "r.bin")], remote=True)
+    code_l, out_l = _cli(world, ["registry", "get", "model:bot", str(tmp_path / "l.bin")], remote=False)
+    assert (code_r, out_r.replace("r.bin", "X")) == (code_l, out_l.replace("l.bin", "X")) and code_r == 0
+    assert (tmp_path / "r.bin").read_bytes() == (tmp_path / "l.bin").read_bytes() == bytes([0]) * 1000
+
+
+@pytest.mark.parametrize("args", [["runs", "diff", "A", "B"], ["data", "list"], ["audit", "log"],
+                                  ["registry", "history", "bot"], ["lineage", "model:bot"]])
+def test_a_command_not_served_yet_says_so_in_one_line(world: World, args: list[str]) -> None:
+    code, out = _cli(world, args, remote=True)
+    assert code == 2, out
+    assert "does not work against a runlock server yet" in out and "Traceback" not in out
+    assert len([line for line in out.splitlines() if line.strip()]) <= 2    # the line, wrapped at most once
+
+
+def test_an_explicit_store_wins_over_the_server(world: World) -> None:
+    result = CliRunner().invoke(app, ["--store", str(world.root), "data", "list"],
+                                env={"RUNLOCK_SERVER": world.server.url, "COLUMNS": "200"})
+    assert result.exit_code == 0 and "docs" in result.output or "cli-docs" in result.output
+
+
+def test_an_unreachable_server_is_one_line(world: World) -> None:
+    result = CliRunner().invoke(app, ["runs", "list"], env={"RUNLOCK_SERVER": "http://127.0.0.1:9",
+                                                            "RUNLOCK_STORE": None})
+    assert result.exit_code != 0 and "did not answer" in result.output and "Traceback" not in result.output
+    assert os.environ.get("RUNLOCK_SERVER") is None
