@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +127,22 @@ def run_page(page: Path, workdir: Path) -> subprocess.CompletedProcess:
     subprocess.run([Path(sys.executable).parent / "runlock", "init"], cwd=workdir, env=env, check=True,
                    capture_output=True)
     code = DRIVER.format(blocks=[(f"{b.page}:{b.line}", b.lang, b.code) for b in runnable], timeout=BLOCK_TIMEOUT)
-    return subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=BLOCK_TIMEOUT * max(1, len(runnable)))
+    # The page runs in a process group of its own: whatever a block left running in the background
+    # (a server it started, on a page that failed before stopping it) is stopped with it.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=workdir, env=env, stdout=out, stderr=err,
+                                text=True, start_new_session=True)
+        try:
+            proc.wait(timeout=BLOCK_TIMEOUT * max(1, len(runnable)))
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
 
 
 def test_the_block_parser_honours_markers(tmp_path: Path) -> None:
@@ -137,6 +154,25 @@ def test_the_block_parser_honours_markers(tmp_path: Path) -> None:
     assert [(b.lang, b.code) for b in found] == [("bash", "echo one\n"), ("bash", "export RUN=abc"),
                                                  ("bash", "echo $RUN"), ("python", "x = 1\n")]
     assert skipped == 1
+
+
+def test_what_a_page_leaves_running_is_stopped(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```bash\nsleep 300 > /dev/null 2>&1 &\necho $! > sleeper.pid\n```\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_page(page, work)
+    assert done.returncode == 0, done.stdout + done.stderr
+    stat = Path(f"/proc/{int((work / 'sleeper.pid').read_text())}/stat")
+    for _ in range(50):   # SIGKILL is delivered asynchronously
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break    # dead, not yet reaped by whoever adopted it
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the background process of the page is still running")
 
 
 def test_a_cd_holds_for_the_blocks_after_it(tmp_path: Path) -> None:
