@@ -56,11 +56,11 @@ def _restore(store: Store, rows: list) -> None:
         conn.execute(metric_rollups.insert(), rows)
 
 
-def test_sealing_writes_rollups_at_both_widths(store: Store, run_id: str) -> None:
+def test_sealing_writes_rollups_at_every_width(store: Store, run_id: str) -> None:
     with store.db.read() as conn:
         got = dict(conn.execute(sa.select(metric_rollups.c.width, sa.func.count()).where(
             metric_rollups.c.run_id == run_id, metric_rollups.c.key == "loss").group_by(metric_rollups.c.width)).all())
-    assert got == {64: -(-N // 64), 4096: -(-N // 4096)}
+    assert got == {64: -(-N // 64), 512: -(-N // 512), 4096: -(-N // 4096)}
 
 
 def test_a_running_run_has_none_until_it_ends(store: Store) -> None:
@@ -138,5 +138,5 @@ def test_rollups_on_sqlite_and_postgresql(any_store: Store) -> None:
         slow, raw = series.summarize(any_store, run.id), charts.series(any_store, run.id, "loss", buckets=60)
     finally:
         _restore(any_store, rows)
-    assert fast == slow and len(rows) == 2 * (-(-5_000 // 64)) + 2 * 2
+    assert fast == slow and len(rows) == 2 * (-(-5_000 // 64) + -(-5_000 // 512) + -(-5_000 // 4096))
     assert chart.points == raw.points == 5_000 and (min(chart.values), max(chart.values)) == (0.0, 0.999)

@@ -34,7 +34,7 @@ from runlock.ui.app import templates
 
 COOKIE = "runlock_token"
 MAX_FORM = 8192
-_OPEN = ("/login", "/static/")
+_OPEN = ("/login", "/logout")        # and everything under /static/
 
 
 def pages(store: Store) -> ASGIApp:
@@ -77,7 +77,7 @@ class _SignedIn:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path == "/login" or path.startswith(_OPEN[1]):
+        if scope["type"] != "http" or path in _OPEN or path.startswith("/static/"):
             return await self.app(scope, receive, send)
         request = Request(scope)
         if path.startswith("/api/"):      # an API route that does not exist: the API's own answer

@@ -6,8 +6,8 @@ points: its smallest value at the bucket's first step and its largest at its las
 min/max envelope, the shape a line chart of every point would show). The database does the
 bucketing (one ``GROUP BY`` over the ``(run_id, key, step)`` index), so a 1M-point series costs
 one aggregate query, not a million rows in Python; a sealed run answers from its rollups
-(``tracking/rollups.py``: min/max/count per 64 or 4,096 steps, written when it was sealed), so a
-1M-point chart reads ~16k rollup rows instead (buckets then end on rollup boundaries; a zoomed
+(``tracking/rollups.py``: min/max/count per 64, 512 or 4,096 steps, written when it was sealed),
+so a 1M-point chart reads ~2,000 rollup rows instead (buckets then end on rollup boundaries; a zoomed
 range adds the raw points of its two partial rollups at the edges). Zooming asks again for the visible range:
 fewer points per bucket, until every point is sent as it is. Rank 0 only (what the run reports);
 non-finite values are left out, as in ``runlock metrics``.
