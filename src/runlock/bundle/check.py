@@ -33,6 +33,9 @@ from pathlib import Path
 
 from runlock import audit, keys, sealed
 from runlock.bundle import layout
+from runlock.hashing import digest_stream
+
+SMALL = 1 << 20     # objects and git bundles larger than this are hashed as streams, never held whole
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,29 @@ def verify(path: str | Path, key: keys.PublicKey) -> BundleCheck:
     return BundleCheck(str(path), True, None, None, counts, root)
 
 
-def _read(path: str | Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
+def read_members(path: str | Path) -> dict[str, layout.Member]:
+    """The bundle's members by name: bytes, or, for a large object or git bundle, a
+    ``layout.Stream`` over its place in the file with its sha256 computed now (one pass, in chunks)."""
     try:
-        for name, data in layout.read(str(path)):
+        return _read(path)
+    except _Fail as f:
+        raise ValueError(f"{f.part}: {f.reason}") from None
+
+
+def _read(path: str | Path) -> dict[str, layout.Member]:
+    out: dict[str, layout.Member] = {}
+    try:
+        for name, extent in layout.scan(str(path)):
             if name in out:
                 raise _Fail(name, "the member appears twice in the bundle")
-            out[name] = data
+            if extent.size <= SMALL or not name.startswith(("objects/", "code/")):
+                out[name] = extent.read()
+                continue
+            with extent.open() as f:
+                sha, size = digest_stream(f)
+            if size != extent.size:
+                raise _Fail(name, f"the file ends inside this member ({size} of its {extent.size} bytes)")
+            out[name] = layout.Stream(size, sha, extent.open)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise _Fail("file", f"not a readable bundle ({e})") from None
     names = list(out)
@@ -92,16 +111,47 @@ def _read(path: str | Path) -> dict[str, bytes]:
     return out
 
 
-def _framing(path: str | Path, members: dict[str, bytes]) -> None:
-    """The file must be exactly what ``layout.write`` makes of its members."""
-    canonical = io.BytesIO()
-    layout.write(canonical, list(members.items()))
-    want, have = canonical.getvalue(), Path(path).read_bytes()
-    if want == have:
-        return
-    at = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b), min(len(want), len(have)))
+def _bytes(data: layout.Member) -> bytes:
+    if isinstance(data, layout.Stream):
+        with data.open() as f:
+            return f.read()
+    return data
+
+
+class _Compare:
+    """A sink that compares what is written with a file's bytes, noting the first that differs."""
+
+    def __init__(self, f: io.BufferedReader) -> None:
+        self._f, self.pos, self.differs_at = f, 0, None
+
+    def write(self, data: bytes) -> int:
+        if self.differs_at is None:
+            have = self._f.read(len(data))
+            if have != data:
+                self.differs_at = self.pos + next(
+                    (i for i, (a, b) in enumerate(zip(data, have)) if a != b), min(len(data), len(have)))
+        self.pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def rest(self) -> bytes:
+        return self._f.read(1)
+
+
+def _framing(path: str | Path, members: dict[str, layout.Member]) -> None:
+    """The file must be exactly what ``layout.write`` makes of its members (compared as it is
+    written, so nothing is held but one chunk)."""
+    with open(path, "rb") as f:
+        sink = _Compare(f)
+        layout.write(sink, list(members.items()))
+        if sink.differs_at is None and not sink.rest():
+            return
+    at = sink.differs_at if sink.differs_at is not None else sink.pos
+    size = Path(path).stat().st_size
     raise _Fail("file", f"byte {at} differs from the canonical tar of its members (a tar header, padding or "
-                        f"trailing bytes were changed; the file is {len(have)} bytes, {len(want)} expected)")
+                        f"trailing bytes were changed; the file is {size} bytes, {sink.pos} expected)")
 
 
 def _manifest(members: dict[str, bytes], key: keys.PublicKey) -> dict:
@@ -127,9 +177,10 @@ def _members(members: dict[str, bytes], manifest: dict, key: keys.PublicKey, cou
         want = listed.get(name)
         if want is None:
             raise _Fail(name, "the member is not listed in the signed manifest")
-        if layout.sha256(data) != want["sha256"] or len(data) != want["size"]:
-            raise _Fail(name, f"its sha256 is {layout.sha256(data)}, the signed manifest says {want['sha256']}")
-        if name.startswith("objects/") and "sha256:" + hashlib.sha256(data).hexdigest() != "sha256:" + name[8:]:
+        sha = layout.sha256_of(data)
+        if sha != want["sha256"] or layout.size_of(data) != want["size"]:
+            raise _Fail(name, f"its sha256 is {sha}, the signed manifest says {want['sha256']}")
+        if name.startswith("objects/") and sha != "sha256:" + name[8:]:
             raise _Fail(name, "the object's bytes do not hash to its name")
     missing = sorted(set(listed) - set(members))
     if missing:
@@ -277,7 +328,7 @@ def _lineage(members: dict[str, bytes], manifest: dict, counts: dict) -> None:
         have |= {f"artifact:{a['digest']}" for a in rec["artifacts"]}
         if recipe and recipe not in objects:
             raise _Fail(name, f"run {rid}'s lock {recipe} is not in the bundle")
-        lock = json.loads(members[f"objects/{recipe[7:]}"]) if recipe else {}
+        lock = json.loads(_bytes(members[f"objects/{recipe[7:]}"])) if recipe else {}
         git = (lock.get("code") or {}).get("git") or {}
         if git.get("commit") and f"code/{git['commit']}.bundle" not in members:
             raise _Fail(name, f"run {rid}'s commit {git['commit']} has no git bundle inside")
@@ -298,7 +349,7 @@ def _lineage(members: dict[str, bytes], manifest: dict, counts: dict) -> None:
             continue
         rec = json.loads(data)
         recipe = rec["run"].get("recipe_id")
-        lock = json.loads(members[f"objects/{recipe[7:]}"]) if recipe else {}
+        lock = json.loads(_bytes(members[f"objects/{recipe[7:]}"])) if recipe else {}
         for i in lock.get("inputs") or []:
             node = i.get("node")
             if node not in have and (rec["run"]["id"], node) not in excluded:

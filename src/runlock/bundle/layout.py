@@ -91,13 +91,53 @@ def write(out: BinaryIO, members: list[tuple[str, Member]]) -> None:
                 tar.addfile(_info(name, len(data)), io.BytesIO(data))
 
 
-def read(path: str) -> Iterator[tuple[str, bytes]]:
-    """Every regular member of the bundle at ``path``, in order, as (name, bytes).
+def scan(path: str) -> Iterator[tuple[str, "Extent"]]:
+    """Every regular member of the bundle at ``path``, in order, as (name, where its bytes are);
+    nothing is read but the headers.
 
     Raises ``tarfile.TarError`` / ``OSError`` when the file is not a readable tar."""
     with tarfile.open(path, mode="r:") as tar:
         for info in tar:
             if not info.isfile():
                 raise tarfile.TarError(f"member {info.name!r} is not a regular file")
-            f = tar.extractfile(info)
-            yield info.name, f.read() if f is not None else b""
+            yield info.name, Extent(path, info.offset_data, info.size)
+
+
+@dataclass(frozen=True)
+class Extent:
+    """A member's bytes inside a bundle file, read only when asked."""
+
+    path: str
+    offset: int
+    size: int
+
+    def open(self) -> "_Slice":
+        return _Slice(self)
+
+    def read(self) -> bytes:
+        with self.open() as f:
+            return f.read()
+
+
+class _Slice:
+    """A reader over ``size`` bytes of a file from ``offset``; short if the file is."""
+
+    def __init__(self, extent: Extent) -> None:
+        self._f = open(extent.path, "rb")
+        self._f.seek(extent.offset)
+        self._left = extent.size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        chunk = self._f.read(n)
+        self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "_Slice":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -23,6 +23,7 @@ finds a recorded commit when the run's original repository is not here.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 
 from runlock import audit, keys, lineage, registry, sealed
 from runlock.bundle import layout
-from runlock.bundle.check import alias_state, verify
+from runlock.bundle.check import alias_state, read_members, verify
 from runlock.data.snapshot import snapshots
 from runlock.data.split import splits
 from runlock.errors import Conflict, IntegrityError, RunlockError
@@ -65,7 +66,11 @@ class ImportResult:
 
 def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -> ImportResult:
     """Verify the bundle at ``path`` and import it into ``store``."""
-    members = dict(layout.read(str(path)))
+    try:
+        members = read_members(path)
+    except ValueError as e:
+        raise IntegrityError(f"The bundle does not verify: {e}.",
+                             hint="Nothing was imported. Ask for a fresh copy of the bundle.") from None
     given = key is not None
     key = key or keys.PublicKey(_pem_key(members))
     check = verify(path, key)
@@ -76,7 +81,7 @@ def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -
     bundle_id = layout.sha256(members[layout.MANIFEST])
     objects = [n for n in members if n.startswith("objects/")]
     for name in objects:
-        store.objects.put_bytes(members[name])
+        _put(store, members[name])
     commits = _fetch_code(store, members)
     seals = _seals(members)
     inside = manifest["contents"]
@@ -174,7 +179,26 @@ def _v(version: int | None) -> str | None:
     return None if version is None else f"v{version}"
 
 
-def _pem_key(members: dict[str, bytes]):  # noqa: ANN202 - an Ed25519PublicKey
+def _put(store: Store, data: layout.Member) -> None:
+    """Store one object: bytes as they are, a large one copied through a scratch file in chunks."""
+    if not isinstance(data, layout.Stream):
+        store.objects.put_bytes(data)
+        return
+    with tempfile.TemporaryDirectory(dir=store.objects.make_scratch_dir(), prefix="bundle-") as tmp:
+        path = Path(tmp) / "object"
+        _copy(data, path)
+        store.objects.put_file(path)
+
+
+def _copy(data: layout.Member, path: Path) -> None:
+    if isinstance(data, layout.Stream):
+        with data.open() as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    else:
+        path.write_bytes(data)
+
+
+def _pem_key(members: dict[str, layout.Member]):  # noqa: ANN202 - an Ed25519PublicKey
     try:
         return serialization.load_pem_public_key(members[layout.PUBLIC_KEY])
     except (KeyError, ValueError):
@@ -247,7 +271,7 @@ def _run(conn: sa.Connection, rec: dict) -> int:
     return 1
 
 
-def _fetch_code(store: Store, members: dict[str, bytes]) -> list[str]:
+def _fetch_code(store: Store, members: dict[str, layout.Member]) -> list[str]:
     """Fetch every git bundle inside into the store's repository; return the commits."""
     names = sorted(n for n in members if n.startswith("code/") and n.endswith(".bundle"))
     if not names:
@@ -260,7 +284,7 @@ def _fetch_code(store: Store, members: dict[str, bytes]) -> list[str]:
         commit = name[len("code/"):-len(".bundle")]
         with tempfile.TemporaryDirectory(prefix="runlock-bundle-") as tmp:
             path = Path(tmp) / f"{commit}.bundle"
-            path.write_bytes(members[name])
+            _copy(members[name], path)
             _git(repo, "fetch", "--quiet", str(path), f"+refs/*:refs/runlock/imported/{commit}/*")
         if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode != 0:
             raise IntegrityError(f"The git bundle {name} does not hold commit {commit}.")
