@@ -148,6 +148,25 @@ def test_audit_verify_button_shows_the_result(page) -> None:  # noqa: ANN001
     assert "The audit log verifies." in page.locator("#verify-report").inner_text()
     assert page.url.endswith("/audit")                                 # htmx swapped a fragment in place
     check(page, "audit")
+    page.goto("/audit?limit=5&action=run.*")
+    newest = page.locator("table.audit tbody td:first-child").all_inner_texts()
+    page.click("#older")
+    page.wait_for_url("**before=**")
+    older = page.locator("table.audit tbody td:first-child").all_inner_texts()
+    assert older and int(older[0]) < int(newest[-1]) and "action=run.%2A" in page.url
+    check(page, "audit-older")
+
+
+def test_compare_three_runs_gives_two_verdicts(page) -> None:  # noqa: ANN001
+    page.goto("/runs?sort=name")
+    for name in ("tuned", "tuned-again", "base"):
+        page.get_by_label(f"compare {name}", exact=True).check()
+    page.click("#compare-button")
+    page.wait_for_url("**/compare?run=*")
+    assert page.locator("h2#verdict-h").inner_text().endswith("base")    # the first ticked row: the baseline
+    tiers = [page.locator(f"#tier-{i}").inner_text() for i in (1, 2)]
+    assert tiers[0] == tiers[1] != "bitwise"          # tuned and tuned-again are bitwise twins, both unlike base
+    check(page, "compare-three")
 
 
 @pytest.mark.parametrize("url,name", [("/data?split=split:tickets@v1&old=ds:tickets@v1&new=ds:tickets@v2", "data"),
