@@ -1,10 +1,11 @@
 """Peak memory of `bundle export` (and `bundle verify`) on a bundle holding one large data object.
 
     .venv/bin/python bench/bench_bundle.py [--mb 100] [--keep DIR]
+    PYTHONPATH=OTHER/src .venv/bin/python bench/bench_bundle.py     # the same against another checkout
 
 Builds a store with a snapshot of one file of ``--mb`` MB (random bytes, seeded), one run that
 uses it and writes a small artifact, then runs ``bundle export`` and ``bundle verify`` each in a
-fresh process and reports that process's peak resident set size (``VmHWM`` of /proc/self/status),
+fresh process, then ``bundle import`` into a fresh store, and reports that process's peak resident set size (``VmHWM`` of /proc/self/status),
 its wall time and the bundle's size. The baseline is the same process doing only its imports
 and opening the store, so the difference is what the command itself held. Prints one JSON object.
 """
@@ -36,6 +37,10 @@ if what == "export":
     bundle.export(s, sys.argv[5], out)
 elif what == "verify":
     assert bundle.verify(out, keys.load_public(Path(pub))).ok
+elif what == "import":
+    from runlock.workspace import init
+    Path(sys.argv[5]).mkdir()
+    bundle.load(init(sys.argv[5]), out, key=keys.load_public(Path(pub)))
 elif what == "baseline":
     s = Store.open(store_path)
 # this process's own high-water mark (VmHWM: ru_maxrss would carry the forking parent's over exec)
@@ -80,6 +85,7 @@ def main() -> None:
               "export": child("export", base / "store", out, pub, run.id)}
     result["bundle_bytes"] = out.stat().st_size
     result["verify"] = child("verify", base / "store", out, pub)
+    result["import"] = child("import", base / "store", out, pub, str(base / "fresh"))
     print(json.dumps(result, indent=2))
 
 
