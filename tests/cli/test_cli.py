@@ -175,8 +175,10 @@ def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tupl
     return out
 
 
+# demo, run and probe run programs; ui and server take no reference and serve until stopped
+# (tests/ui and tests/server start them on a free port)
 @pytest.mark.parametrize("path, cmd", [(p, c) for p, c in leaf_commands(get_command(app))
-                                       if p[0] not in ("demo", "run", "probe")], ids=lambda x: " ".join(x)
+                                       if p[0] not in ("demo", "run", "probe", "ui", "server")], ids=lambda x: " ".join(x)
                          if isinstance(x, tuple) else "")
 def test_every_command_answers_a_bogus_reference_without_a_traceback(store: Store, path: tuple[str, ...],
                                                                      cmd: click.Command) -> None:
