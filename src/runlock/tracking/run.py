@@ -144,7 +144,7 @@ class Run:
         """Declare an input: a snapshot, split, artifact or model (object or reference string).
         ``path``: where the script reads it (a model folder, say); a snapshot this process took
         records its own path (see ``tracking.where``), so a rerun rebuilds it there."""
-        entry = _input_entry(self.store, thing)
+        entry = input_entry(self.store, thing)
         entry.update(where.found_at(self.store, self.lock, records.get(self.store, self.id).context.get("cwd"),
                                     entry, thing, path))
 
@@ -339,7 +339,9 @@ def _config_context(context: dict, old: dict, config: Any) -> tuple[dict, dict]:
     return context, new
 
 
-def _input_entry(store: Store, thing: Any) -> dict:
+def input_entry(store: Store, thing: Any) -> dict:
+    """The lock's entry for an input (``{"node", "id", "ref", "kind"}``): an object as it is, a
+    reference resolved in ``store`` (``run.use`` here, and the team server's ``/inputs`` route)."""
     if isinstance(thing, str):
         return _resolve_ref(store, thing)
     node = getattr(thing, "lineage_node", None)
@@ -356,9 +358,9 @@ def _resolve_ref(store: Store, text: str) -> dict:
     registry for models (versions and aliases), the catalog for artifacts, refs for data."""
     ns = text.split(":", 1)[0]
     if ns == "model":
-        return _input_entry(store, registry.resolve(store, text))
+        return input_entry(store, registry.resolve(store, text))
     if ns == "art":
-        return _input_entry(store, artifacts.find(store, text))
+        return input_entry(store, artifacts.find(store, text))
     if ns in _DATA_NODES:
         r = refs.resolve(store, text, ns)
         return {"node": f"{_DATA_NODES[ns]}:{r.target}", "id": r.target, "ref": r.ref, "kind": _DATA_NODES[ns]}
