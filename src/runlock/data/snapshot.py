@@ -115,7 +115,7 @@ def create_snapshot(store: Store, path: str | Path, name: str | None = None, *,
     manifest = build_manifest(store.objects, p, id_column=id_column, kind=kind, on_progress=on_progress,
                               cache=cache, parent=parent, recipe=recipe)
     snap = save(store, manifest, name, source=str(p))
-    _taken_here[snap.id] = str(p)
+    took(snap.id, p)
     return snap
 
 
@@ -146,6 +146,12 @@ _taken_here: dict[str, str] = {}
 def taken_from(snapshot_id: str) -> str | None:
     """The absolute path this process last snapshotted ``snapshot_id`` from, if it did."""
     return _taken_here.get(snapshot_id)
+
+
+def took(snapshot_id: str, path: str | Path) -> None:
+    """Note that this process snapshotted ``snapshot_id`` from ``path`` (a client of a team
+    server names its snapshots there, and a remote run's ``use`` records the path)."""
+    _taken_here[snapshot_id] = str(path)
 
 
 def save(store: Store, manifest: dict, name: str, *, source: str | None = None) -> Snapshot:
