@@ -86,6 +86,7 @@ def import_(
     result = bundle.load(common.store(ctx), path, key=keys.load_public(key) if key else None)
     common.emit(result, as_json, lambda r: common.console.print(
         f"Imported {r.bundle}: {len(r.runs)} run(s), {len(r.snapshots)} snapshot(s), {len(r.splits)} split(s), "
-        f"{len(r.models)} model version(s), {r.objects} object(s), {len(r.commits)} commit(s) "
+        f"{len(r.models)} model version(s), {r.objects} object(s), {len(r.commits)} commit(s), "
+        f"{r.alias_moves} alias move(s) "
         f"({r.new_records} new record(s)); verified with key {r.key_id}"
         + ("" if r.key_given else " (the bundle's own: pass --key to check who signed it)") + "."))
