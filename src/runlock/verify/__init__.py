@@ -12,6 +12,7 @@
     checklist.py     the reproducibility checklist: a policy of rules with evidence
     envlock.py       environment drift, pinned requirements, a container recipe, rebuild a venv
     pylock.py        the environment as a PEP 751 pylock.toml or a CycloneDX SBOM
+    wheels.py        each index wheel's sha256 for this platform, asked of the index at export (--hashes)
     records.py       the tables: verifications, variance spreads, rehearsals
 """
 
