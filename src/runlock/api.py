@@ -7,10 +7,14 @@ function that writes (a run, a snapshot, a split, a registration) first tidies t
 (``workspace.tidy``: crashed runs reaped, pending checkpoints signed); a function that only reads
 (``runs``, ``load_split``, ``input_path``) leaves the store's bytes as they were.
 
-Given a ``Store``, every function uses it as it is (the caller opened it, the caller tidies it)."""
+Given a ``Store``, every function uses it as it is (the caller opened it, the caller tidies it).
+With ``RUNLOCK_SERVER`` set and no store given, ``start_run``, ``snapshot``, ``split`` and
+``register_model`` act on the team server, through ``remote.http.HttpService`` (the CLI's own
+client interface, ``remote.interface.Service``), whose ``httpx`` is loaded only then."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import tempfile
@@ -51,6 +55,23 @@ def open_for_writing(store: str | Path | None = None) -> Store:
     return opened
 
 
+def _on_server(store: object) -> bool:
+    """Does a call given ``store`` go to the team server (``RUNLOCK_SERVER`` set, no store given)?"""
+    return store is None and bool(remote_credentials.server_url())
+
+
+def _served(fn: Callable[[Any], T], client: Any = None) -> T:
+    """``fn(service)`` with an ``HttpService`` of ``RUNLOCK_SERVER`` (or of ``client``), closed after."""
+    http = importlib.import_module("runlock.remote.http")       # the server extra: loaded when used
+    if client is not None:
+        return fn(http.HttpService(client))
+    svc = http.HttpService(importlib.import_module("runlock.remote.client").connect())
+    try:
+        return fn(svc)
+    finally:
+        svc.close()
+
+
 def _with(store: StoreArg, fn: Callable[[Store], T], *, writes: bool) -> T:
     """``fn(store)``; a store opened here (for ``None`` or a path) is closed afterwards."""
     if isinstance(store, Store):
@@ -66,6 +87,8 @@ def _with(store: StoreArg, fn: Callable[[Store], T], *, writes: bool) -> T:
 def snapshot(path: str | Path, name: str | None = None, *, id_column: str | None = None,
              store: Store | None = None, on_progress: snapshots.ProgressFn | None = None) -> snapshots.Snapshot:
     """Snapshot a file, folder or table as ``ds:NAME@vN`` (see ``data.snapshot.create_snapshot``)."""
+    if _on_server(store):
+        return _served(lambda svc: svc.snapshot(path, name, id_column=id_column, on_progress=on_progress))
     return _with(store, lambda s: snapshots.create_snapshot(s, path, name, id_column=id_column,
                                                             on_progress=on_progress), writes=True)
 
@@ -81,10 +104,29 @@ def split(snapshot_or_ref: snapshots.Snapshot | str, name: str | None = None,
           by: str | None = None, names: Sequence[str] | None = None, store: Store | None = None,
           **options: Any) -> splits.Split:
     """Split a snapshot and name the result ``split:NAME@vN`` (see ``data.split.create_split``).
-    The split keeps the store it was made in (``Split.store``), so it stays open."""
+    The split keeps the store it was made in (``Split.store``), so it stays open; one made on a
+    team server keeps none (``Split.store`` is None: its records are read from the manifest)."""
+    if _on_server(store):
+        return _served(lambda svc: svc.split(_split_request(snapshot_or_ref, name, ratios, seed, strategy, by, names,
+                                                            options), options.get("on_progress")))
     st = store if store is not None else open_for_writing()
     return splits.create_split(st, snapshot_or_ref, name=name, ratios=ratios, seed=seed, strategy=strategy,
                                by=by, names=names, **options)
+
+
+def _split_request(snapshot_or_ref: Any, name: str | None, ratios: Sequence[float], seed: int, strategy: str,
+                   by: str | None, names: Sequence[str] | None, options: dict) -> Any:
+    interface = importlib.import_module("runlock.remote.interface")
+    unknown = set(options) - {"group", "dedup", "check", "text_columns", "settings", "on_progress"}
+    if unknown:
+        raise InvalidInput(f"split() got unexpected options: {', '.join(sorted(unknown))}.")
+    settings = options.get("settings")
+    return interface.SplitRequest(
+        snapshot_or_ref if isinstance(snapshot_or_ref, str) else snapshot_or_ref.id, name,
+        tuple(ratios), seed, strategy, by, options.get("group"), tuple(names) if names is not None else None,
+        options.get("dedup", False), options.get("check", True),
+        tuple(options["text_columns"]) if options.get("text_columns") is not None else None,
+        dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings)
 
 
 def load_split(ref_or_split: splits.Split | str, store: Store | None = None) -> splits.Split:
@@ -110,8 +152,18 @@ def register_model(run: Any, artifact: str = "model", name: str | None = None, *
                    store: StoreArg = None, license: str | None = None, description: str | None = None,
                    limitations: str | None = None, meta: dict | None = None) -> Any:
     """Register a finished run's artifact as the next version of ``model:NAME`` (``registry``);
-    without ``store``, the run's own store, else this folder's."""
+    without ``store``, the run's own store (or server), else this folder's (or ``RUNLOCK_SERVER``)."""
     given = store if store is not None else getattr(run, "store", None)
+    if _on_server(given) or (store is None and getattr(run, "client", None) is not None):
+        if name is None:
+            raise InvalidInput("register_model needs a name, e.g. name=\"support-bot\".")
+        run_id = getattr(run, "id", run)
+        if not isinstance(run_id, str):
+            raise InvalidInput(f"register_model takes a run, a run record or a run id, not {type(run).__name__}.")
+        extra = {k: v for k, v in (("license", license), ("description", description),
+                                    ("limitations", limitations)) if v is not None}
+        return _served(lambda svc: svc.register_model(run_id, artifact, name, {**(meta or {}), **extra}),
+                       getattr(run, "client", None))
     return _with(given, lambda s: _register_model(run, artifact, name, store=s, license=license,
                                                   description=description, limitations=limitations,
                                                   meta=meta), writes=True)

@@ -154,6 +154,11 @@ def took(snapshot_id: str, path: str | Path) -> None:
     _taken_here[snapshot_id] = str(path)
 
 
+def taken_here() -> dict[str, str]:
+    """Every snapshot id this process took, with the absolute path it took it from."""
+    return dict(_taken_here)
+
+
 def save(store: Store, manifest: dict, name: str, *, source: str | None = None) -> Snapshot:
     """Store ``manifest`` and name it ``ds:NAME``, in one audited transaction."""
     oid = store.objects.put_bytes(mf.encode(manifest))

@@ -19,13 +19,13 @@ from typing import Any
 from runlock import artifacts
 from runlock.audit import Problem, VerifyReport
 from runlock.data.leakage import LeakageReport
-from runlock.data.snapshot import Snapshot, build_manifest, default_name
+from runlock.data.snapshot import Snapshot, build_manifest, default_name, took
 from runlock.data.split import Split
 from runlock.errors import InvalidInput
 from runlock.refs import check_name
 from runlock.registry import ModelVersion
 from runlock.remote.client import Client
-from runlock.remote.interface import RunView, SplitRequest
+from runlock.remote.interface import InputUse, RunView, SplitRequest
 from runlock.remote.objects import ServerObjects, ServerView
 from runlock.tracking.annotations import Note
 from runlock.tracking.query import FoundRun
@@ -114,12 +114,21 @@ class HttpService:
         manifest = build_manifest(self.objects, p, id_column=id_column, kind=kind, on_progress=on_progress)
         d = self.client.call("POST", "/snapshots", json={"name": name, "manifest": manifest, "source": str(p)},
                              timeout=600.0)
-        return Snapshot(d["id"], d["kind"], d["manifest"], d["name"], d["version"], d["created"])
+        snap = Snapshot(d["id"], d["kind"], d["manifest"], d["name"], d["version"], d["created"])
+        took(snap.id, p)        # a remote run's ``use`` of it (or of a split of it) records the path
+        return snap
 
     def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split:
         d = self.client.call("POST", "/splits", json=request.to_dict(), timeout=600.0)
         report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
         return Split(d["id"], d["manifest"], d["name"], d["version"], report, d["created"])
+
+    # -- a running run -----------------------------------------------------------------------------
+    def use_input(self, run: str, use: InputUse) -> dict:
+        return self.client.call("POST", f"/runs/{_segment(run)}/inputs", json=use.to_dict())
+
+    def set_summary(self, run: str, values: dict) -> dict:
+        return self.client.call("POST", f"/runs/{_segment(run)}/summary", json={"values": values})["summary"]
 
 
 def _segment(ref: str) -> str:

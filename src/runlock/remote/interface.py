@@ -66,6 +66,25 @@ class SplitRequest:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
+@dataclass(frozen=True)
+class InputUse:
+    """An input a run declares (``run.use``): a reference, and where the script reads it.
+
+    ``path`` (relative to the run's project) is what the script named with ``path=``; ``held``
+    lists ``[path inside it, sha256]`` of the files found there, which the store checks against
+    the input's own files. ``taken`` maps a snapshot id to ``[path, "file"|"folder"]`` where this
+    process snapshotted it, so a snapshot (or a split of it) records its path without ``path=``."""
+
+    ref: str
+    path: str | None = None
+    path_kind: str | None = None
+    held: tuple[tuple[str, str], ...] | None = None
+    taken: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
 class Service(Protocol):
     """What every surface needs of a store; see the module's docstring."""
 
@@ -101,3 +120,8 @@ class Service(Protocol):
                  use_cache: bool = True) -> Snapshot: ...
 
     def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split: ...
+
+    # a running run (``run.use`` and ``run.set_summary`` of a run on a server)
+    def use_input(self, run: str, use: InputUse) -> dict: ...
+
+    def set_summary(self, run: str, values: dict) -> dict: ...

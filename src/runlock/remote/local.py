@@ -14,7 +14,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from runlock.remote.interface import RunView, SplitRequest
+from runlock.errors import InvalidInput
+from runlock.paths import problem
+from runlock.remote.interface import InputUse, RunView, SplitRequest
 from runlock.store import Store
 from runlock.tracking import query, records
 
@@ -84,6 +86,93 @@ class LocalService:
     def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split:
         return _domain("data.split").create_split(self.store, request.snapshot, **split_arguments(request),
                                                   on_progress=on_progress)
+
+    # -- a running run -----------------------------------------------------------------------------
+    def use_input(self, run: str, use: InputUse) -> dict:
+        """Declare input ``use.ref`` of running run ``run`` (what ``Run.use`` does, with the path
+        found by the client): the lock gains the entry, the lineage a ``used`` edge. Returns
+        ``{"entry", "recipe_id"}``."""
+        store, run_id = self.store, records.get(self.store, run).id
+        entry = _domain("tracking.run").input_entry(store, use.ref)
+        entry.update(_placed(store, entry, use))
+        locks, canonical = _domain("tracking.lock"), _domain("canonical")
+        fields, lineage, audit = _domain("tracking.fields"), _domain("lineage"), _domain("audit")
+
+        def write(conn):  # noqa: ANN001, ANN202
+            row = records.require_running(conn, run_id, for_update=True)
+            if row.recipe_id is None:
+                raise InvalidInput(f"Run {run_id} has no lock, so it cannot record inputs.")
+            lock, recipe = canonical.loads(store.objects.get_bytes(row.recipe_id)), row.recipe_id
+            if locks.add_input(lock, entry):
+                recipe = locks.store_lock(store, lock)
+                conn.execute(_runs().update().where(_runs().c.id == run_id).values(recipe_id=recipe))
+                fields.replace_section(conn, run_id, "config", lock["config"])
+                audit.append(conn, store.actor, "run.lock", f"run:{run_id}", before=row.recipe_id, after=recipe)
+            lineage.record_edge(conn, "used", f"run:{run_id}", entry["node"])
+            return recipe
+
+        return {"entry": entry, "recipe_id": store.db.run_write(write)}
+
+    def set_summary(self, run: str, values: dict) -> dict:
+        """Merge ``values`` into the summary of running run ``run`` (what ``Run.set_summary`` does);
+        returns the whole summary."""
+        store, run_id = self.store, records.get(self.store, run).id
+        summary = _domain("canonical").normalize(values)
+        fields = _domain("tracking.fields")
+
+        def write(conn):  # noqa: ANN001, ANN202
+            row = records.require_running(conn, run_id, for_update=True)
+            merged = {**(row.summary or {}), **summary}
+            conn.execute(_runs().update().where(_runs().c.id == run_id).values(summary=merged))
+            fields.replace_section(conn, run_id, "summary", merged)
+            return merged
+
+        return store.db.run_write(write)
+
+
+def _runs():  # noqa: ANN202
+    return _domain("store.schema").runs
+
+
+def _placed(store: Store, entry: dict, use: InputUse) -> dict:
+    """``{"path", "path_kind"}`` of an input, from what the client found (see ``InputUse``): a
+    ``path=`` must hold the input's bytes; else the path it snapshotted the input from, if any."""
+    if use.path is None:
+        snap = _snapshot_of(store, entry)
+        found = (use.taken or {}).get(snap) if snap else None
+        if not found:
+            return {}
+        return _checked_place(entry, *found)
+    placed = _checked_place(entry, use.path, use.path_kind)
+    files = _domain("tracking.where").input_files(store, entry)
+    held = dict(use.held or ())
+    if files is None:
+        return placed
+    if use.path_kind == "file":
+        wrong = [] if len(files) == 1 and list(held.values()) == [files[0][1]] else [use.path]
+    else:
+        wrong = [p for p, d in files if held.get(p) != d]
+    if wrong:
+        listed = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise InvalidInput(f"{use.path} does not hold the bytes of {entry['ref']} ({listed} differ or are missing).",
+                           hint="Declare what the script really reads there (snapshot it), or point path= at "
+                                "a copy of the input.")
+    return placed
+
+
+def _checked_place(entry: dict, path: object, kind: object) -> dict:
+    why = problem(path)
+    if why is not None or kind not in ("file", "folder"):
+        raise InvalidInput(f"The path given for {entry['ref']} cannot be recorded ({why or 'kind is file or folder'}).")
+    return {"path": path, "path_kind": kind}
+
+
+def _snapshot_of(store: Store, entry: dict) -> str | None:
+    if entry.get("kind") == "snapshot":
+        return entry["id"]
+    if entry.get("kind") == "split":
+        return _domain("data.split").load(store, entry["id"]).snapshot_id
+    return None
 
 
 def split_arguments(r: SplitRequest) -> dict:

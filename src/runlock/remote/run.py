@@ -20,14 +20,18 @@ from typing import Any, Callable
 
 from runlock import artifacts, canonical, code
 from runlock.config import ResolvedConfig
+from runlock.data.snapshot import taken_from, taken_here
 from runlock.data.tree import list_files
 from runlock.errors import InvalidInput, RunlockError, SealedError
 from runlock.hashing import digest_bytes, digest_file
 from runlock.refs import check_name
 from runlock.remote.client import Client, connect
+from runlock.remote.http import HttpService
+from runlock.remote.interface import InputUse
 from runlock.remote.spool import Spool
 from runlock.tracking import lock as locks
 from runlock.tracking import values as checks
+from runlock.tracking import where
 from runlock.tracking.values import MAX_STEP
 
 
@@ -63,6 +67,8 @@ class RemoteRun:
     def __init__(self, client: Client, record: dict, lock: dict | None, *,
                  on_end: Callable[[Any], None] | None = None) -> None:
         self.client = client
+        self.service = HttpService(client)
+        self.cwd = (record.get("context") or {}).get("cwd")
         self.id, self.project, self.name = record["id"], record["project"], record["name"]
         self.recipe_id = record.get("recipe_id")
         self.rank, self.owned = 0, True
@@ -120,6 +126,50 @@ class RemoteRun:
             raise RunlockError(f"{self._spool.unshipped} metric points of run {self.id} are not on the server "
                                f"yet ({self._spool.failing or 'it is slow'}); they stay spooled in "
                                f"{self._spool.path}.", hint="Check the server, then call flush() again.")
+
+    def set_summary(self, values: dict[str, Any]) -> None:
+        """Merge final values (evaluation results) into the run's summary, on the server."""
+        if self._ended:
+            raise SealedError(self.id, "ended")
+        self.service.set_summary(self.id, canonical.normalize(values))
+
+    def use(self, thing: Any, *, path: str | Path | None = None) -> None:
+        """Declare an input (a snapshot, split, artifact or model, or a reference string) as
+        ``Run.use`` does; the server resolves it and checks that ``path`` holds its bytes."""
+        if self._ended:
+            raise SealedError(self.id, "ended")
+        ref = thing if isinstance(thing, str) else (getattr(thing, "ref", None) or getattr(thing, "lineage_node", None))
+        if not isinstance(ref, str) or (not isinstance(thing, str) and not getattr(thing, "id", None)):
+            raise InvalidInput(f"run.use() takes a snapshot, split, artifact or model, or a reference "
+                               f"string; got {type(thing).__name__}.")
+        done = self.service.use_input(self.id, self._placed(ref, thing, path))
+        if self._lock is not None:
+            locks.add_input(self._lock, done["entry"])
+        self.recipe_id = done["recipe_id"]
+
+    def _placed(self, ref: str, thing: Any, path: str | Path | None) -> InputUse:
+        """What the server needs to record where the script reads the input (see ``InputUse``)."""
+        root = where.project_root(self._lock or {}, self.cwd)
+        if path is None:
+            node = getattr(thing, "lineage_node", "") or ""
+            snap = thing.id if node.startswith("snapshot:") else getattr(thing, "snapshot_id", None)
+            sources = taken_here() if isinstance(thing, str) else {snap: taken_from(snap)} if snap else {}
+            taken = {}
+            for sid, source in sources.items():
+                rel = where.relative(Path(source), root) if source else None
+                if rel is not None:
+                    taken[sid] = [rel, "folder" if Path(source).is_dir() else "file"]
+            return InputUse(ref, taken=taken or None)
+        found = Path(path) if Path(path).is_absolute() else Path.cwd() / path
+        if not found.exists():
+            raise InvalidInput(f"{path} does not exist, so it cannot be where the run reads {ref}.")
+        rel = where.relative(found, root)
+        if rel is None:
+            raise InvalidInput(f"{path} is outside the project ({root}); a rerun could not rebuild it there.",
+                               hint="Keep inputs inside the project, or leave out path= and use input_path().")
+        held = tuple((r, digest_file(real)[0]) for r, real in list_files(found)) if found.is_dir() \
+            else ((found.name, digest_file(found)[0]),)
+        return InputUse(ref, rel, "folder" if found.is_dir() else "file", held)
 
     def log_artifact(self, path: str | Path, name: str, kind: str = "artifact",
                      metadata: dict | None = None) -> dict:

@@ -52,6 +52,8 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     # what the CLI's commands ask (server/routes_service.py, remote/http.py)
     ("POST", f"{V1}/runs/labels"): SIGNED_IN,            # the shortest unique prefix of given ids
     ("GET", f"{V1}/runs/{{run_id}}/view"): Rule("run.read", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/inputs"): Rule("run.log", "run:{run_id}"),    # run.use
+    ("POST", f"{V1}/runs/{{run_id}}/summary"): Rule("run.log", "run:{run_id}"),   # run.set_summary
     ("GET", f"{V1}/models"): SIGNED_IN,                  # filtered to the projects the caller may read
     ("GET", f"{V1}/models/resolve"): SIGNED_IN,          # the handler requires run.read on its run's project
     ("POST", f"{V1}/models"): Rule("model.register", None),   # the run in the body names the project

@@ -22,7 +22,7 @@ from runlock.data import uploaded
 from runlock.data.snapshot import save as save_snapshot
 from runlock.errors import PermissionDenied
 from runlock.refs import check_name
-from runlock.remote.interface import SplitRequest
+from runlock.remote.interface import InputUse, SplitRequest
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
 from runlock.store import Store
@@ -79,6 +79,19 @@ class SplitCreate(BaseModel):
     settings: NearDup | None = None
 
 
+class UseInput(BaseModel):
+    ref: str = Field(max_length=300)
+    path: str | None = Field(default=None, max_length=4096)
+    path_kind: str | None = Field(default=None, pattern="^(file|folder)$")
+    held: list[tuple[Annotated[str, Field(max_length=4096)], Annotated[str, Field(max_length=80)]]] | None = \
+        Field(default=None, max_length=100_000)
+    taken: dict[str, tuple[Annotated[str, Field(max_length=4096)], str]] | None = Field(default=None, max_length=1000)
+
+
+class Summary(BaseModel):
+    values: dict[str, Any]
+
+
 def add(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handlers
     """Add these routes to ``app`` (``server.app.create_app`` calls it)."""
 
@@ -91,6 +104,17 @@ def add(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handlers
         view = _service(request).run_view(run_id)
         return jsonable({**view.to_dict(), "metrics": [m.__dict__ for m in view.metrics],
                          "notes": [n.to_dict() for n in view.notes]})
+
+    @app.post(f"{V1}/runs/{{run_id}}/inputs")
+    def use_input(request: Request, run_id: RunId, body: UseInput) -> dict:
+        d = body.model_dump()
+        use = InputUse(**{**d, "held": tuple(map(tuple, d["held"])) if d["held"] is not None else None,
+                          "taken": {k: list(v) for k, v in d["taken"].items()} if d["taken"] else None})
+        return jsonable(_service(request).use_input(run_id, use))
+
+    @app.post(f"{V1}/runs/{{run_id}}/summary")
+    def set_summary(request: Request, run_id: RunId, body: Summary) -> dict:
+        return {"summary": jsonable(_service(request).set_summary(run_id, body.values))}
 
     @app.get(f"{V1}/models")
     def list_models(request: Request, name: str | None = None) -> dict:
