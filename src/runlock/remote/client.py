@@ -132,8 +132,9 @@ class Client:
     def put_bytes(self, digest: str, data: bytes) -> None:
         self.call("PUT", f"/objects/{digest}", content=data, headers={"Content-Type": "application/octet-stream"})
 
-    def download(self, digest: str, dest: str | Path) -> Path:
-        """Write object ``digest`` to ``dest`` atomically, only if its bytes hash to ``digest``."""
+    def download(self, digest: str, dest: str | Path, *, via: str | None = None) -> Path:
+        """Write object ``digest`` to ``dest`` atomically, only if its bytes hash to ``digest``;
+        ``via``: the folder artifact's file list that names it (what a project's viewer may read)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
@@ -141,7 +142,7 @@ class Client:
             h = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
                 try:
-                    with self.http.stream("GET", f"/objects/{digest}") as r:
+                    with self.http.stream("GET", f"/objects/{digest}", params={"via": via} if via else None) as r:
                         if r.status_code >= 400:
                             r.read()
                             raise _error(r, self.url)

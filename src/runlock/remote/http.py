@@ -86,7 +86,7 @@ class HttpService:
         d = self.client.call("POST", "/models/read", json={"ref": ref, "dest": target})
         mv, art = _model(d["version"]), _artifact(d["artifact"])
         with tempfile.TemporaryDirectory(prefix="runlock-client-") as nowhere:
-            view = ServerView(self.objects, Path(nowhere) / ".runlock", "client")
+            view = ServerView(ServerObjects(self.client, via=art.manifest), Path(nowhere) / ".runlock", "client")
             result = artifacts.download(view, art, target, force=force, on_progress=on_progress)  # type: ignore[arg-type]
         return artifacts.Download(mv.ref, mv.digest, result.dest, result.files, result.size)
 

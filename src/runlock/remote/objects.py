@@ -21,8 +21,12 @@ from runlock.store.objects import ObjectStore
 
 
 class ServerObjects(ObjectStore):
-    def __init__(self, client: Client) -> None:
+    """``via``: the file list of the folder artifact being read, sent with each download (a
+    viewer of one project may read the files a folder artifact of that project names)."""
+
+    def __init__(self, client: Client, via: str | None = None) -> None:
         self.client = client
+        self.via = via
         self._present: set[str] = set()
 
     def has(self, oid: str) -> bool:
@@ -44,7 +48,7 @@ class ServerObjects(ObjectStore):
         fd, tmp = tempfile.mkstemp(prefix="runlock-get-", suffix=".tmp")
         os.close(fd)
         try:
-            self.client.download(oid, tmp)        # hash-checked before it is kept
+            self.client.download(oid, tmp, via=self.via if oid != self.via else None)   # hash-checked
             f = open(tmp, "rb")                    # noqa: SIM115 - the caller closes it
         finally:
             Path(tmp).unlink(missing_ok=True)      # the open file stays readable until closed

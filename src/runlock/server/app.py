@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Path as PathParam, Request
+from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -131,18 +131,33 @@ def _project_allowing(conn, actor: str, action: str, among: set | None = None) -
     return next((p for p in sorted(among) if allowed(conn, actor, action, ALL_PROJECTS, {"project": p})), None)
 
 
-def _may_read_object(store: Store, digest: str) -> bool:
-    """A viewer on ``*``, or on the project of a run that has this object as an artifact."""
+def _may_read_object(store: Store, digest: str, via: str | None = None) -> bool:
+    """A viewer on ``*``, or on the project of a run that has this object as an artifact, or
+    (``via``) whose folder artifact's file list ``via`` names this object."""
     with store.db.read() as conn:
-        return _reading_project(conn, store.actor, digest) is not None
+        return _reading_project(conn, store.actor, digest, via, store) is not None
 
 
-def _reading_project(conn, actor: str, digest: str) -> str | None:  # noqa: ANN001
+def _reading_project(conn, actor: str, digest: str, via: str | None = None,  # noqa: ANN001
+                     store: Store | None = None) -> str | None:
     if allowed(conn, actor, "object.read", ALL_PROJECTS):
         return ALL_PROJECTS
     projects = set(conn.execute(sa.select(runs.c.project).join(artifacts_t, artifacts_t.c.run_id == runs.c.id).where(
         sa.or_(artifacts_t.c.digest == digest, artifacts_t.c.manifest == digest))).scalars())
-    return _project_allowing(conn, actor, "object.read", projects)
+    found = _project_allowing(conn, actor, "object.read", projects)
+    if found is not None or via is None or via == digest or store is None:
+        return found
+    listing = set(conn.execute(sa.select(runs.c.project).join(artifacts_t, artifacts_t.c.run_id == runs.c.id).where(
+        artifacts_t.c.manifest == via)).scalars())
+    project = _project_allowing(conn, actor, "object.read", listing)
+    return project if project is not None and _lists(store, via, digest) else None
+
+
+def _lists(store: Store, manifest: str, digest: str) -> bool:
+    """Does folder manifest ``manifest`` (an object the caller may read) name object ``digest``?"""
+    doc = canonical.loads(store.objects.get_bytes(manifest))
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    return isinstance(entries, list) and any(isinstance(e, dict) and e.get("digest") == digest for e in entries)
 
 
 class Unauthenticated(RunlockError):
@@ -268,21 +283,24 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         return {"digest": digest, "stored": True}
 
     @app.get(f"{V1}/objects/{{digest}}", response_class=StreamingResponse)
-    def get_object(request: Request, digest: Digest) -> StreamingResponse:
+    def get_object(request: Request, digest: Digest,
+                   via: Annotated[str | None, Query(pattern=_DIGEST.pattern, description=(
+                       "a folder artifact's file list that names this object"))] = None) -> StreamingResponse:
         store = _store(request)
         _check_digest(digest)
-        if not _may_read_object(store, digest):
+        if not _may_read_object(store, digest, via):
             raise PermissionDenied(store.actor, "object.read", f"object:{digest}",
-                                   "viewer on every project, or on the project of a run with this artifact")
+                                   "viewer on every project, or on the project of a run with this artifact "
+                                   "(or with a folder artifact whose file list names it: ?via=)")
         data = store.objects.get_bytes(digest)      # verified against its digest before it leaves
-        store.db.run_write(lambda conn: _audit_read(conn, store, digest))
+        store.db.run_write(lambda conn: _audit_read(conn, store, digest, via))
         return StreamingResponse(iter([data]), media_type="application/octet-stream",
                                  headers={"Digest": f"sha-256={digest[7:]}", "Content-Length": str(len(data))})
 
 
-def _audit_read(conn, store: Store, digest: str) -> None:  # noqa: ANN001
+def _audit_read(conn, store: Store, digest: str, via: str | None = None) -> None:  # noqa: ANN001
     """Audit a read under the project that allowed it (``*`` if the reader has it)."""
-    project = _reading_project(conn, store.actor, digest) or ALL_PROJECTS
+    project = _reading_project(conn, store.actor, digest, via, store) or ALL_PROJECTS
     audit.append(conn, store.actor, "object.read", f"object:{digest}", details={"project": project})
 
 
