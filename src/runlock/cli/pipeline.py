@@ -1,91 +1,29 @@
-"""``runlock repro`` and ``runlock pipeline``: run, inspect, verify and export a runlock.yaml pipeline."""
+"""``runlock pipeline``: inspect, verify, resume and export a runlock.yaml pipeline (``runlock repro``
+itself is in ``cli/repro.py``)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import typer
 
 from runlock import pipeline as pl
 from runlock.cli import common
+from runlock.cli import repro as cli_repro
 from runlock.errors import InvalidInput
 
 app = typer.Typer(help="Pipelines (runlock.yaml): status, verify, show, resume, export.", no_args_is_help=True)
 
-DIR = typer.Option(None, "--dir", "-C", help="The pipeline's folder (default: the nearest folder holding "
-                                             "runlock.yaml, from here up).")
-STAGES = typer.Argument(None, help="Stages (default: all).")
-
-_MARK = {"ran": "[green]ran[/]", "cached": "[cyan]cache hit[/]", "failed": "[red]failed[/]", "not-run": "not run",
-         "would-run": "[yellow]would run[/]", "would-restore": "[cyan]would restore[/]"}
-
-
-def _pipeline(folder: str | None) -> pl.Pipeline:
-    if folder is not None:
-        return pl.load(folder)
-    here = Path.cwd()
-    for d in (here, *here.parents):
-        if (d / "runlock.yaml").is_file():
-            return pl.load(d)
-    raise InvalidInput("No runlock.yaml here or in any folder above.",
-                       hint="Run from the pipeline's folder, or pass --dir.")
-
-
-def _stderr_fd() -> int | None:
-    try:
-        return sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def _event(o: pl.StageOutcome) -> None:
-    extra = f" restored {', '.join(o.restored)}" if o.restored else ""
-    run = f" run:{o.run_id}" if o.run_id else ""
-    common.err_console.print(f"{o.stage}: {_MARK.get(o.action, o.action)}{run}{extra}"
-                             + (f" — {o.error}" if o.error else ""), highlight=False)
-
-
-def _repro(ctx: typer.Context, stages: list[str] | None, folder: str | None, jobs: int, force: bool, dry: bool,
-           as_json: bool) -> None:
-    pipe = _pipeline(folder)
-    result = pl.repro(common.store(ctx), pipe, stages or None, jobs=jobs, force=force, dry=dry,
-                      stdout=_stderr_fd(), on_event=None if as_json or dry else _event)
-    if as_json:
-        common.print_json(result.to_dict())
-    else:
-        if dry:
-            for o in result.stages:
-                _event(o)
-        counts = ", ".join(f"{result.count(a)} {a}" for a in ("ran", "cached", "failed", "not-run",
-                                                            "would-run", "would-restore") if result.count(a))
-        common.err_console.print(f"repro {result.repro_id}: {counts}", highlight=False)
-    raise typer.Exit(0 if result.ok else 1)
-
-
-def repro(
-    ctx: typer.Context,
-    stages: list[str] = STAGES,
-    folder: str = DIR,
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Run up to N independent stages at once."),
-    force: bool = typer.Option(False, "--force", help="Run the stages even when the cache holds their result."),
-    dry: bool = typer.Option(False, "--dry", help="Say what would run or be restored; change nothing."),
-    as_json: bool = common.JSON_OPTION,
-) -> None:
-    """Bring a pipeline's stages up to date: run stale ones as recorded runs (in DAG order), restore cached ones.
-
-    STAGES and everything upstream of them (default: every stage). A stage whose inputs (cmd,
-    params, seed, every dep by digest, environment) match an earlier finished execution is not
-    run: its outs are restored from the store. Exit status 1 if a stage failed."""
-    _repro(ctx, stages, folder, jobs, force, dry, as_json)
+DIR, STAGES, JOBS = cli_repro.DIR, cli_repro.STAGES, cli_repro.JOBS
+_pipeline, _stderr_fd = cli_repro.find, cli_repro.stderr_fd
 
 
 @app.command("resume")
 def resume_cmd(
     ctx: typer.Context,
     folder: str = DIR,
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Run up to N independent stages at once."),
+    jobs: int = JOBS,
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Continue after a failed or killed repro: finished stages are cache hits, the rest run."""
@@ -93,7 +31,7 @@ def resume_cmd(
     names = pl.reap(common.store(ctx), pipe)
     if names and not as_json:
         common.err_console.print(f"interrupted: {', '.join(names)} (marked failed; rerunning)", highlight=False)
-    _repro(ctx, None, folder, jobs, False, False, as_json)
+    cli_repro.run(ctx, None, folder, jobs, False, False, as_json)
 
 
 def _value(v: object) -> str:

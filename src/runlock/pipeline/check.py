@@ -19,7 +19,8 @@ import yaml
 from runlock import artifacts
 from runlock.errors import InvalidInput
 from runlock.pipeline import state
-from runlock.pipeline.repro import execute, project_name
+from runlock.pipeline.execute import execute
+from runlock.pipeline.repro import project_name
 from runlock.pipeline.spec import Pipeline, is_ref
 from runlock.store import Store
 from runlock.verify.compare import Comparison, compare

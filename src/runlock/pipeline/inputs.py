@@ -36,22 +36,51 @@ def environment_fields() -> dict:
 
 
 def packages() -> dict[str, str]:
-    """Installed distributions, name -> version, from the names of their ``.dist-info`` folders
-    (milliseconds, where reading every METADATA file takes a second); any other kind of install
-    (``.egg-info``, say) sends it to ``environment.distributions``."""
+    """Installed distributions, name -> version, as ``environment.distributions`` finds them, read
+    from folder names: a ``.dist-info`` folder's name holds both (milliseconds, where reading every
+    METADATA file takes most of a second); an ``.egg-info`` (a ``pip install -e .`` of a src
+    layout leaves one on sys.path) has its PKG-INFO headers read. importlib.metadata's order is kept
+    (sys.path order; in each folder, dist-info before egg-info; the last one of a name wins), and
+    anything this cannot read sends it to ``environment.distributions``."""
     found: dict[str, str] = {}
     for entry in sys.path:
         try:
-            names = os.listdir(entry or ".")
+            names = sorted(os.listdir(entry or "."))
         except OSError:
             continue
+        eggs = []
         for n in names:
-            if n.endswith(".egg-info"):
-                return environment.distributions()
             if n.endswith(".dist-info") and "-" in n:
                 name, _, version = n[: -len(".dist-info")].partition("-")
-                found.setdefault(name.lower().replace("_", "-").replace(".", "-"), version)
+                found[_normalise(name)] = version
+            elif n.endswith(".egg-info"):
+                eggs.append(os.path.join(entry or ".", n))
+        for path in eggs:
+            head = _pkg_info(path)
+            if head is None:
+                return environment.distributions()
+            found[_normalise(head[0])] = head[1]
     return dict(sorted(found.items()))
+
+
+def _pkg_info(path: str) -> tuple[str, str] | None:
+    """(Name, Version) from an ``.egg-info`` file or folder's PKG-INFO headers; None if unreadable."""
+    try:
+        with open(os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path, encoding="utf-8") as f:
+            head: dict[str, str] = {}
+            for line in f:
+                if not line.strip():
+                    break
+                key, sep, value = line.partition(":")
+                if sep and key in ("Name", "Version"):
+                    head.setdefault(key, value.strip())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return (head["Name"], head["Version"]) if "Name" in head and "Version" in head else None
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def resolve_ref(store: Store, text: str) -> str:

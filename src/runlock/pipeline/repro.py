@@ -5,10 +5,10 @@ stage key (``inputs``), take the per-stage lock in the database, then either
 
 - restore its outs from the earliest finished execution with the same key (a cache hit: a
   ``cached`` row naming that run, and an audit entry), writing only outs whose bytes differ; or
-- run its command as a recorded run (``runlock.tracking.wrapper.run_command``): outs are removed
-  first, the run's lock holds the inputs document (cmd, params, seed, every dep by digest) and
-  its seed, upstream outs and refs are linked as ``used``, and each out is stored by content as
-  an artifact of the run (``generated_by``).
+- run its command as a recorded run (``execute``: outs removed first, the run's lock holds the
+  inputs document and its seed, upstream outs and refs linked as ``used``, each out stored by
+  content as an artifact of the run, ``generated_by``). ``execute`` and the run machinery it
+  imports are loaded only when a stage runs, so a no-op ``repro`` does not pay for them.
 
 A second ``repro`` on the same store waits on the lock of a stage the first is computing, then
 finds its result in the cache. A stage left ``running`` by a killed ``repro`` is marked failed
@@ -17,30 +17,24 @@ and its run crashed at the next ``repro`` (or ``resume``).
 
 from __future__ import annotations
 
-import os
+import importlib
 import threading
-from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 from ulid import ULID
 
-from runlock import artifacts
 from runlock.errors import InvalidInput, RunlockError
 from runlock.pipeline import outs as outs_mod
 from runlock.pipeline import state
 from runlock.pipeline.digests import Hasher
 from runlock.pipeline.inputs import document, stage_key
 from runlock.pipeline.params import ParamFiles
-from runlock.pipeline.spec import Pipeline, is_ref
+from runlock.pipeline.spec import Pipeline
 from runlock.refs import check_name
 from runlock.store import Store
 from runlock.tracking import records
-from runlock.tracking.run import Run
-from runlock.tracking.wrapper import run_command
-
-SHELL = "/bin/sh"
 
 
 @dataclass(frozen=True)
@@ -177,6 +171,7 @@ class _Context:
     def _execute(self, name: str, key: str, doc: dict) -> StageOutcome:
         row = state.begin(self.store, pipeline=str(self.pipe.root), stage=name, stage_key=key,
                           repro_id=self.repro_id, inputs=doc)
+        execute = importlib.import_module("runlock.pipeline.execute").execute   # see the module's docstring
         try:
             result, outs = execute(self.store, self.pipe, name, doc, project=self.project, stdout=self.stdout,
                                    on_start=lambda run: state.set_run(self.store, row, run.id))
@@ -189,48 +184,6 @@ class _Context:
                               f"{(result.error or f'exit status {result.returncode}').strip().splitlines()[0]}")
         state.end(self.store, row, "finished", outs=outs)
         return StageOutcome(name, "ran", key, result.run_id)
-
-
-def execute(store: Store, pipe: Pipeline, name: str, doc: dict, *, project: str, cwd: str | None = None,
-            stdout: int | None = None, on_start: Callable[[Run], None] | None = None):  # noqa: ANN201
-    """Run stage ``name`` as a recorded run in ``cwd`` (default: the pipeline's folder); return the
-    wrapper's result and the outs it stored (``{path: {digest, name}}``)."""
-    stage = pipe.stages[name]
-    where = pipe.root if cwd is None else Path(cwd)
-    for out in stage.outs:
-        outs_mod.remove(where / out)
-    stored: dict[str, dict] = {}
-
-    def started(run: Run) -> None:
-        if on_start:
-            on_start(run)
-        for dep, info in doc["deps"].items():
-            if is_ref(dep):
-                run.use(dep)
-            elif info["kind"] == "out":   # lineage: this run used the upstream stage's artifact
-                run.use(artifacts.find(store, f"art:{info['digest']}"), path=where / dep)
-            elif not store.objects.has(info["digest"]):   # keep the bytes, so verify can rebuild this input
-                artifacts.store_path(store, where / dep)
-
-    def ended(run: Run, rc: int) -> None:
-        if rc != 0:
-            return
-        for out in stage.outs:
-            path = os.path.join(where, out)
-            if not os.path.exists(path):
-                raise InvalidInput(f"Stage {name!r} exited 0 but did not write its out {out}.")
-            art = run.log_artifact(path, outs_mod.artifact_name(out), kind=outs_mod.OUT_KIND,
-                                   metadata={"path": out, "stage": name})
-            stored[out] = {"digest": art.digest, "name": art.name}
-
-    config = {"pipeline": {"stage": name, "cmd": doc["cmd"], "params": doc["params"],
-                           "deps": {d: i["digest"] for d, i in doc["deps"].items()}, "outs": doc["outs"]}}
-    env = {"RUNLOCK_STAGE": name}
-    if stage.seed is not None:
-        env["RUNLOCK_SEED"] = str(stage.seed)
-    result = run_command(store, [SHELL, "-c", stage.cmd], project=project, name=name, config=config,
-                         seed=stage.seed, extra_env=env, on_start=started, on_exit=ended, stdout=stdout, cwd=where)
-    return result, stored
 
 
 def _plan(store: Store, pipe: Pipeline, selected: list[str], force: bool) -> list[StageOutcome]:
