@@ -64,7 +64,7 @@ COMMANDS: dict[str, dict[str, Entry]] = {
                      pick="env"),
     },
     "Pipelines": {
-        "repro": Entry("pipeline", "repro", "Bring runlock.yaml's stages up to date: stale ones run as recorded runs "
+        "repro": Entry("repro", "repro", "Bring runlock.yaml's stages up to date: stale ones run as recorded runs "
                        "in DAG order (--jobs N in parallel), cached ones restored."),
         "pipeline": Entry("pipeline", "app", "Pipelines (runlock.yaml): status, verify, show, resume, export."),
     },
