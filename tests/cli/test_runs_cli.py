@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,13 @@ def test_data_list_fits_80_columns_one_line_per_snapshot(store: Store, tmp_path:
     lines = cli(store, "data", "list").output.splitlines()
     assert max(map(len, lines)) <= 80
     assert len([line for line in lines if line.startswith(("ds:tickets-cleaned@v1 ", "ds:faq@v1 "))]) == 2
+
+
+def test_runs_show_words_a_missing_commit_and_seed(store: Store, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)    # a repository with no commit yet
+    with runlock.start_run(project="support-bot", name="first", store=store) as run:
+        pass
+    text = cli(store, "runs", "show", run.id, columns=120).output
+    assert "code: no commit yet, the git repository has none" in text
+    assert "seed: none recorded" in text
+    assert "None" not in text

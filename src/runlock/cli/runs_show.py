@@ -40,14 +40,12 @@ def _render_show(data: dict) -> None:
         notes = tree.add("notes")
         for n in data["notes"]:
             notes.add(escape(f"{n.created_at[:16].replace('T', ' ')} {n.created_by}: {n.text}"))
-    tree.add(escape(f"seed {lk.get('seed')}"))
+    tree.add(escape(f"seed {lk['seed']}" if lk.get("seed") is not None else "seed: none recorded"))
     cfg = tree.add("config (nested sections summarised; all of it with --json)")
     for key, value in sorted((lk.get("config") or {}).items()):
         shown = f"{{{len(value)} keys}}" if isinstance(value, dict) else common.to_jsonable(value)
         cfg.add(escape(f"{key} = {shown}"))
-    git = (lk.get("code") or {}).get("git")
-    tree.add(f"code {git['commit']} {'(dirty, diff ' + str(git['diff']) + ')' if git and git['dirty'] else ''}"
-             if git else f"code: {(lk.get('code') or {}).get('reason')}")
+    tree.add(escape(_code_line(lk.get("code") or {})))
     env = lk.get("environment") or {}
     torch = env.get("torch") or {}
     tree.add(f"python {env.get('python', {}).get('version')}; torch {torch.get('version', '-')}; "
@@ -67,3 +65,14 @@ def _render_show(data: dict) -> None:
             "metrics", ["key", "last", "min", "max", "steps"],
             [(m.key, num(m.latest), num(m.min), num(m.max), m.steps) for m in data["metrics"]])))
     common.console.print(tree)
+
+
+def _code_line(code: dict) -> str:
+    """The lock's code section in one line, in words where a value is missing."""
+    git = code.get("git")
+    if not git:
+        return f"code: {code.get('reason') or 'not recorded'}"
+    dirty = f" (uncommitted changes, diff {git['diff']})" if git.get("dirty") else ""
+    if git.get("commit") is None:
+        return f"code: no commit yet, the git repository has none{dirty}"
+    return f"code {git['commit']}{dirty}"
