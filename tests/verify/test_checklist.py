@@ -129,3 +129,20 @@ def test_check_exits_non_zero_on_failure_for_ci(store: Store, repo: Path, tmp_pa
     (repo / "bad.toml").write_text("[check\n")
     broken = cli.invoke(app, ["--store", str(store.root), "check", run, "--policy", str(repo / "bad.toml")])
     assert broken.exit_code == 2 and "Cannot read the policy" in broken.output and "Traceback" not in broken.output
+
+
+def test_code_committed_says_why_no_commit_was_recorded(store: Store, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh, outside = tmp_path / "fresh", tmp_path / "outside"
+    fresh.mkdir()
+    outside.mkdir()
+    git(fresh, "init", "-q")                     # a repository with no commit yet
+    details = {}
+    for where in (fresh, outside):
+        monkeypatch.chdir(where)
+        with runlock.start_run(project="p", store=store) as run:
+            pass
+        (rule,) = [r for r in check(store, run.id).results if r.rule == "code-committed"]
+        details[where.name] = (rule.passed, rule.detail)
+    assert details["fresh"] == (False, "no commit recorded (the git repository had no commit yet)")
+    assert details["outside"] == (False, "no commit recorded (not inside a git repository)")

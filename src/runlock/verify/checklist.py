@@ -171,7 +171,8 @@ def code_committed(ctx: _Ctx, opts: dict) -> RuleResult:
     code = ctx.lock.get("code") or {}
     git = code.get("git")
     if not git or not git.get("commit"):
-        return RuleResult("code-committed", False, f"no commit recorded ({code.get('reason', 'no code section')})", code)
+        why = ("the git repository had no commit yet" if git else code.get("reason")) or "no code section"
+        return RuleResult("code-committed", False, f"no commit recorded ({why})", code)
     ev = {"commit": git["commit"], "dirty": git.get("dirty"), "diff": git.get("diff")}
     if not git.get("dirty"):
         return RuleResult("code-committed", True, f"commit {git['commit'][:12]}, no uncommitted changes", ev)
