@@ -175,6 +175,50 @@ def test_the_audit_log_verifies_alike(both) -> None:
     assert dataclasses.asdict(mine) == dataclasses.asdict(theirs)
 
 
+def test_metrics_diffs_and_comparisons_agree(both, world: World) -> None:
+    local, http = both
+    for r in world.runs:
+        assert local.metric_summaries(r) == http.metric_summaries(r)
+        assert list(local.metric_points(r, keys=["loss"])) == list(http.metric_points(r, keys=["loss"]))
+        assert list(local.metric_points(r)) == list(http.metric_points(r))
+    assert local.metric_summaries(world.runs[0], rank=1) == http.metric_summaries(world.runs[0], rank=1) == []
+    a, b = world.runs[0], world.runs[1][:10]
+    assert local.diff_runs(a, b) == http.diff_runs(a, b) and local.diff_runs(a, b).fields
+    assert local.compare_runs(world.runs) == http.compare_runs(world.runs)
+    assert local.compare_runs(world.runs, only_differences=True) == http.compare_runs(world.runs, only_differences=True)
+
+
+def test_snapshots_and_splits_are_listed_and_loaded_alike(both, world: World) -> None:
+    _named(world)
+    local, http = both
+    assert local.list_snapshots() == http.list_snapshots() and len(local.list_snapshots()) >= 2
+    assert local.list_snapshots("cat-docs") == http.list_snapshots("cat-docs")
+    assert local.load_snapshot("ds:cat-tickets") == http.load_snapshot("ds:cat-tickets@v1")
+    assert local.list_splits() == http.list_splits()
+    mine, theirs = local.load_split("split:cat-tickets"), http.load_split("split:cat-tickets@v1")
+    assert (mine.id, mine.manifest, mine.ref, mine.leakage) == (theirs.id, theirs.manifest, theirs.ref, theirs.leakage)
+    with pytest.raises(NotFound):
+        http.load_snapshot("ds:nothing")
+
+
+def test_the_reading_routes_hold_to_roles(world: World) -> None:
+    _named(world)
+    viewer = HttpService(Client(world.server.url, world.server.tokens["viewer"]))
+    outsider = HttpService(Client(world.server.url, world.server.tokens["outsider"]))
+    try:
+        assert viewer.list_snapshots() and viewer.list_splits() and viewer.diff_runs(*world.runs[:2])
+        for call in (outsider.list_snapshots, outsider.list_splits, lambda: outsider.load_split("split:cat-tickets"),
+                     lambda: outsider.diff_runs(*world.runs[:2]), lambda: outsider.compare_runs(world.runs[:1]),
+                     lambda: outsider.metric_summaries(world.runs[0]),
+                     lambda: list(outsider.metric_points(world.runs[0]))):
+            with pytest.raises(RunlockError) as e:
+                call()
+            assert e.value.exit_code == 3
+    finally:
+        viewer.close()
+        outsider.close()
+
+
 # -- writes: content-addressed results are equal, whoever writes them ---------------------------------
 def test_a_snapshot_of_files_has_the_same_id_either_way(both, world: World) -> None:
     local, http = both
@@ -276,15 +320,48 @@ def _cli(world: World, args: list[str], *, remote: bool) -> tuple[int, str]:
     ["audit", "verify", "--deep", "--json"],
     ["data", "snapshot", "DATA/files", "--name", "cli-docs"],
     ["data", "snapshot", "DATA/tickets.jsonl", "--name", "cli-tickets", "--id-column", "id", "--json"],
+    ["metrics", "RUN1"],
+    ["metrics", "RUN0", "--json", "--key", "loss", "--rank", "0"],
+    ["metrics", "RUN1", "--csv", "--key", "acc"],
+    ["metrics", "RUN1", "--csv"],
+    ["runs", "diff", "RUN0", "RUN1"],
+    ["runs", "diff", "RUN0", "RUN2", "--json"],
+    ["runs", "compare", "RUN0", "RUN1", "RUN2"],
+    ["runs", "compare", "RUN0", "RUN1", "--all", "--wide"],
+    ["runs", "compare", "RUN0", "RUN2", "--json"],
+    ["runs", "diff", "RUN0", "01HZZZZZZZZZZZZZZZZZZZZZZZ"],
+    ["data", "list"],
+    ["data", "list", "cat-docs", "--json"],
+    ["data", "show", "ds:cat-docs"],
+    ["data", "show", "ds:cat-tickets@v1", "--files", "--json"],
+    ["data", "show", "ds:nothing"],
+    ["split", "list"],
+    ["split", "list", "cat-tickets", "--json"],
+    ["split", "show", "split:cat-tickets@v1"],
+    ["split", "show", "split:cat-tickets", "--pairs", "--json"],
 ])
 def test_each_served_command_prints_the_same_text(world: World, args: list[str], monkeypatch) -> None:
-    args = [a.replace("RUN1", world.runs[1][:12]).replace("RUN0", world.runs[0])
+    args = [a.replace("RUN1", world.runs[1][:12]).replace("RUN0", world.runs[0]).replace("RUN2", world.runs[2])
             .replace("DATA", str(world.data)) for a in args]
     if args[:2] == ["data", "snapshot"]:       # named once beforehand: both print "Snapshot …", not "Created"
         _cli(world, args, remote=False)
+    if args[0] in ("data", "split") and args[1] in ("list", "show"):
+        _named(world)
     remote = _cli(world, args, remote=True)
     local = _cli(world, args, remote=False)
     assert remote == local, f"server:\n{remote[1]}\nlocal:\n{local[1]}"
+
+
+def _named(world: World) -> None:
+    """ds:cat-docs, ds:cat-tickets and split:cat-tickets exist (whichever test runs first names them)."""
+    store = open_store(world.root)
+    try:
+        svc = LocalService(store)
+        svc.snapshot(world.data / "files", "cat-docs")
+        svc.snapshot(world.data / "tickets.jsonl", "cat-tickets", id_column="id")
+        svc.split(SplitRequest("ds:cat-tickets", name="cat-tickets", seed=3, strategy="stratified", by="label"))
+    finally:
+        store.close()
 
 
 def test_split_create_prints_the_same_text(world: World) -> None:
@@ -303,7 +380,7 @@ def test_registry_get_prints_the_same_text_but_the_destination(world: World, tmp
     assert (tmp_path / "r.bin").read_bytes() == (tmp_path / "l.bin").read_bytes() == bytes([0]) * 1000
 
 
-@pytest.mark.parametrize("args", [["runs", "diff", "A", "B"], ["data", "list"], ["audit", "log"],
+@pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "log"],
                                   ["registry", "history", "bot"], ["lineage", "model:bot"]])
 def test_a_command_not_served_yet_says_so_in_one_line(world: World, args: list[str]) -> None:
     code, out = _cli(world, args, remote=True)
@@ -323,3 +400,25 @@ def test_an_unreachable_server_is_one_line(world: World) -> None:
                                                             "RUNLOCK_STORE": None})
     assert result.exit_code != 0 and "did not answer" in result.output and "Traceback" not in result.output
     assert os.environ.get("RUNLOCK_SERVER") is None
+
+
+def test_a_nan_metric_prints_the_same_from_a_server(world: World) -> None:
+    """Last: it adds a run. JSON cannot carry NaN; the server sends "nan" and the client turns a
+    metric's "nan" back into a NaN, so `--json` says "NaN" and a table "nan" either way."""
+    store = open_store(world.root)
+    try:
+        with runlock.start_run("nanproj", "nan", config={"lr": 1.0}, store=store) as run:
+            run.log({"loss": 0.5, "acc": float("inf")}, step=0)
+            run.log({"loss": float("nan")}, step=1)
+    finally:
+        store.close()
+    for args in (["runs", "list", "--project", "nanproj", "--sort", "metrics.loss", "--json"],
+                 ["runs", "list", "--project", "nanproj", "--sort", "metrics.loss"],
+                 ["runs", "show", run.id, "--json"], ["metrics", run.id, "--json"], ["metrics", run.id, "--csv"],
+                 ["runs", "compare", run.id, world.runs[0], "--json"], ["runs", "compare", run.id, world.runs[0]],
+                 ["runs", "diff", run.id, world.runs[0], "--json"]):
+        remote, local = _cli(world, args, remote=True), _cli(world, args, remote=False)
+        assert remote == local and remote[0] == 0, f"{args}\nserver:\n{remote[1]}\nlocal:\n{local[1]}"
+    for args in (["runs", "compare", run.id, world.runs[0], "--json"], ["metrics", run.id, "--json"],
+                 ["runs", "list", "--project", "nanproj", "--sort", "metrics.loss", "--json"]):
+        assert '"NaN"' in _cli(world, args, remote=True)[1], args

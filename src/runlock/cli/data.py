@@ -9,7 +9,7 @@ from runlock.cli import common
 from runlock.cli.service import service
 from runlock.data.checkout import checkout as checkout_snapshot
 from runlock.data.diff import SnapshotDiff, diff as diff_snapshots
-from runlock.data.snapshot import Snapshot, SnapshotInfo, list_snapshots, load_snapshot
+from runlock.data.snapshot import Snapshot, SnapshotInfo
 from runlock.data.verify import VerifyReport, verify as verify_snapshots
 
 app = typer.Typer(help="Dataset snapshots: content-addressed, versioned, verifiable.", no_args_is_help=True)
@@ -42,7 +42,7 @@ def snapshot_cmd(
 def list_cmd(ctx: typer.Context, name: str = typer.Argument(None, help="Only versions of this dataset."),
              as_json: bool = common.JSON_OPTION) -> None:
     """List dataset snapshot versions."""
-    common.emit(list_snapshots(common.store(ctx), name), as_json, _render_list)
+    common.emit(service(ctx).list_snapshots(name), as_json, _render_list)
 
 
 @app.command("show")
@@ -50,7 +50,7 @@ def show_cmd(ctx: typer.Context, ref: str = REF_ARG,
              files: bool = typer.Option(False, "--files", help="Also list every file with its size and hash."),
              as_json: bool = common.JSON_OPTION) -> None:
     """Show one snapshot: size, files, records, schema, parent and recipe."""
-    snap = load_snapshot(common.store(ctx), ref)
+    snap = service(ctx).load_snapshot(ref)
     value = {**snap.to_dict(), "entries": snap.entries} if files else snap
     common.emit(value, as_json, lambda _: _render_snapshot(snap, files=files))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from runlock.cli import common
+from runlock.cli.service import service
 from runlock.errors import InvalidInput
 from runlock.tracking import plot as plots
 from runlock.tracking import series
@@ -28,17 +29,17 @@ def metrics(
 ) -> None:
     """A run's metrics: one line per key, or every point with --csv."""
     common.output_file(output, force)
-    store = common.store(ctx)
+    if not as_csv and output is not None:
+        raise InvalidInput("--output goes with --csv.")
+    svc = service(ctx)
     if not as_csv:
-        if output is not None:
-            raise InvalidInput("--output goes with --csv.")
-        found = [s for s in series.summarize(store, run, rank=rank) if not keys or s.key in keys]
+        found = [s for s in svc.metric_summaries(run, rank=rank) if not keys or s.key in keys]
         common.emit(found, as_json, lambda ss: common.console.print(common.table(
             None, ["key", "points", "steps", "first step", "last step", "last", "min", "max"],
             [(s.key, s.points, s.steps, s.first_step, s.last_step, *map(_num, (s.latest, s.min, s.max)))
              for s in ss])))
         return
-    stream = series.points(store, run, keys=keys or None, rank=rank)
+    stream = svc.metric_points(run, keys=keys or None, rank=rank)
     if output is None:
         series.write_csv(stream, sys.stdout)
         return

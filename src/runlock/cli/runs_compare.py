@@ -6,6 +6,7 @@ import typer
 from rich.text import Text
 
 from runlock.cli import common, runids
+from runlock.cli.service import service
 from runlock.cli.runs import hex_prefix, num
 from runlock.tracking import diff as diffs
 from runlock.tracking import series
@@ -15,7 +16,7 @@ def diff(ctx: typer.Context, run_a: str = typer.Argument(..., help="First run (i
          run_b: str = typer.Argument(..., help="Second run (id or unique prefix)."),
          as_json: bool = common.JSON_OPTION) -> None:
     """What differs between two runs: config, seeds, knobs, code, environment, inputs, metrics."""
-    result = diffs.diff_runs(common.store(ctx), run_a, run_b)
+    result = service(ctx).diff_runs(run_a, run_b)
     common.emit(result, as_json, _render_diff)
 
 
@@ -37,12 +38,12 @@ def compare(ctx: typer.Context, runs: list[str] = typer.Argument(..., help="Two 
             as_json: bool = common.JSON_OPTION) -> None:
     """Runs side by side: the config, summary, latest metric and tag values that differ (--all:
     every value); nested config (training_args.*) is grouped under its section."""
-    store = common.store(ctx)
-    result = series.compare(store, runs, only_differences=not show_all)
+    svc = service(ctx)
+    result = svc.compare_runs(runs, only_differences=not show_all)
     if as_json:
         common.print_json(result)
         return
-    _render_compare(result, runids.labels(store, result.runs, wide))
+    _render_compare(result, {i: i for i in result.runs} if wide else svc.short_ids(result.runs))
 
 
 def group_of(section: str, key: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from runlock.cli import common
 from runlock.cli.service import service
 from runlock.data.leakage import LeakageReport
 from runlock.data.minhash import NearDupSettings
-from runlock.data.split import Split, SplitInfo, list_splits, load
+from runlock.data.split import Split, SplitInfo
 from runlock.data.split_ops import Checked, Exported, apply_split, check_split, export_split, import_split
 from runlock.data.strategies import STRATEGIES
 from runlock.errors import InvalidInput
@@ -68,7 +68,7 @@ def create_cmd(
 def list_cmd(ctx: typer.Context, name: str = typer.Argument(None, help="Only versions of this split."),
              as_json: bool = common.JSON_OPTION) -> None:
     """List split versions."""
-    common.emit(list_splits(common.store(ctx), name), as_json, _render_list)
+    common.emit(service(ctx).list_splits(name), as_json, _render_list)
 
 
 @app.command("show")
@@ -76,7 +76,7 @@ def show_cmd(ctx: typer.Context, ref: str = SPLIT_ARG,
              pairs: bool = typer.Option(False, "--pairs", help="Also list the leaking pairs of the latest check."),
              as_json: bool = common.JSON_OPTION) -> None:
     """Show one split: snapshot, strategy, counts, digests and its latest leakage result."""
-    sp = load(common.store(ctx), ref)
+    sp = service(ctx).load_split(ref)
     value = {**sp.to_dict(), "report": sp.leakage.to_dict() if sp.leakage else None} if pairs else sp
     common.emit(value, as_json, lambda _: _render_split(sp, pairs=pairs))
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from runlock import artifacts
 from runlock.audit import Problem, VerifyReport
 from runlock.data.leakage import LeakageReport
-from runlock.data.snapshot import Snapshot, build_manifest, default_name, took
-from runlock.data.split import Split
+from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, default_name, took
+from runlock.data.split import Split, SplitInfo
 from runlock.errors import InvalidInput
 from runlock.refs import check_name
 from runlock.registry import ModelVersion
@@ -30,7 +30,8 @@ from runlock.remote.objects import ServerObjects, ServerView
 from runlock.tracking.annotations import Note
 from runlock.tracking.query import FoundRun
 from runlock.tracking.records import RunRecord
-from runlock.tracking.series import KeySummary
+from runlock.tracking.diff import Change, MetricDelta, RunDiff
+from runlock.tracking.series import Comparison, CompareRow, KeySummary, Point
 
 MAX_LIST = 10_000
 
@@ -52,7 +53,7 @@ class HttpService:
         rows = self.client.call("GET", "/runs", params={k: v for k, v in {
             "project": project, "status": status, "where": where, "sort": sort, "limit": limit or MAX_LIST,
             "deleted": "true" if deleted else None}.items() if v is not None})["runs"]
-        return [FoundRun(_record(r), r.get("fields") or {}) for r in rows]
+        return [FoundRun(_record(r), _fields(r.get("fields") or {})) for r in rows]
 
     def short_ids(self, ids: list[str]) -> dict[str, str]:
         if not ids:
@@ -63,6 +64,27 @@ class HttpService:
         d = self.client.call("GET", f"/runs/{_segment(ref)}/view")
         return RunView(_record(d["run"]), d["lock"], [_summary(m) for m in d["metrics"]],
                        [Note(**n) for n in d["notes"]], [_artifact(a) for a in d["artifacts"]])
+
+    def metric_summaries(self, ref: str, *, rank: int | None = None) -> list[KeySummary]:
+        params = {"rank": rank} if rank is not None else {}
+        return [_summary(m) for m in self.client.call("GET", f"/runs/{_segment(ref)}/metrics", params=params)["metrics"]]
+
+    def metric_points(self, ref: str, *, keys: list[str] | None = None, rank: int | None = None) -> Iterator[Point]:
+        params = {"key": list(keys or []), **({"rank": rank} if rank is not None else {})}
+        rows = self.client.call("GET", f"/runs/{_segment(ref)}/points", params=params, timeout=600.0)["points"]
+        return iter([Point(k, step, float(v), r, t) for k, step, v, r, t in rows])
+
+    def diff_runs(self, a: str, b: str) -> RunDiff:
+        d = self.client.call("POST", "/runs/diff", json={"a": a, "b": b})
+        return RunDiff(d["a"], d["b"], d["same_recipe"],
+                       {s: [Change(**c) for c in cs] for s, cs in d["changes"].items()},
+                       [MetricDelta(**{k: _float(v) for k, v in m.items()}) for m in d["metrics"]])
+
+    def compare_runs(self, refs: list[str], *, only_differences: bool = False) -> Comparison:
+        d = self.client.call("POST", "/runs/compare", json={"runs": refs, "only_differences": only_differences})
+        rows = [CompareRow(r["section"], r["key"], [_float(v) for v in r["values"]] if r["section"] == "metrics"
+                           else r["values"], r["differs"]) for r in d["rows"]]
+        return Comparison(d["runs"], rows, d["names"], d["hidden"])
 
     # -- models ------------------------------------------------------------------------------------
     def list_models(self, name: str | None = None) -> list[ModelVersion]:
@@ -123,6 +145,23 @@ class HttpService:
         report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
         return Split(d["id"], d["manifest"], d["name"], d["version"], report, d["created"])
 
+    def list_snapshots(self, name: str | None = None) -> list[SnapshotInfo]:
+        params = {"name": check_name(name, "dataset name")} if name is not None else {}
+        return [SnapshotInfo(**i) for i in self.client.call("GET", "/snapshots", params=params)["snapshots"]]
+
+    def load_snapshot(self, ref: str) -> Snapshot:
+        d = self.client.call("GET", "/snapshots/resolve", params={"ref": ref})
+        return Snapshot(d["id"], d["kind"], d["manifest"], d["name"], d["version"], False)
+
+    def list_splits(self, name: str | None = None) -> list[SplitInfo]:
+        params = {"name": check_name(name, "split name")} if name is not None else {}
+        return [SplitInfo(**i) for i in self.client.call("GET", "/splits", params=params)["splits"]]
+
+    def load_split(self, ref: str) -> Split:
+        d = self.client.call("GET", "/splits/resolve", params={"ref": ref})
+        report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
+        return Split(d["id"], d["manifest"], d["name"], d["version"], report, False)
+
     # -- a running run -----------------------------------------------------------------------------
     def use_input(self, run: str, use: InputUse) -> dict:
         return self.client.call("POST", f"/runs/{_segment(run)}/inputs", json=use.to_dict())
@@ -139,7 +178,14 @@ def _segment(ref: str) -> str:
 
 
 def _float(v: Any) -> Any:
+    """A metric value as the server sent it ("nan", "inf", "-inf" for what JSON cannot carry)."""
     return float(v) if v in ("nan", "inf", "-inf") else v
+
+
+def _fields(d: dict) -> dict:
+    """A run's flat fields: metric values are floats, so "nan" there is a NaN (a config or tag
+    string "nan" stays a string: canonical JSON refuses NaN there)."""
+    return {k: _float(v) if k.startswith("metrics.") else v for k, v in d.items()}
 
 
 def _record(d: dict) -> RunRecord:

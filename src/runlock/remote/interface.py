@@ -13,7 +13,7 @@ The values are the domain's own frozen dataclasses (``FoundRun``, ``ModelVersion
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from runlock.artifacts import Artifact, Download
     from runlock.audit import VerifyReport
-    from runlock.data.snapshot import Snapshot
-    from runlock.data.split import Split
+    from runlock.data.snapshot import Snapshot, SnapshotInfo
+    from runlock.data.split import Split, SplitInfo
+    from runlock.tracking.diff import RunDiff
     from runlock.registry import ModelVersion
     from runlock.tracking.annotations import Note
     from runlock.tracking.query import FoundRun
     from runlock.tracking.records import RunRecord
-    from runlock.tracking.series import KeySummary
+    from runlock.tracking.series import Comparison, KeySummary, Point
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,14 @@ class Service(Protocol):
 
     def run_view(self, ref: str) -> RunView: ...
 
+    def metric_summaries(self, ref: str, *, rank: int | None = None) -> list[KeySummary]: ...
+
+    def metric_points(self, ref: str, *, keys: list[str] | None = None, rank: int | None = None) -> Iterator[Point]: ...
+
+    def diff_runs(self, a: str, b: str) -> RunDiff: ...
+
+    def compare_runs(self, refs: list[str], *, only_differences: bool = False) -> Comparison: ...
+
     # models
     def list_models(self, name: str | None = None) -> list[ModelVersion]: ...
 
@@ -120,6 +129,14 @@ class Service(Protocol):
                  use_cache: bool = True) -> Snapshot: ...
 
     def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split: ...
+
+    def list_snapshots(self, name: str | None = None) -> list[SnapshotInfo]: ...
+
+    def load_snapshot(self, ref: str) -> Snapshot: ...
+
+    def list_splits(self, name: str | None = None) -> list[SplitInfo]: ...
+
+    def load_split(self, ref: str) -> Split: ...
 
     # a running run (``run.use`` and ``run.set_summary`` of a run on a server)
     def use_input(self, run: str, use: InputUse) -> dict: ...

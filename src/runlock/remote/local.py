@@ -57,6 +57,18 @@ class LocalService:
                        series.summarize(self.store, rec.id), _domain("tracking.annotations").notes(self.store, rec.id),
                        _domain("artifacts").for_run(self.store, rec.id))
 
+    def metric_summaries(self, ref: str, *, rank: int | None = None) -> list:
+        return _domain("tracking.series").summarize(self.store, ref, rank=rank)
+
+    def metric_points(self, ref: str, *, keys: list[str] | None = None, rank: int | None = None):  # noqa: ANN201
+        return _domain("tracking.series").points(self.store, ref, keys=keys, rank=rank)
+
+    def diff_runs(self, a: str, b: str):  # noqa: ANN201
+        return _domain("tracking.diff").diff_runs(self.store, a, b)
+
+    def compare_runs(self, refs: list[str], *, only_differences: bool = False):  # noqa: ANN201
+        return _domain("tracking.series").compare(self.store, refs, only_differences=only_differences)
+
     # -- models ------------------------------------------------------------------------------------
     def list_models(self, name: str | None = None) -> list[ModelVersion]:
         return _domain("registry").list_models(self.store, name)
@@ -86,6 +98,18 @@ class LocalService:
     def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split:
         return _domain("data.split").create_split(self.store, request.snapshot, **split_arguments(request),
                                                   on_progress=on_progress)
+
+    def list_snapshots(self, name: str | None = None) -> list:
+        return _domain("data.snapshot").list_snapshots(self.store, name)
+
+    def load_snapshot(self, ref: str) -> Snapshot:
+        return _domain("data.snapshot").load_snapshot(self.store, ref)
+
+    def list_splits(self, name: str | None = None) -> list:
+        return _domain("data.split").list_splits(self.store, name)
+
+    def load_split(self, ref: str) -> Split:
+        return _domain("data.split").load(self.store, ref)
 
     # -- a running run -----------------------------------------------------------------------------
     def use_input(self, run: str, use: InputUse) -> dict:

@@ -33,7 +33,7 @@ from runlock.authz import ALL_PROJECTS, allowed, needed_role, role_grants
 from runlock.errors import (Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied,
                             RunlockError, SealedError, StoreBusy, StoreError)
 from runlock.refs import check_name
-from runlock.server import ingest, routes_service, webui
+from runlock.server import ingest, routes_read, routes_service, webui
 from runlock.server.limits import BodyLimit
 from runlock.server.permissions import V1, rule_for
 from runlock.store import Store
@@ -89,6 +89,7 @@ def create_app(store: Store) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected)
     _routes(app)
     routes_service.add(app)              # what the CLI's commands ask of a server (remote/http.py)
+    routes_read.add(app)                 # … and what its reading commands ask
     app.mount("/", webui.pages(store))   # the web UI, after the API: its own sign-in and the same roles
     return app
 
@@ -233,12 +234,14 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         return _run(records.get(_store(request), run_id))
 
     @app.get(f"{V1}/runs/{{run_id}}/metrics")
-    def run_metrics(request: Request, run_id: RunId) -> dict:
-        return {"metrics": [_finite(dataclasses.asdict(k)) for k in series.summarize(_store(request), run_id)]}
+    def run_metrics(request: Request, run_id: RunId, rank: Annotated[int | None, Query(ge=0)] = None) -> dict:
+        return {"metrics": [_finite(dataclasses.asdict(k)) for k in series.summarize(_store(request), run_id,
+                                                                                    rank=rank)]}
 
     @app.get(f"{V1}/runs/{{run_id}}/points")
-    def run_points(request: Request, run_id: RunId, key: str | None = None) -> dict:
-        pts = series.points(_store(request), run_id, keys=[key] if key else None)
+    def run_points(request: Request, run_id: RunId, key: Annotated[list[str] | None, Query(max_length=1000)] = None,
+                   rank: Annotated[int | None, Query(ge=0)] = None) -> dict:
+        pts = series.points(_store(request), run_id, keys=key or None, rank=rank)
         return {"points": [[p.key, p.step, _num(p.value), p.rank, p.time] for p in pts]}
 
     @app.post(f"{V1}/runs/{{run_id}}/points", openapi_extra=_BATCH_SCHEMA)

@@ -61,6 +61,13 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/audit/verify"): Rule("audit.verify", "*"),
     ("POST", f"{V1}/snapshots"): Rule("snapshot.create", "*"),   # snapshots belong to no project
     ("POST", f"{V1}/splits"): Rule("split.create", "*"),
+    # what the reading commands ask (server/routes_read.py)
+    ("POST", f"{V1}/runs/diff"): SIGNED_IN,              # the handler requires run.read on each run's project
+    ("POST", f"{V1}/runs/compare"): SIGNED_IN,           # the same
+    ("GET", f"{V1}/snapshots"): Rule("snapshot.read", "*"),
+    ("GET", f"{V1}/snapshots/resolve"): Rule("snapshot.read", "*"),
+    ("GET", f"{V1}/splits"): Rule("split.read", "*"),
+    ("GET", f"{V1}/splits/resolve"): Rule("split.read", "*"),
 }
 
 

@@ -1,0 +1,90 @@
+"""The reading routes behind more CLI commands: ``runs diff``/``compare``, ``data list/show``,
+``split list/show`` (``metrics`` reads ``/runs/{id}/metrics`` and ``/points``, in ``app``).
+
+Each handler calls one ``LocalService`` method (the call a local command makes) on the request's
+store and returns its value as JSON (non-finite floats as "nan", "inf", "-inf": ``jsonable``);
+``remote.http`` rebuilds the same typed value. Snapshots and splits belong to no project: their
+routes need a viewer on ``*`` (the table in ``permissions``). A diff or comparison names its runs
+in the body, so the handler requires ``run.read`` on the project of each.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
+
+from runlock.authz import ALL_PROJECTS, allowed, needed_role
+from runlock.errors import PermissionDenied
+from runlock.refs import check_name
+from runlock.remote.local import LocalService
+from runlock.server.permissions import V1
+from runlock.store import Store
+from runlock.tracking import records
+from runlock.server.routes_service import jsonable
+
+RunRef = Field(max_length=200)
+
+
+class Pair(BaseModel):
+    a: str = RunRef
+    b: str = RunRef
+
+
+class Several(BaseModel):
+    runs: list[str] = Field(min_length=1, max_length=100)
+    only_differences: bool = False
+
+
+def add(app: FastAPI) -> None:
+    """Add these routes to ``app`` (``server.app.create_app`` calls it)."""
+
+    @app.post(f"{V1}/runs/diff")
+    def diff_runs(request: Request, body: Pair) -> dict:
+        store = _readable(request, [body.a, body.b])
+        return jsonable(LocalService(store).diff_runs(body.a, body.b).to_dict())
+
+    @app.post(f"{V1}/runs/compare")
+    def compare_runs(request: Request, body: Several) -> dict:
+        store = _readable(request, body.runs)
+        return jsonable(LocalService(store).compare_runs(body.runs, only_differences=body.only_differences).to_dict())
+
+    @app.get(f"{V1}/snapshots")
+    def list_snapshots(request: Request, name: str | None = None) -> dict:
+        found = _service(request).list_snapshots(_name(name, "dataset name"))
+        return {"snapshots": [i.__dict__ for i in found]}
+
+    @app.get(f"{V1}/snapshots/resolve")
+    def load_snapshot(request: Request, ref: str) -> dict:
+        snap = _service(request).load_snapshot(ref[:300])
+        return jsonable({"id": snap.id, "kind": snap.kind, "manifest": snap.manifest, "name": snap.name,
+                         "version": snap.version})
+
+    @app.get(f"{V1}/splits")
+    def list_splits(request: Request, name: str | None = None) -> dict:
+        return {"splits": [jsonable(i.__dict__) for i in _service(request).list_splits(_name(name, "split name"))]}
+
+    @app.get(f"{V1}/splits/resolve")
+    def load_split(request: Request, ref: str) -> dict:
+        sp = _service(request).load_split(ref[:300])
+        return jsonable({"id": sp.id, "manifest": sp.manifest, "name": sp.name, "version": sp.version,
+                         "leakage": sp.leakage.to_dict() if sp.leakage else None})
+
+
+def _service(request: Request) -> LocalService:
+    return LocalService(request.state.store)
+
+
+def _name(name: str | None, what: str) -> str | None:
+    return check_name(name, what) if name is not None else None
+
+
+def _readable(request: Request, refs: list[str]) -> Store:
+    """The request's store, once its actor may read every run ``refs`` names (else a 403)."""
+    store: Store = request.state.store
+    recs = [records.get(store, r) for r in refs]
+    with store.db.read() as conn:
+        for rec in recs:
+            if not allowed(conn, store.actor, "run.read", ALL_PROJECTS, {"project": rec.project}):
+                raise PermissionDenied(store.actor, "run.read", rec.ref,
+                                       needed_role(store.actor, "run.read", ALL_PROJECTS, {"project": rec.project}))
+    return store
