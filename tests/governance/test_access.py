@@ -180,5 +180,7 @@ def test_the_action_table(store: Store) -> None:
     assert need("run.create") == need("snapshot.create") == need("split.create") == "editor"
     assert need("model.register") == need("model.alias", "model:m@staging") == "maintainer"
     assert need("model.alias", "model:m@production") == "admin"
+    assert need("model.alias.import", "model:m@staging") == "maintainer"   # a bundle's moves, as a move here
+    assert need("model.alias.import", "model:m@production") == "admin"
     assert need("model.delete") == need("store.gc") == need("role.grant") == need("gate.override") == "admin"
     assert need("token.issue", identity="me") == "viewer" and need("token.issue", identity="you") == "admin"
