@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,26 @@ def test_a_code_change_is_named_and_the_png_is_drawn_without_graphviz(tiny: Path
     assert two["state"] == "stale" and [(x["what"], x["name"]) for x in two["reasons"]] == [("dep", "step.sh")]
     assert invoke("pipeline", "show", "--format", "png", "-o", "dag.png").exit_code == 0
     assert (tiny / "dag.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+LOADED = """
+import sys
+sys.argv = ["runlock", *sys.argv[1:]]
+from runlock.cli.entry import main
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_a_repro_with_nothing_to_do_loads_only_what_it_uses(tiny: Path) -> None:
+    """No verify tiers (numpy), no run machinery (psutil, the wrapper), no rich: they were most of
+    a no-op repro's time (bench/bench_pipeline.py)."""
+    assert invoke("repro").exit_code == 0
+    done = subprocess.run([sys.executable, "-c", LOADED, "repro"], capture_output=True, text=True, check=True)
+    modules = set(done.stdout.split())
+    assert "runlock.pipeline.repro" in modules and "cache hit" in done.stderr
+    assert not modules & {"runlock.pipeline.check", "runlock.pipeline.execute", "runlock.tracking.run",
+                          "runlock.verify", "rich", "numpy"}
