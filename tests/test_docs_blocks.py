@@ -9,8 +9,9 @@ function defined in one can be hashed by ``runlock.transform``). A block fails t
 
 Markers (HTML comments, invisible on GitHub):
 
-- ``<!-- docs-test: illustrative -->`` on the line before a fence: a synopsis or an example that
-  needs what a temporary store cannot have (a server, a GPU, a placeholder); it is not run.
+- ``<!-- docs-test: illustrative: REASON -->`` on the line before a fence: a synopsis or an example
+  that needs what a temporary store cannot have (a server, a GPU, a placeholder); it is not run,
+  and the reason is required.
 - ``<!-- docs-test: setup-python ... -->`` / ``<!-- docs-test: setup-bash ... -->``: hidden code that
   prepares what the reader is assumed to have (a data file, a config, the id of a run just made).
   Shell setup may ``export`` variables; they reach every later block of the page. ``DOCS_TEST_ROOT``
@@ -69,11 +70,16 @@ def blocks(page: Path) -> tuple[list[Block], int]:
             if lang == "console":
                 code = "\n".join(ln[2:] for ln in code.splitlines() if ln.startswith("$ "))
             events.append((m.start(), "fence", "python" if lang == "python" else "bash", code))
+        else:
+            events.append((m.start(), "other", lang, ""))   # not run; but it takes a marker above it
     events.sort(key=lambda e: e[0])
     out, skipped, skip_next = [], 0, False
     for offset, kind, lang, code in events:
         if kind == "illustrative":
             skip_next = True
+            continue
+        if kind == "other":
+            skip_next = False     # the marker was for this fence, which is not run anyway
             continue
         if kind == "fence" and skip_next:
             skipped, skip_next = skipped + 1, False
@@ -154,6 +160,23 @@ def test_the_block_parser_honours_markers(tmp_path: Path) -> None:
     assert [(b.lang, b.code) for b in found] == [("bash", "echo one\n"), ("bash", "export RUN=abc"),
                                                  ("bash", "echo $RUN"), ("python", "x = 1\n")]
     assert skipped == 1
+
+
+def test_a_marker_above_a_fence_that_is_not_run_skips_nothing_else(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("<!-- docs-test: illustrative: sample output -->\n```\n$ runlock x\n```\n"
+                    "text\n```bash\necho runs\n```\n")
+    found, skipped = blocks(page)
+    assert [b.code for b in found] == ["echo runs\n"] and skipped == 0
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_illustrative_block_says_why(page: Path) -> None:
+    """A block left unrun is rare and justified: the marker carries its reason,
+    ``<!-- docs-test: illustrative: needs a GPU -->``."""
+    bare = [page.read_text().count("\n", 0, m.start()) + 1 for m in MARK.finditer(page.read_text())
+            if m.group(1) == "illustrative" and not m.group(2).strip(" :\n")]
+    assert not bare, f"{page.name}: illustrative marker(s) without a reason on line(s) {bare}"
 
 
 def test_what_a_page_leaves_running_is_stopped(tmp_path: Path) -> None:
