@@ -84,7 +84,8 @@ def test_a_failing_stage_exits_1_and_nothing_downstream_runs(tiny: Path) -> None
     assert acts == {"one": "failed", "two": "not-run"}
 
 
-def test_a_code_change_is_named_and_the_png_is_drawn_without_graphviz(tiny: Path) -> None:
+def test_a_code_change_is_named_and_the_png_is_drawn_without_graphviz(tiny: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     (tiny / "step.sh").write_text("cp one.txt two.txt\n")
     (tiny / "runlock.yaml").write_text("stages:\n  one:\n    cmd: cat params.yaml > one.txt\n    outs: [one.txt]\n"
                                        "  two:\n    cmd: sh step.sh\n    deps: [step.sh, one.txt]\n    outs: [two.txt]\n")
@@ -93,8 +94,30 @@ def test_a_code_change_is_named_and_the_png_is_drawn_without_graphviz(tiny: Path
     r = invoke("pipeline", "status", "--json")
     two = {s["stage"]: s for s in json.loads(r.stdout)}["two"]
     assert two["state"] == "stale" and [(x["what"], x["name"]) for x in two["reasons"]] == [("dep", "step.sh")]
+    bare = tiny / "bare"
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))                    # no Graphviz `dot` (nor anything else) to call
     assert invoke("pipeline", "show", "--format", "png", "-o", "dag.png").exit_code == 0
-    assert (tiny / "dag.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = (tiny / "dag.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert invoke("pipeline", "show", "--format", "png", "-o", "again.png").exit_code == 0
+    assert (tiny / "again.png").read_bytes() == png          # the lineage drawer's PNGs carry no timestamp
+
+
+NO_MATPLOTLIB = """
+import sys
+sys.modules["matplotlib"] = None                                # as if it were not installed
+sys.argv = ["runlock", "pipeline", "show", "--format", "png", "-o", "dag.png"]
+from runlock.cli.entry import main
+main()
+"""
+
+
+def test_png_without_matplotlib_is_one_clear_line_and_exit_2(tiny: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", NO_MATPLOTLIB], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "needs matplotlib" in done.stderr and "--format dot" in done.stderr
+    assert not (tiny / "dag.png").exists()
 
 
 LOADED = """

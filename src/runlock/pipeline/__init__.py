@@ -6,9 +6,10 @@ Modules, one concept each: ``spec`` (the file and the DAG, pure), ``params`` (FI
 database), ``outs`` (store and restore), ``repro`` (the scheduler), ``execute`` (one stage as a
 recorded run), ``status``, ``check`` (verify), ``show`` (DOT/PNG/JSON, export).
 
-``verify`` and ``StageVerification`` are loaded on first use (as ``runlock``'s own names are):
-``check`` brings the compare tiers and numpy, and ``execute`` the run machinery (``repro`` loads
-it only when a stage runs), which would be most of the time of a ``repro`` with nothing to do.
+``verify``/``StageVerification`` (``check``) and the drawing and export names (``show``) are
+loaded on first use, as ``runlock``'s own names are: ``check`` brings the compare tiers and numpy,
+``show`` the lineage views, and ``execute`` the run machinery (``repro`` loads it only when a
+stage runs); together they would be most of the time of a ``repro`` with nothing to do.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import importlib
 from typing import Any
 
 from runlock.pipeline.repro import ReproResult, StageOutcome, reap, repro
-from runlock.pipeline.show import export, graph, to_dot, to_png
 from runlock.pipeline.spec import Pipeline, SpecError, Stage, load
 from runlock.pipeline.status import StageStatus, status
 
-_LAZY = {"StageVerification": "runlock.pipeline.check", "verify": "runlock.pipeline.check"}
+_LAZY = {"StageVerification": "runlock.pipeline.check", "verify": "runlock.pipeline.check",
+         **dict.fromkeys(["export", "graph", "to_dot", "to_png"], "runlock.pipeline.show")}
 
 __all__ = ["Pipeline", "ReproResult", "SpecError", "Stage", "StageOutcome", "StageStatus", "StageVerification",
            "export", "graph", "load", "reap", "repro", "status", "to_dot", "to_png", "verify"]

@@ -3,12 +3,13 @@ state of the database written out for review (``pipeline.lock.json``)."""
 
 from __future__ import annotations
 
-import io
+import importlib.util
 import json
 
-from runlock import canonical
+from runlock import canonical, lineage
 from runlock.errors import InvalidInput
-from runlock.lineage.draw import layers, order
+from runlock.lineage import draw
+from runlock.lineage.entities import LineageView, NodeInfo
 from runlock.pipeline import state
 from runlock.pipeline.spec import Pipeline
 from runlock.pipeline.status import StageStatus
@@ -37,31 +38,18 @@ def to_dot(pipe: Pipeline, statuses: list[StageStatus]) -> str:
 
 
 def to_png(pipe: Pipeline, statuses: list[StageStatus]) -> bytes:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ModuleNotFoundError:
-        raise InvalidInput("Drawing the pipeline needs matplotlib.",
-                           hint="Install it: `pip install 'runlock[plot]'`, or use --format dot.") from None
+    """The DAG as a PNG, drawn by the lineage drawer (matplotlib, no Graphviz): a box per stage with
+    its status under its name (a failed stage outlined in red), an arrow from each stage to each
+    stage it needs."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InvalidInput("Drawing the pipeline needs matplotlib, which is not installed.",
+                           hint="Install it: `pip install 'runlock[plot]'`, or use --format dot.")
     by = {s.stage: s.state for s in statuses}
-    edges = [(n, up) for n in pipe.order() for up in pipe.upstream[n]]   # dependent -> dependency, as lineage
-    rows = order(layers(pipe.order(), edges), edges)
-    width = max((len(r) for r in rows), default=1)
-    xy = {k: ((i + 0.5) * width / len(r), float(y)) for y, r in enumerate(rows) for i, k in enumerate(r)}
-    fig = Figure(figsize=(max(4.0, 2.6 * width), max(2.0, 1.3 * len(rows))), layout="constrained")
-    ax = fig.subplots()
-    ax.set_xlim(0, width)
-    ax.set_ylim(-0.6, len(rows) - 0.4)
-    ax.axis("off")
-    for src, dst in edges:
-        (x1, y1), (x2, y2) = xy[dst], xy[src]
-        ax.annotate("", xy=(x2, y2 - 0.22), xytext=(x1, y1 + 0.22), arrowprops={"arrowstyle": "->", "color": "#555"})
-    for name, (x, y) in xy.items():
-        ax.text(x, y, f"{name}\n{by.get(name, '')}", ha="center", va="center", fontsize=9,
-                bbox={"boxstyle": "round", "fc": _FILL.get(by.get(name, ""), "#ffffff"), "ec": "#555"})
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf)
-    return buf.getvalue()
+    nodes = {f"stage:{n}": NodeInfo(f"stage:{n}", by.get(n) or "stage", n, n,
+                                    status="failed" if by.get(n) == "failed" else None) for n in pipe.order()}
+    edges = tuple(lineage.Edge("needs", f"stage:{n}", f"stage:{up}", "") for n in pipe.order() for up in pipe.upstream[n])
+    graph = lineage.Graph(root="", direction="upstream", depth=len(nodes), nodes=dict.fromkeys(nodes, 0), edges=edges)
+    return draw.to_png(LineageView(graph, nodes))
 
 
 def export(store: Store, pipe: Pipeline) -> str:
