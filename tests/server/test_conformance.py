@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import runlock
+from runlock import registry
 from runlock.cli.main import app
 from runlock.errors import InvalidInput, NotFound, RunlockError
 from runlock.remote.client import Client
@@ -201,6 +202,15 @@ def test_snapshots_and_splits_are_listed_and_loaded_alike(both, world: World) ->
         http.load_snapshot("ds:nothing")
 
 
+def test_alias_history_and_the_audit_log_agree(both, world: World) -> None:
+    _named(world)
+    local, http = both
+    assert local.model_history("bot") == http.model_history("bot") and local.model_history("bot")
+    assert local.aliases_at("bot", "2100-01-01") == http.aliases_at("bot", "2100-01-01")
+    assert local.audit_log(limit=None) == http.audit_log(limit=None)
+    assert local.audit_log(action="model.*", limit=3) == http.audit_log(action="model.*", limit=3)
+
+
 def test_the_reading_routes_hold_to_roles(world: World) -> None:
     _named(world)
     viewer = HttpService(Client(world.server.url, world.server.tokens["viewer"]))
@@ -209,7 +219,8 @@ def test_the_reading_routes_hold_to_roles(world: World) -> None:
         assert viewer.list_snapshots() and viewer.list_splits() and viewer.diff_runs(*world.runs[:2])
         for call in (outsider.list_snapshots, outsider.list_splits, lambda: outsider.load_split("split:cat-tickets"),
                      lambda: outsider.diff_runs(*world.runs[:2]), lambda: outsider.compare_runs(world.runs[:1]),
-                     lambda: outsider.metric_summaries(world.runs[0]),
+                     lambda: outsider.metric_summaries(world.runs[0]), outsider.audit_log,
+                     lambda: outsider.model_history("bot"), lambda: outsider.aliases_at("bot", "2100-01-01"),
                      lambda: list(outsider.metric_points(world.runs[0]))):
             with pytest.raises(RunlockError) as e:
                 call()
@@ -339,13 +350,20 @@ def _cli(world: World, args: list[str], *, remote: bool) -> tuple[int, str]:
     ["split", "list", "cat-tickets", "--json"],
     ["split", "show", "split:cat-tickets@v1"],
     ["split", "show", "split:cat-tickets", "--pairs", "--json"],
+    ["registry", "history", "bot"],
+    ["registry", "history", "bot", "--alias", "prod", "--json"],
+    ["registry", "history", "bot", "--at", "2100-01-01"],
+    ["registry", "history", "nobody"],
+    ["audit", "log"],
+    ["audit", "log", "--action", "model.*", "--json"],
+    ["audit", "log", "--target", "model:bot@v1", "--limit", "2"],
 ])
 def test_each_served_command_prints_the_same_text(world: World, args: list[str], monkeypatch) -> None:
     args = [a.replace("RUN1", world.runs[1][:12]).replace("RUN0", world.runs[0]).replace("RUN2", world.runs[2])
             .replace("DATA", str(world.data)) for a in args]
     if args[:2] == ["data", "snapshot"]:       # named once beforehand: both print "Snapshot …", not "Created"
         _cli(world, args, remote=False)
-    if args[0] in ("data", "split") and args[1] in ("list", "show"):
+    if args[0] in ("data", "split") and args[1] in ("list", "show") or args[:2] == ["registry", "history"]:
         _named(world)
     remote = _cli(world, args, remote=True)
     local = _cli(world, args, remote=False)
@@ -360,6 +378,8 @@ def _named(world: World) -> None:
         svc.snapshot(world.data / "files", "cat-docs")
         svc.snapshot(world.data / "tickets.jsonl", "cat-tickets", id_column="id")
         svc.split(SplitRequest("ds:cat-tickets", name="cat-tickets", seed=3, strategy="stratified", by="label"))
+        if not svc.model_history("bot"):
+            registry.set_alias(store, "model:bot@v1", "prod", reason="first")
     finally:
         store.close()
 
@@ -380,8 +400,8 @@ def test_registry_get_prints_the_same_text_but_the_destination(world: World, tmp
     assert (tmp_path / "r.bin").read_bytes() == (tmp_path / "l.bin").read_bytes() == bytes([0]) * 1000
 
 
-@pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "log"],
-                                  ["registry", "history", "bot"], ["lineage", "model:bot"]])
+@pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "proof", "1"],
+                                  ["registry", "alias", "set", "model:bot@v1", "staging", "-m", "x"], ["lineage", "model:bot"]])
 def test_a_command_not_served_yet_says_so_in_one_line(world: World, args: list[str]) -> None:
     code, out = _cli(world, args, remote=True)
     assert code == 2, out

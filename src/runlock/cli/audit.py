@@ -30,7 +30,7 @@ def log_(
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """List audit entries, oldest first."""
-    entries = audit.log(common.store(ctx), target=target, actor=actor, action=action, limit=limit or None)
+    entries = service(ctx).audit_log(target=target, actor=actor, action=action, limit=limit or None)
     common.emit(entries, as_json, lambda es: common.console.print(common.table(
         None, ["seq", "time", "actor", "action", "target", "after"],
         [(e.seq, e.time[:19], e.actor, e.action, e.target, common.short(e.after)) for e in es])))

@@ -112,14 +112,14 @@ def history(ctx: typer.Context, name: str = typer.Argument(..., help="Model name
                                                       "(a bare date means the end of that day, UTC)."),
             as_json: bool = common.JSON_OPTION) -> None:
     """Every alias move of a model (who, when, why), or the aliases as they stood at --at."""
-    store = common.store(ctx)
+    svc = service(ctx)
     if at is not None:
-        state = registry.aliases_at(store, name, at, alias)
+        state = svc.aliases_at(name, at, alias)
         common.emit(state, as_json, lambda st: common.console.print(common.table(
             f"model:{name} at {st.at}", ["alias", "version"], sorted(st.aliases.items()))
             if st.aliases else f"no aliases of {name} at {st.at}", highlight=False))
         return
-    moves = registry.history(store, name, alias)
+    moves = svc.model_history(name, alias)
     common.emit(moves, as_json, lambda ms: common.console.print(common.table(
         None, ["time", "alias", "from", "to", "by", "reason"],
         [(m.at[:19], f"@{m.alias}", f"v{m.from_version}" if m.from_version else "", f"v{m.to_version}"

@@ -23,7 +23,8 @@ from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, defaul
 from runlock.data.split import Split, SplitInfo
 from runlock.errors import InvalidInput
 from runlock.refs import check_name
-from runlock.registry import ModelVersion
+from runlock.auditlog import Entry
+from runlock.registry import AliasMove, AliasState, ModelVersion
 from runlock.remote.client import Client
 from runlock.remote.interface import InputUse, RunView, SplitRequest
 from runlock.remote.objects import ServerObjects, ServerView
@@ -112,7 +113,22 @@ class HttpService:
             result = artifacts.download(view, art, target, force=force, on_progress=on_progress)  # type: ignore[arg-type]
         return artifacts.Download(mv.ref, mv.digest, result.dest, result.files, result.size)
 
+    def model_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        params = {"name": check_name(name, "model name"), **({"alias": alias} if alias is not None else {})}
+        return [AliasMove(**m) for m in self.client.call("GET", "/models/history", params=params)["moves"]]
+
+    def aliases_at(self, name: str, when: str, alias: str | None = None) -> AliasState:
+        params = {"name": check_name(name, "model name"), "at": when, **({"alias": alias} if alias is not None else {})}
+        d = self.client.call("GET", "/models/aliases-at", params=params)
+        return AliasState(d["name"], d["at"], d["aliases"])
+
     # -- audit -------------------------------------------------------------------------------------
+    def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
+                  limit: int | None = 100) -> list[Entry]:
+        params = {k: v for k, v in {"target": target, "actor": actor, "action": action}.items() if v is not None}
+        rows = self.client.call("GET", "/audit/log", params={**params, "limit": limit or 0}, timeout=600.0)["entries"]
+        return [Entry(**e) for e in rows]
+
     def verify_audit(self, *, deep: bool = False, progress: Callable[[int], None] | None = None,
                      key: Any = None) -> VerifyReport:
         if key is not None:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from runlock.data.snapshot import Snapshot, SnapshotInfo
     from runlock.data.split import Split, SplitInfo
     from runlock.tracking.diff import RunDiff
-    from runlock.registry import ModelVersion
+    from runlock.auditlog import Entry
+    from runlock.registry import AliasMove, AliasState, ModelVersion
     from runlock.tracking.annotations import Note
     from runlock.tracking.query import FoundRun
     from runlock.tracking.records import RunRecord
@@ -119,7 +120,14 @@ class Service(Protocol):
     def get_model(self, ref: str, dest: str | Path, *, force: bool = False,
                   on_progress: Callable[..., None] | None = None) -> Download: ...
 
+    def model_history(self, name: str, alias: str | None = None) -> list[AliasMove]: ...
+
+    def aliases_at(self, name: str, when: str, alias: str | None = None) -> AliasState: ...
+
     # audit
+    def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
+                  limit: int | None = 100) -> list[Entry]: ...
+
     def verify_audit(self, *, deep: bool = False, progress: Callable[[int], None] | None = None,
                      key: Any = None) -> VerifyReport: ...
 

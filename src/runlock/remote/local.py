@@ -83,7 +83,17 @@ class LocalService:
                   on_progress: Callable[..., None] | None = None) -> Download:
         return _domain("registry").get(self.store, ref, dest, force=force, on_progress=on_progress)
 
+    def model_history(self, name: str, alias: str | None = None) -> list:
+        return _domain("registry").history(self.store, name, alias)
+
+    def aliases_at(self, name: str, when: str, alias: str | None = None):  # noqa: ANN201
+        return _domain("registry").aliases_at(self.store, name, when, alias)
+
     # -- audit -------------------------------------------------------------------------------------
+    def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
+                  limit: int | None = 100) -> list:
+        return _domain("audit").log(self.store, target=target, actor=actor, action=action, limit=limit)
+
     def verify_audit(self, *, deep: bool = False, progress: Callable[[int], None] | None = None,
                      key: Any = None) -> VerifyReport:
         return _domain("audit").verify(self.store, key=key, deep=deep, progress=progress)

@@ -68,6 +68,9 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/snapshots/resolve"): Rule("snapshot.read", "*"),
     ("GET", f"{V1}/splits"): Rule("split.read", "*"),
     ("GET", f"{V1}/splits/resolve"): Rule("split.read", "*"),
+    ("GET", f"{V1}/models/history"): SIGNED_IN,          # the handler requires run.read on each version's run
+    ("GET", f"{V1}/models/aliases-at"): SIGNED_IN,       # the same
+    ("GET", f"{V1}/audit/log"): Rule("audit.read", "*"),
 }
 
 

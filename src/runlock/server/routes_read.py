@@ -1,5 +1,5 @@
 """The reading routes behind more CLI commands: ``runs diff``/``compare``, ``data list/show``,
-``split list/show`` (``metrics`` reads ``/runs/{id}/metrics`` and ``/points``, in ``app``).
+``split list/show``, ``registry history``, ``audit log`` (``metrics`` reads ``/runs/{id}/metrics`` and ``/points``, in ``app``).
 
 Each handler calls one ``LocalService`` method (the call a local command makes) on the request's
 store and returns its value as JSON (non-finite floats as "nan", "inf", "-inf": ``jsonable``);
@@ -10,7 +10,9 @@ in the body, so the handler requires ``run.read`` on the project of each.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from runlock.authz import ALL_PROJECTS, allowed, needed_role
@@ -20,7 +22,7 @@ from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
 from runlock.store import Store
 from runlock.tracking import records
-from runlock.server.routes_service import jsonable
+from runlock.server.routes_service import jsonable, may_read_run
 
 RunRef = Field(max_length=200)
 
@@ -37,6 +39,7 @@ class Several(BaseModel):
 
 def add(app: FastAPI) -> None:
     """Add these routes to ``app`` (``server.app.create_app`` calls it)."""
+    add_more(app)
 
     @app.post(f"{V1}/runs/diff")
     def diff_runs(request: Request, body: Pair) -> dict:
@@ -68,6 +71,34 @@ def add(app: FastAPI) -> None:
         sp = _service(request).load_split(ref[:300])
         return jsonable({"id": sp.id, "manifest": sp.manifest, "name": sp.name, "version": sp.version,
                          "leakage": sp.leakage.to_dict() if sp.leakage else None})
+
+
+def add_more(app: FastAPI) -> None:
+    """``registry history`` and ``audit log``."""
+
+    @app.get(f"{V1}/models/history")
+    def model_history(request: Request, name: str, alias: str | None = None) -> dict:
+        _models_readable(request, name)
+        return {"moves": [m.__dict__ for m in _service(request).model_history(name, alias)]}
+
+    @app.get(f"{V1}/models/aliases-at")
+    def aliases_at(request: Request, name: str, at: str, alias: str | None = None) -> dict:
+        _models_readable(request, name)
+        return _service(request).aliases_at(name, at[:100], alias).to_dict()
+
+    @app.get(f"{V1}/audit/log")
+    def audit_log(request: Request, target: str | None = None, actor: str | None = None, action: str | None = None,
+                  limit: Annotated[int, Query(ge=0)] = 100) -> dict:
+        found = _service(request).audit_log(target=target, actor=actor, action=action, limit=limit or None)
+        return {"entries": [jsonable(e.to_dict()) for e in found]}
+
+
+def _models_readable(request: Request, name: str) -> None:
+    """A 403 unless the caller may read the run of every version of model ``name``."""
+    store: Store = request.state.store
+    for mv in LocalService(store).list_models(check_name(name, "model name")):
+        if not may_read_run(store, mv.run_id):
+            raise PermissionDenied(store.actor, "run.read", mv.ref, "viewer on the project of its run")
 
 
 def _service(request: Request) -> LocalService:

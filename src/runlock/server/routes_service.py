@@ -120,13 +120,13 @@ def add(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handlers
     def list_models(request: Request, name: str | None = None) -> dict:
         store = _store(request)
         found = _service(request).list_models(name)
-        return {"models": [jsonable(m.to_dict()) for m in found if _may_read_run(store, m.run_id)]}
+        return {"models": [jsonable(m.to_dict()) for m in found if may_read_run(store, m.run_id)]}
 
     @app.get(f"{V1}/models/resolve")
     def resolve_model(request: Request, ref: str) -> dict:
         store = _store(request)
         mv = _service(request).resolve_model(ref)
-        if not _may_read_run(store, mv.run_id):
+        if not may_read_run(store, mv.run_id):
             raise PermissionDenied(store.actor, "run.read", mv.ref, "viewer on the project of its run")
         return jsonable(mv.to_dict())
 
@@ -172,7 +172,7 @@ def _service(request: Request) -> LocalService:
     return LocalService(_store(request))
 
 
-def _may_read_run(store: Store, run_id: str) -> bool:
+def may_read_run(store: Store, run_id: str) -> bool:
     with store.db.read() as conn:
         if allowed(conn, store.actor, "run.read", ALL_PROJECTS):
             return True
