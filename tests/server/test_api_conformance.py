@@ -147,3 +147,35 @@ def test_the_declared_inputs_are_the_same_either_way(world: World, monkeypatch, 
         assert found["train-local"] == found["train-server"]
     else:
         pytest.skip("runs only when the test above ran both ways in this module")
+
+
+def test_an_input_the_caller_may_not_read_is_refused(world: World, monkeypatch, tmp_path: Path) -> None:
+    """run.use on the server checks read access to the input too, not only write access to the run:
+    a model of another project, or data (which needs a viewer on every project), cannot be bound
+    into a lock by someone who may not read it."""
+    store = open_store(world.root)
+    try:
+        with runlock.start_run("apiproj", "secret-train", store=store) as owner:
+            weights = tmp_path / "w.bin"
+            weights.write_bytes(b"secret weights")
+            owner.log_artifact(weights, "model")
+        runlock.register_model(owner, "model", "api-secret", store=store)
+        runlock.snapshot(world.data / "files", "api-docs", store=store)
+    finally:
+        store.close()
+    monkeypatch.chdir(world.data.parent)
+    monkeypatch.delenv("RUNLOCK_STORE", raising=False)
+    monkeypatch.setenv("RUNLOCK_SERVER", world.server.url)
+    monkeypatch.setenv("RUNLOCK_TOKEN", world.server.tokens["outsider"])     # admin on project "elsewhere" only
+    monkeypatch.setenv("RUNLOCK_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with runlock.start_run("elsewhere", "borrow") as run:
+        for ref in ("model:api-secret@v1", "ds:api-docs@v1"):
+            with pytest.raises(RunlockError) as e:
+                run.use(ref)
+            assert e.value.exit_code == 3, ref
+    check = _local(world)
+    try:
+        assert check.run_view(run.id).lock["inputs"] == []
+    finally:
+        check.store.close()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Path as PathParam, Request
 from pydantic import BaseModel, Field
 
-from runlock import registry
+from runlock import artifacts, registry
 from runlock.authz import ALL_PROJECTS, allowed
 from runlock.data import uploaded
 from runlock.data.snapshot import save as save_snapshot
@@ -107,6 +107,7 @@ def add(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handlers
 
     @app.post(f"{V1}/runs/{{run_id}}/inputs")
     def use_input(request: Request, run_id: RunId, body: UseInput) -> dict:
+        _input_readable(_store(request), body.ref)
         d = body.model_dump()
         use = InputUse(**{**d, "held": tuple(map(tuple, d["held"])) if d["held"] is not None else None,
                           "taken": {k: list(v) for k, v in d["taken"].items()} if d["taken"] else None})
@@ -170,6 +171,21 @@ def _store(request: Request) -> Store:
 
 def _service(request: Request) -> LocalService:
     return LocalService(_store(request))
+
+
+def _input_readable(store: Store, ref: str) -> None:
+    """Refuse to declare an input the caller may not read: a model or artifact needs read on its
+    run's project, data (``ds:``, ``split:``) a viewer on every project, as its own routes do."""
+    ns = ref.split(":", 1)[0]
+    if ns in ("model", "art"):
+        run_id = registry.resolve(store, ref).run_id if ns == "model" else artifacts.find(store, ref).run_id
+        if not may_read_run(store, run_id):
+            raise PermissionDenied(store.actor, "run.read", ref, "viewer on the project of its run")
+        return
+    action = "split.read" if ns == "split" else "snapshot.read"
+    with store.db.read() as conn:
+        if not allowed(conn, store.actor, action, ALL_PROJECTS):
+            raise PermissionDenied(store.actor, action, ref, "viewer on every project (*)")
 
 
 def may_read_run(store: Store, run_id: str) -> bool:
