@@ -53,18 +53,37 @@ def local_sources() -> dict[str, dict]:
 
 # Reading every distribution's metadata costs tens of milliseconds, and a process that starts
 # many runs would pay it for each. The answer is kept for the installation it was read from:
-# sys.path and the modification time of each folder on it (installing or removing a
-# distribution adds or removes a folder there, which changes that time), so it is read again
-# whenever the set of installed distributions may have changed.
+# sys.path and the metadata folders named in each entry of it (installing, upgrading or removing
+# a distribution adds or removes one), so it is read again whenever the set of installed
+# distributions may have changed.
 _read: dict[tuple, tuple[dict[str, str], dict[str, dict]]] = {}
 
 
 def _installed() -> tuple[dict[str, str], dict[str, dict]]:
-    key = tuple((p, _mtime(p)) for p in sys.path)
+    key = tuple((p, _metadata_names(p)) for p in sys.path)
     if key not in _read:
         _read.clear()
         _read[key] = _read_installed()
     return _read[key]
+
+
+_listed: dict[str, tuple[int | None, frozenset[str]]] = {}
+
+
+def _metadata_names(path: str) -> frozenset[str]:
+    """The ``*.dist-info`` / ``*.egg-info`` names in ``path`` (a version is part of the name, so an
+    install, upgrade or removal changes them), listed again only when the folder's modification
+    time moved: a script that writes its outputs beside itself does not cause a re-read."""
+    mtime = _mtime(path)
+    seen = _listed.get(path)
+    if seen is None or seen[0] != mtime:
+        try:
+            with os.scandir(path or ".") as it:
+                names = frozenset(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:
+            names = frozenset()
+        _listed[path] = seen = (mtime, names)
+    return seen[1]
 
 
 def _mtime(path: str) -> int | None:

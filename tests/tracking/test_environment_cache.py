@@ -46,3 +46,15 @@ def test_a_change_to_sys_path_or_an_install_reads_again(reads: list[int], tmp_pa
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: extra-pkg\nVersion: 1.0\n")
     assert environment.capture()["packages"]["extra-pkg"] == "1.0" and len(reads) == 3
+
+
+def test_a_script_writing_beside_itself_does_not_read_again(reads: list[int], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The script's folder is on sys.path and its outputs change its modification time; that alone
+    is not an install, so the metadata is not read again."""
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    environment.capture()
+    for i in range(3):
+        (tmp_path / f"checkpoint-{i}.bin").write_bytes(b"x")
+        environment.capture()
+    assert len(reads) == 1
