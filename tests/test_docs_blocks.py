@@ -19,6 +19,7 @@ Markers (HTML comments, invisible on GitHub):
 
 ``console`` blocks run their ``$ `` lines; other lines there are output and are not compared.
 ``docs/cli.md`` is generated from the CLI itself (tests/test_docs.py keeps it true) and is not run.
+Pages are independent, so they run side by side, one per CPU (``page_runs``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,9 +211,20 @@ def test_a_cd_holds_for_the_blocks_after_it(tmp_path: Path) -> None:
     assert done.returncode == 0 and "ALL BLOCKS RAN" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.fixture(scope="module")
+def page_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Every page this session tests, started at once on one worker per CPU: each page has its own
+    folder, store and processes, so the pages take about the time of the slowest few, not of all
+    of them one after the other."""
+    pages = [item.callspec.params["page"] for item in request.session.items
+             if getattr(item, "originalname", "") == "test_every_block_of_the_page_runs"]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(pages), len(os.sched_getaffinity(0))))) as pool:
+        yield {page: pool.submit(run_page, page, tmp_path_factory.mktemp(page.stem)) for page in pages}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)[0]], ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_every_block_of_the_page_runs(page: Path, tmp_path: Path) -> None:
-    done = run_page(page, tmp_path)
+def test_every_block_of_the_page_runs(page: Path, page_runs: dict, tmp_path: Path) -> None:
+    done = page_runs[page].result() if page in page_runs else run_page(page, tmp_path)
     assert done.returncode == 0 and "ALL BLOCKS RAN" in done.stdout, \
         f"{page.name}: a documented block failed\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
