@@ -17,7 +17,8 @@ every signature (DSSE PAE), decodes the statements, and re-hashes the files it n
 its run's must still match the audit log, ``runlock check`` (the repository's policy) must pass
 on it, every split it was trained on must have a passed leakage report, and the attestation must
 be of that exact version (``dsse.gate_reasons``) with a PASSED checklist. The decision is
-recorded in the audit log with the attestation itself kept as an object, so ``audit verify``
+recorded in the audit log with the attestation itself kept as an object (as ``attest`` keeps
+every attestation it writes, named by ``details.attestation`` of its ``attestation.create`` entry), so ``audit verify``
 re-checks it; ``audit.append`` refuses any move to production without such a record. An admin
 may override a failing gate with a reason, which is recorded too.
 """
@@ -184,9 +185,10 @@ def attest(store: Store, ref: str, output: str | Path, *, checklist: ChecklistRe
         raise InvalidInput(f"Cannot write the attestation to {out}: {e.strerror}.") from e
     target = model.ref if model else f"run:{rec.id}"
     result = _result(checklist)
+    kept = store.objects.put_bytes(data)        # kept as an object too, so a bundle can carry it signed
     seq = store.db.run_write(lambda conn: audit.append(
         conn, store.actor, "attestation.create", target, after=digest_bytes(data),
-        details={"run": rec.id, "result": result, "key_id": key.keyid,
+        details={"run": rec.id, "result": result, "key_id": key.keyid, "attestation": kept,
                  "subjects": [s["name"] for s in subjects]}))
     return Attestation(str(out), target, rec.id, subjects, result, key.keyid, digest_bytes(data), seq)
 
