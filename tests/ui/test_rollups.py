@@ -140,3 +140,47 @@ def test_rollups_on_sqlite_and_postgresql(any_store: Store) -> None:
         _restore(any_store, rows)
     assert fast == slow and len(rows) == 2 * (-(-5_000 // 64) + -(-5_000 // 512) + -(-5_000 // 4096))
     assert chart.points == raw.points == 5_000 and (min(chart.values), max(chart.values)) == (0.0, 0.999)
+
+
+def _rows(conn: sa.Connection, run_id: str) -> list[tuple]:
+    cols = rollups.COLUMNS
+    q = sa.select(*(metric_rollups.c[c] for c in cols)).where(metric_rollups.c.run_id == run_id)
+    return sorted(tuple(r) for r in conn.execute(q))
+
+
+def test_rollups_prepared_before_the_lock_equal_those_computed_in_it(store: Store, run_id: str) -> None:
+    sealed = _without_rollups(store, run_id)         # what records.end wrote (prepared, outside the lock)
+    try:
+        with store.db.write() as conn:
+            rollups.write(conn, run_id)              # the same rows computed by SQL inside a transaction
+            in_lock = _rows(conn, run_id)
+            conn.execute(metric_rollups.delete().where(metric_rollups.c.run_id == run_id))
+        with store.db.read() as conn:
+            prepared = rollups.prepare(conn, run_id)
+    finally:
+        _restore(store, sealed)
+    cols = rollups.COLUMNS
+    assert sorted(tuple(r[c] for c in cols) for r in sealed) == in_lock
+    assert sorted(tuple(r[c] for c in cols) for r in prepared.rows) == in_lock
+    assert {r[2] for r in in_lock} == set(rollups.WIDTHS) and len(in_lock) > 3 * 3
+
+
+def test_a_point_logged_after_the_rollups_were_prepared_is_in_them(store: Store) -> None:
+    run = runlock.start_run(project="p", name="late", store=store)
+    for step in range(1000):
+        run.log({"loss": float(step)}, step=step)
+    run.flush()
+    with store.db.read() as conn:
+        stale = rollups.prepare(conn, run.id)        # the seal prepared them ...
+    run.log({"loss": -7.0}, step=5000)               # ... then one more point arrived before its lock
+    run.finish()
+    with store.db.write() as conn:
+        conn.execute(metric_rollups.delete().where(metric_rollups.c.run_id == run.id))
+        rollups.write(conn, run.id, stale)           # what the seal does with a stale preparation
+        got = _rows(conn, run.id)
+    with store.db.read() as conn:
+        fresh = rollups.prepare(conn, run.id)
+    assert got == sorted(tuple(r[c] for c in rollups.COLUMNS) for r in fresh.rows)
+    assert got != sorted(tuple(r[c] for c in rollups.COLUMNS) for r in stale.rows)
+    assert [r for r in got if r[2] == 4096 and r[3] == 1][0][8] == -7.0       # vmin of steps 4096..8191
+    assert series.summarize(store, run.id)[0].points == 1001

@@ -129,6 +129,8 @@ def end(store: Store, run_id: str, status: str, *, error: str | None = None, act
     if status not in ENDED:
         raise InvalidInput(f"A run cannot end as {status!r}; use one of {', '.join(ENDED)}.")
     series = sealed.prepare_run(store, run_id)     # hashed before the write lock is taken
+    with store.db.read() as conn:                   # and rolled up: the lock then holds for a check
+        rolled = rollups.prepare(conn, run_id)
 
     def write(conn: Connection) -> None:
         row = require_running(conn, run_id, for_update=True)
@@ -136,7 +138,7 @@ def end(store: Store, run_id: str, status: str, *, error: str | None = None, act
         extra = {"context": {**(row.context or {}), **context}} if context else {}
         conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "running").values(
             status=status, ended_at=utcnow(), error=error, last_step=last, **extra))
-        rollups.write(conn, run_id)      # the charts' and statistics' summaries, final as the run is
+        rollups.write(conn, run_id, rolled)   # the charts' and statistics' summaries, final as the run is
         audit.append(conn, actor or store.actor, f"run.{'seal' if status == 'finished' else status}",
                      f"run:{run_id}", before=row.recipe_id, after=row.recipe_id,
                      details={"status": status, **{k: v for k, v in (context or {}).items() if k == "lost_points"},

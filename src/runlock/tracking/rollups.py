@@ -1,6 +1,6 @@
 """Per-bucket rollups of a sealed run's metric series: charts and statistics without the points.
 
-When a run is sealed (``records.end``, in the sealing transaction) each of its series is cut into
+When a run is sealed (``records.end``, written in the sealing transaction) each of its series is cut into
 fixed buckets of steps (``bucket = step // width``) at three widths (``WIDTHS``: 64, 512 and
 4,096 steps) and each bucket keeps, over every point of every rank, the number of points and of
 distinct steps, its first and last step, and the smallest and largest finite value (what
@@ -11,7 +11,10 @@ Runs sealed before the table existed (migration ``0012``), or loaded from a bund
 and readers fall back to the points.
 
 One scan of the run's points fills the finest width; the coarser ones are summed from it (buckets
-partition the steps, so distinct steps add up).
+partition the steps, so distinct steps add up). The scan is done before the seal takes the write
+lock (``prepare``, from a read); in the lock, ``write`` only checks that no point arrived since
+(the per-series count and last seq, as the seal's own digest check does) and inserts the rows, or,
+if one did, computes them there from the points as they are.
 """
 
 from __future__ import annotations
@@ -58,8 +61,54 @@ class Piece:
     vmax: float
 
 
-def write(conn: Connection, run_id: str) -> int:
-    """Roll up every series of ``run_id`` (inside the transaction that seals it); the rows written."""
+@dataclass(frozen=True)
+class Prepared:
+    """A run's rollup rows, computed before its seal takes the write lock, and the shape of its
+    series they were computed from: ``{(key, rank): (points, last seq)}``."""
+
+    run_id: str
+    shape: dict
+    rows: tuple[dict, ...]
+
+
+def prepare(conn: Connection, run_id: str) -> Prepared:
+    """Roll up every series of ``run_id`` from a read (before the seal's write transaction): one
+    scan of its points for the finest width, the coarser widths summed from it here."""
+    fine = [dict(zip(COLUMNS, row, strict=True)) for row in conn.execute(_fine(run_id))]
+    rows = list(fine)
+    for coarse in WIDTHS[1:]:
+        rows += _coarsen(fine, coarse)
+    return Prepared(run_id, _shape(conn, run_id), tuple(rows))
+
+
+def write(conn: Connection, run_id: str, prepared: Prepared | None = None) -> int:
+    """Write the rollups of ``run_id`` inside the transaction that seals it; the rows written.
+    ``prepared`` rows are written as they are when no point arrived since they were computed (the
+    series' shape is unchanged: the run was still running then, so a late point is possible);
+    else they are computed here, in the transaction, from the points as they are now."""
+    if prepared is not None and prepared.run_id == run_id and _shape(conn, run_id) == prepared.shape:
+        if prepared.rows:
+            conn.execute(metric_rollups.insert(), list(prepared.rows))
+        return len(prepared.rows)
+    written = conn.execute(metric_rollups.insert().from_select(COLUMNS, _fine(run_id))).rowcount or 0
+    r, fine = metric_rollups.c, WIDTHS[0]
+    for coarse in WIDTHS[1:]:
+        up = _floor_div(r.bucket, coarse // fine)
+        q = (sa.select(r.run_id, r.key, sa.literal(coarse, sa.Integer), up.label("b"), sa.func.sum(r.points),
+                       sa.func.sum(r.steps), sa.func.min(r.lo_step), sa.func.max(r.hi_step), sa.func.min(r.vmin),
+                       sa.func.max(r.vmax), sa.func.sum(r.n0), sa.func.min(r.first0), sa.func.max(r.last0),
+                       sa.func.min(r.min0), sa.func.max(r.max0))
+             .where(r.run_id == run_id, r.width == fine)
+             .group_by(r.run_id, r.key, sa.literal_column("b")))
+        written += conn.execute(metric_rollups.insert().from_select(COLUMNS, q)).rowcount or 0
+    return written
+
+
+COLUMNS = [c.name for c in metric_rollups.columns]
+
+
+def _fine(run_id: str) -> sa.Select:
+    """The finest width's rows of ``run_id``, in ``COLUMNS`` order: one scan of its points."""
     finite = sa.and_(metrics.c.raw.is_(None), metrics.c.value.is_not(None))
     drawn = sa.and_(finite, metrics.c.rank == 0)
     fine = WIDTHS[0]
@@ -68,28 +117,47 @@ def write(conn: Connection, run_id: str) -> int:
     def when(cond: sa.ColumnElement, col: sa.ColumnElement) -> sa.ColumnElement:
         return sa.case((cond, col), else_=None)
 
-    q = (sa.select(metrics.c.run_id, metrics.c.key, sa.literal(fine, sa.Integer), bucket.label("b"),
-                   sa.func.count(), sa.func.count(sa.distinct(metrics.c.step)),
-                   sa.func.min(metrics.c.step), sa.func.max(metrics.c.step),
-                   sa.func.min(when(finite, metrics.c.value)), sa.func.max(when(finite, metrics.c.value)),
-                   sa.func.count(when(drawn, metrics.c.step)),
-                   sa.func.min(when(drawn, metrics.c.step)), sa.func.max(when(drawn, metrics.c.step)),
-                   sa.func.min(when(drawn, metrics.c.value)), sa.func.max(when(drawn, metrics.c.value)))
-         .where(metrics.c.run_id == run_id).group_by(metrics.c.run_id, metrics.c.key, sa.literal_column("b")))
-    cols = [c.name for c in metric_rollups.columns]
-    written = conn.execute(metric_rollups.insert().from_select(cols, q)).rowcount or 0
-    r = metric_rollups.c
-    for coarse in WIDTHS[1:]:
-        ratio = coarse // fine
-        up = _floor_div(r.bucket, ratio)
-        q = (sa.select(r.run_id, r.key, sa.literal(coarse, sa.Integer), up.label("b"), sa.func.sum(r.points),
-                       sa.func.sum(r.steps), sa.func.min(r.lo_step), sa.func.max(r.hi_step), sa.func.min(r.vmin),
-                       sa.func.max(r.vmax), sa.func.sum(r.n0), sa.func.min(r.first0), sa.func.max(r.last0),
-                       sa.func.min(r.min0), sa.func.max(r.max0))
-             .where(r.run_id == run_id, r.width == fine)
-             .group_by(r.run_id, r.key, sa.literal_column("b")))
-        written += conn.execute(metric_rollups.insert().from_select(cols, q)).rowcount or 0
-    return written
+    return (sa.select(metrics.c.run_id, metrics.c.key, sa.literal(fine, sa.Integer), bucket.label("b"),
+                      sa.func.count(), sa.func.count(sa.distinct(metrics.c.step)),
+                      sa.func.min(metrics.c.step), sa.func.max(metrics.c.step),
+                      sa.func.min(when(finite, metrics.c.value)), sa.func.max(when(finite, metrics.c.value)),
+                      sa.func.count(when(drawn, metrics.c.step)),
+                      sa.func.min(when(drawn, metrics.c.step)), sa.func.max(when(drawn, metrics.c.step)),
+                      sa.func.min(when(drawn, metrics.c.value)), sa.func.max(when(drawn, metrics.c.value)))
+            .where(metrics.c.run_id == run_id).group_by(metrics.c.run_id, metrics.c.key, sa.literal_column("b")))
+
+
+def _coarsen(fine: list[dict], width: int) -> list[dict]:
+    """The rows of ``width`` summed from the finest ones, as the SQL of ``write`` sums them (NULLs
+    left out of min and max)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in fine:
+        groups.setdefault((row["key"], row["bucket"] // (width // WIDTHS[0])), []).append(row)
+    out = []
+    for (key, bucket), rows in groups.items():
+        out.append({"run_id": rows[0]["run_id"], "key": key, "width": width, "bucket": bucket,
+                    "points": sum(r["points"] for r in rows), "steps": sum(r["steps"] for r in rows),
+                    "lo_step": min(r["lo_step"] for r in rows), "hi_step": max(r["hi_step"] for r in rows),
+                    "vmin": _least(r["vmin"] for r in rows), "vmax": _most(r["vmax"] for r in rows),
+                    "n0": sum(r["n0"] for r in rows), "first0": _least(r["first0"] for r in rows),
+                    "last0": _most(r["last0"] for r in rows), "min0": _least(r["min0"] for r in rows),
+                    "max0": _most(r["max0"] for r in rows)})
+    return out
+
+
+def _least(xs):  # noqa: ANN001, ANN202
+    return min((x for x in xs if x is not None), default=None)
+
+
+def _most(xs):  # noqa: ANN001, ANN202
+    return max((x for x in xs if x is not None), default=None)
+
+
+def _shape(conn: Connection, run_id: str) -> dict:
+    """``{(key, rank): (points, last seq)}``: a point logged since changes it (points are only added)."""
+    q = (sa.select(metrics.c.key, metrics.c.rank, sa.func.count(), sa.func.max(metrics.c.seq))
+         .where(metrics.c.run_id == run_id).group_by(metrics.c.key, metrics.c.rank))
+    return {(k, r): (int(n), int(m)) for k, r, n, m in conn.execute(q)}
 
 
 def _floor_div(col: sa.ColumnElement, by: int) -> sa.ColumnElement:
