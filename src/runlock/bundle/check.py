@@ -8,15 +8,18 @@ In order, stopping at the first failure and naming the part that failed:
 4. every other member is listed in the manifest with its sha256 and size, and nothing listed is missing;
 5. every object's name is the sha256 of its bytes;
 6. the checkpoint is signed by the key, and each audit entry leads to it by its inclusion proof;
-7. every run, snapshot, split and model version inside matches the state digest its sealing
+7. every attestation an audit entry inside names (``runlock attest``'s, the production gate's) is
+   inside, its bytes hash to the id that entry recorded, every envelope's signature verifies with
+   the key, and each subject's digest is an object or an artifact inside (or one named excluded);
+8. every run, snapshot, split and model version inside matches the state digest its sealing
    audit entry recorded (so a record cannot be edited even by someone who re-signs nothing),
    and every alias move (who, why, from, to) the one its audit entry recorded, each alias's
    moves forming one unbroken history from its creation;
-8. the lineage is complete: each run's lock, its code (git bundle + diff), its environment
+9. the lineage is complete: each run's lock, its code (git bundle + diff), its environment
    (``env/RUN/pylock.toml`` and ``env/RUN/sbom.cdx.json``) and each input it names are inside
    (objects a ``--no-data`` bundle left out are listed as omitted; inputs, and an SBOM the
    exporter could not make, as excluded);
-9. the file is byte for byte the canonical tar of its members (``layout.write``), so a changed
+10. the file is byte for byte the canonical tar of its members (``layout.write``), so a changed
    byte in a tar header, in padding or after the end is caught too, not only one in a member.
 """
 
@@ -31,8 +34,9 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runlock import audit, keys, sealed
+from runlock import audit, dsse, keys, sealed
 from runlock.bundle import layout
+from runlock.errors import InvalidInput
 from runlock.hashing import digest_stream
 
 SMALL = 1 << 20     # objects and git bundles larger than this are hashed as streams, never held whole
@@ -67,6 +71,7 @@ def verify(path: str | Path, key: keys.PublicKey) -> BundleCheck:
         root = manifest.get("root")
         _members(members, manifest, key, counts)
         entries = _audit(members, key, counts)
+        _attestations(members, manifest, entries, key, counts)
         _sealed(members, entries, counts)
         _aliases(members, entries, counts)
         _lineage(members, manifest, counts)
@@ -209,6 +214,58 @@ def _audit(members: dict[str, bytes], key: keys.PublicKey, counts: dict) -> dict
         entries[data["entry"]["seq"]] = data["entry"]
     counts["audit_entries"] = len(entries)
     return entries
+
+
+def _attestations(members: dict[str, layout.Member], manifest: dict, entries: dict[int, dict],
+                  key: keys.PublicKey, counts: dict) -> None:
+    """Each attestation an audit entry names: inside (or excluded), the bytes that entry recorded,
+    signed by ``key``, and about subjects inside the bundle."""
+    excluded = {x.get("input") for x in manifest.get("excluded") or []}
+    known = _digests_inside(members, manifest)
+    named = set()
+    for seq, entry in sorted(entries.items()):
+        oid = layout.attestation_of(entry)
+        if oid is None:
+            continue
+        name = layout.attestation_member(oid)
+        named.add(name)
+        if name not in members:
+            if f"attestation:{oid}" in excluded:
+                continue
+            raise _Fail(f"audit/entries/{seq:012d}.json", f"audit entry {seq} ({entry['action']} {entry['target']}) "
+                        f"names the attestation {oid}, which is neither in the bundle nor named as excluded")
+        _attestation(name, _bytes(members[name]), oid, key, known)
+    stray = sorted(n for n in members if n.startswith("attestations/") and n not in named)
+    if stray:
+        raise _Fail(stray[0], "no audit entry inside names this attestation")
+    counts["attestations"] = len(named & set(members))
+
+
+def _attestation(name: str, data: bytes, oid: str, key: keys.PublicKey, known: set[str]) -> None:
+    if layout.sha256(data) != oid:
+        raise _Fail(name, f"the attestation's bytes do not hash to {oid}, the id its audit entry recorded")
+    try:
+        check = dsse.check_envelopes(dsse.parse_bundle(data, name), key)
+    except InvalidInput as e:
+        raise _Fail(name, e.message) from None
+    if not check.ok:
+        raise _Fail(name, f"the attestation does not verify with key {key.keyid}: {check.problems[0]}")
+    for stmt in check.statements:
+        for s in stmt["subject"]:
+            want = (s.get("digest") or {}).get("sha256") if isinstance(s, dict) else None
+            if not want or f"sha256:{want}" not in known:
+                raise _Fail(name, f"its subject {s.get('name') if isinstance(s, dict) else s!r} (sha256:{want}) is "
+                                  "not an object or artifact inside the bundle")
+
+
+def _digests_inside(members: dict[str, layout.Member], manifest: dict) -> set[str]:
+    """Objects inside or omitted, and every artifact's digest (a folder's is not an object)."""
+    out = {"sha256:" + n[8:] for n in members if n.startswith("objects/")}
+    out |= set((manifest.get("contents") or {}).get("omitted_objects") or [])
+    for name in members:
+        if name.startswith("records/runs/"):
+            out |= {a["digest"] for a in json.loads(members[name])["artifacts"]}
+    return out
 
 
 def _sealed(members: dict[str, bytes], entries: dict[int, dict], counts: dict) -> None:

@@ -16,7 +16,9 @@ a scratch folder) are hashed once to fill the manifest, then copied into the tar
 the memory an export needs does not grow with the size of the data.
 
 The audit entries whose target is one of those entities go in with an inclusion proof against
-one signed checkpoint (the latest signed one when it covers them all, else a new one), and the
+one signed checkpoint (the latest signed one when it covers them all, else a new one), with
+every attestation those entries name (``runlock attest``'s and the gate's) as its signed bytes
+(``attestations/HEX.intoto.jsonl``), and the
 manifest, which holds the sha256 of every other member, is signed with the store's key. Nothing
 in a bundle depends on when it was written, so exporting twice gives the same bytes.
 """
@@ -69,6 +71,7 @@ class ExportResult:
     data: bool
     excluded: list[dict] = field(default_factory=list)
     environment_files: int = 0
+    attestations: int = 0                              # attestation members (signed DSSE envelopes)
     notes: list[str] = field(default_factory=list)     # what the exporter should know (left out, unhashed)
 
     def to_dict(self) -> dict:
@@ -99,7 +102,8 @@ def export(store: Store, ref: str, output: str | Path, *, data: bool = True, has
     return ExportResult(str(out), manifest["root"], out.stat().st_size, inside["runs"], inside["snapshots"],
                         inside["splits"], inside["models"], len(inside["objects"]), len(inside["omitted_objects"]),
                         len(inside["audit_entries"]), data, manifest["excluded"],
-                        sum(n.startswith("env/") for n, _ in members), _notes(manifest))
+                        sum(n.startswith("env/") for n, _ in members), notes=_notes(manifest),
+                        attestations=sum(n.startswith("attestations/") for n, _ in members))
 
 
 def build(store: Store, ref: str, *, data: bool = True, hashes: bool = False, index_url: str | None = None,
@@ -155,13 +159,14 @@ def build(store: Store, ref: str, *, data: bool = True, hashes: bool = False, in
     excluded = _excluded(store, run_ids, graph)
     environment = _environments(store, run_ids, files, excluded, hashes, index_url)
     seqs = _audit(store, targets, files)
+    attestations = _attestations(store, files, excluded)
     pub = signing.public
     files[layout.PUBLIC_KEY] = pub.pem()
     manifest = {
         "schema": layout.SCHEMA, "root": root, "key_id": pub.keyid, "data": data,
         "contents": {"runs": sorted(run_ids), "snapshots": sorted(snap_ids), "splits": sorted(split_ids),
                      "models": sorted(model_refs), "objects": sorted(objects), "omitted_objects": sorted(omitted),
-                     "audit_entries": seqs},
+                     "audit_entries": seqs, "attestations": attestations},
         "environment": environment,
         "excluded": excluded,
         "members": {name: {"sha256": layout.sha256_of(b), "size": layout.size_of(b)}
@@ -417,6 +422,27 @@ def _audit(store: Store, targets: set[str], files: dict[str, bytes]) -> list[int
         proof = audit.InclusionProof(entry, r.seq - 1, cp.tree_size, path, cp.to_dict())
         files[f"audit/entries/{r.seq:012d}.json"] = layout.dumps(proof.to_dict())
     return [r.seq for r in rows]
+
+
+def _attestations(store: Store, files: dict[str, layout.Member], excluded: list[dict]) -> list[dict]:
+    """Add, as it was signed, every attestation an audit entry inside names (``runlock attest``'s,
+    and the one the production gate kept); return (seq, action, target, attestation id) of each
+    entry. One the store does not hold (written by a runlock that kept none) is named excluded."""
+    out, missing = [], set()
+    for name in sorted(n for n in files if n.startswith("audit/entries/")):
+        entry = json.loads(files[name])["entry"]
+        oid = layout.attestation_of(entry)
+        if oid is None:
+            continue
+        out.append({"seq": entry["seq"], "action": entry["action"], "target": entry["target"], "attestation": oid})
+        if store.objects.has(oid):
+            files[layout.attestation_member(oid)] = _object(store, oid)
+        elif oid not in missing:
+            missing.add(oid)
+            excluded.append({"run": (entry.get("details") or {}).get("run"), "input": f"attestation:{oid}",
+                             "reason": f"audit entry {entry['seq']} names it, but the store does not hold it "
+                                       "(it was written only to a file)"})
+    return out
 
 
 def _excluded(store: Store, run_ids: list[str], graph: lineage.Graph) -> list[dict]:

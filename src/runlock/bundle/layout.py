@@ -8,6 +8,9 @@ A bundle (``.rlb``) is an uncompressed tar whose first member is ``manifest.json
     store.pub                     the store's public key (PEM); an auditor compares it with the one they hold
     audit/checkpoint.json         the signed audit checkpoint every proof leads to
     audit/entries/SEQ.json        one audit entry with its inclusion proof (runlock.audit-proof/v1)
+    attestations/HEX.intoto.jsonl an attestation (DSSE envelopes, JSON Lines) an audit entry inside names:
+                                  `runlock attest` (attestation.create) or the production gate
+                                  (gate.pass, gate.override); name = sha256 of its bytes
     code/COMMIT.bundle            `git bundle` of a recorded commit (its whole history)
     env/RUN/pylock.toml           the run's environment as a PEP 751 lock (wheel hashes when exported with --hashes)
     env/RUN/sbom.cdx.json         the run's environment as a CycloneDX 1.6 SBOM (absent, and named excluded,
@@ -40,6 +43,22 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 PUBLIC_KEY = "store.pub"
 CHECKPOINT = "audit/checkpoint.json"
+
+
+ATTESTING = ("attestation.create", "gate.pass", "gate.override")
+
+
+def attestation_of(entry: dict) -> str | None:
+    """The id of the attestation an audit entry names: the one ``attest`` wrote or the gate kept."""
+    if entry.get("action") not in ATTESTING:
+        return None
+    details = entry.get("details") or {}
+    found = details.get("attestation") or (entry.get("after") if entry["action"] == "attestation.create" else None)
+    return found if isinstance(found, str) and found.startswith("sha256:") else None
+
+
+def attestation_member(oid: str) -> str:
+    return f"attestations/{oid.split(':', 1)[1]}.intoto.jsonl"
 
 
 def dumps(value: Any) -> bytes:

@@ -9,7 +9,9 @@ already exists must be identical; a name already taken by other content refuses 
 Every imported sealed record gets a sealing audit entry of its own kind here (``run.seal``,
 ``snapshot.create``, ``split.…``, ``model.register``) whose state digest must equal the one
 the source store sealed, so ``sealed.require`` (and so ``rerun``) guards it in this store as in
-the first; and one ``bundle.import`` entry names the bundle, its root and its key.
+the first; and one ``bundle.import`` entry names the bundle, its root and its key, and each attestation
+inside (source entry, action, target, id); the attestations are stored here as objects, as
+signed, so ``store.objects.get_bytes(id)`` gives back what ``runlock attest verify`` checks.
 
 Alias history comes too: each move of an alias (who, when, why, from, to) not yet here gets a
 ``model.alias.import`` entry (target ``model:NAME@ALIAS``, with the original actor and time and the
@@ -59,6 +61,7 @@ class ImportResult:
     new_records: int
     commits: list[str] = field(default_factory=list)
     alias_moves: int = 0          # alias moves imported (not here before)
+    attestations: int = 0         # attestations stored here (signed, as the bundle holds them)
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -81,6 +84,9 @@ def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -
     bundle_id = layout.sha256(members[layout.MANIFEST])
     objects = [n for n in members if n.startswith("objects/")]
     for name in objects:
+        _put(store, members[name])
+    signed = [n for n in members if n.startswith("attestations/")]
+    for name in signed:
         _put(store, members[name])
     commits = _fetch_code(store, members)
     seals = _seals(members)
@@ -120,12 +126,12 @@ def load(store: Store, path: str | Path, *, key: keys.PublicKey | None = None) -
                      details={"root": manifest["root"], "key_id": key.keyid, "key_given": given,
                               "runs": inside["runs"], "snapshots": inside["snapshots"],
                               "splits": inside["splits"], "models": inside["models"], "data": manifest["data"],
-                              "alias_moves": moved[0]})
+                              "alias_moves": moved[0], "attestations": inside.get("attestations") or []})
         return new
 
     new = store.db.run_write(write)
     return ImportResult(str(path), manifest["root"], key.keyid, given, inside["runs"], inside["snapshots"],
-                        inside["splits"], inside["models"], len(objects), new, commits, moved[0])
+                        inside["splits"], inside["models"], len(objects), new, commits, moved[0], len(signed))
 
 
 MOVE_KEY = ("from_version", "to_version", "at", "actor", "reason")

@@ -43,7 +43,7 @@ def export(
         f"{len(r.splits)} split(s), {len(r.models)} model version(s), {r.objects} object(s)"
         + (f", {r.omitted} data object(s) left out" if r.omitted else "")
         + f", {r.environment_files} environment file(s)"
-        + f", {r.audit_entries} audit entries with proofs."))
+        + f", {r.audit_entries} audit entries with proofs, {r.attestations} attestation(s)."))
 
 
 @app.command("verify")
@@ -53,7 +53,7 @@ def verify(
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """Check a bundle offline, with no store: the manifest's signature, every member's sha256, every
-    audit inclusion proof, every sealed record, and that the lineage inside is complete. Names the
+    audit inclusion proof, every attestation (signature and subjects), every sealed record, and that the lineage inside is complete. Names the
     first part that fails and exits 1."""
     if not path.is_file():
         raise typer.BadParameter(f"{path} is not a file.", param_hint="PATH")
@@ -87,6 +87,6 @@ def import_(
     common.emit(result, as_json, lambda r: common.console.print(
         f"Imported {r.bundle}: {len(r.runs)} run(s), {len(r.snapshots)} snapshot(s), {len(r.splits)} split(s), "
         f"{len(r.models)} model version(s), {r.objects} object(s), {len(r.commits)} commit(s), "
-        f"{r.alias_moves} alias move(s) "
+        f"{r.alias_moves} alias move(s), {r.attestations} attestation(s) "
         f"({r.new_records} new record(s)); verified with key {r.key_id}"
         + ("" if r.key_given else " (the bundle's own: pass --key to check who signed it)") + "."))
