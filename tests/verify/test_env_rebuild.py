@@ -4,6 +4,7 @@ finds no drift."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from runlock.cli.main import app
 from runlock.errors import InvalidInput
 from runlock.store import Store
 from runlock.verify import capture_with, env_diff, rebuild
+from tests.net import free_port
 
 PINNED = ("six==1.16.0", "idna==3.7", "packaging==24.1")
 
@@ -48,6 +50,17 @@ def test_rebuild_of_a_three_package_venv_has_no_drift(store: Store, tmp_path: Pa
                                    "--python", str(target / "bin/python")])
     assert res.exit_code == 0 and "identical to the recorded one" in " ".join(res.output.split())
 
+    # --hashes: each wheel's sha256 asked of the index, then pip --require-hashes; still no drift
+    hashed = tmp_path / "rebuilt-hashed"
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "rebuild", run.id, "-o", str(hashed),
+                                   "--hashes", "--json"])
+    assert res.exit_code == 0, res.output
+    made = json.loads(res.stdout)
+    assert made["require_hashes"] and made["looked_up"] == len(recorded["packages"])
+    wanted = (hashed / "runlock-requirements.txt").read_text().splitlines()
+    assert wanted and all(" --hash=sha256:" in line for line in wanted)
+    assert env_diff(store, run.id, python=hashed / "bin/python").drift == []
+
     with pytest.raises(InvalidInput, match="not an empty folder"):
         rebuild(store, run.id, target)
     (tmp_path / "a-file").write_text("keep me")
@@ -71,3 +84,22 @@ def test_env_diff_with_a_missing_interpreter_is_one_line(store: Store, tmp_path:
         pass
     res = CliRunner().invoke(app, ["--store", str(store.root), "env", "diff", run.id, "--python", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "no such interpreter" in " ".join(res.output.split()) and "Traceback" not in res.output
+
+
+def test_rebuild_with_hashes_none_can_be_found_builds_nothing(store: Store, tmp_path: Path) -> None:
+    """An index that does not answer: each distribution is named without a hash, one line, exit 2,
+    and no folder is left behind (pip checks hashes for all or for none)."""
+    with runlock.start_run(project="p", store=store, argv=["train.py"]) as run:
+        pass
+    target = tmp_path / "v"
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "rebuild", run.id, "-o", str(target),
+                                   "--hashes", "--index-url", f"http://127.0.0.1:{free_port()}/simple"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and "have no hash, so pip cannot --require-hashes" in out, res.output
+    assert "Traceback" not in res.output and not target.exists()
+
+
+def test_index_url_without_hashes_is_refused(store: Store, tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "rebuild", "whatever", "-o", str(tmp_path / "v"),
+                                   "--index-url", "http://127.0.0.1:1/simple"])
+    assert res.exit_code == 2 and "--index-url goes with --hashes" in res.output

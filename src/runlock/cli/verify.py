@@ -189,13 +189,21 @@ def env_diff(ctx: typer.Context, run: str = RUN_ARG,
 @env_app.command("rebuild")
 def env_rebuild(ctx: typer.Context, run: str = RUN_ARG,
                 output: Path = typer.Option(..., "-o", "--output", help="The new virtual environment's folder."),
+                hashes: bool = typer.Option(False, "--hashes", help="Look up the sha256 of each index distribution's "
+                                            "wheel on the package index now, as `env export --hashes` does, and "
+                                            "install with pip --require-hashes (nothing is built if one has none)."),
+                index_url: str = typer.Option(None, "--index-url", help="With --hashes: the index to ask (a PEP 503/"
+                                              "691 simple API URL; default: PyPI, or PyTorch's for +cuXXX builds)."),
                 as_json: bool = common.JSON_OPTION) -> None:
     """Create a venv with exactly the distributions RUN recorded (it needs the recorded Python version)."""
+    if index_url is not None and not hashes:
+        raise InvalidInput("--index-url goes with --hashes (it names the index the hashes are looked up on).")
     store = common.store(ctx)
-    found = v.rebuild(store, run, output)
+    found = v.rebuild(store, run, output, hashes=hashes, index_url=index_url)
     common.emit(found, as_json, lambda r: common.console.print(
         f"Rebuilt run:{r.run_id}'s {r.packages} distributions in {r.path} "
-        + ("with --require-hashes." if r.require_hashes else
+        + ("with --require-hashes" + (f" ({r.looked_up} wheel hashes from the index)." if r.looked_up else ".")
+           if r.require_hashes else
            "pinned by version (not every hash was recorded, so not --require-hashes).")
         + f" Check it: `runlock env diff {r.run_id} --python {r.python}`.", highlight=False))
 

@@ -240,19 +240,26 @@ class Rebuilt:
     packages: int
     require_hashes: bool
     removed: list[str]
+    looked_up: int = 0                     # wheel hashes asked of the index (--hashes)
 
     def to_dict(self) -> dict:
         return {"run": self.run_id, "path": self.path, "python": self.python, "packages": self.packages,
-                "require_hashes": self.require_hashes, "removed": self.removed}
+                "require_hashes": self.require_hashes, "removed": self.removed, "looked_up": self.looked_up}
 
 
-def rebuild(store: Store, run: str, target: Path) -> Rebuilt:
+_HASH_OPTION = re.compile(r" --hash=sha256:[0-9a-f]{64}$")
+
+
+def rebuild(store: Store, run: str, target: Path, *, hashes: bool = False, index_url: str | None = None) -> Rebuilt:
     """A new virtual environment at ``target`` with exactly the distributions ``run`` recorded.
 
     It needs this interpreter to be the recorded Python version. pip installs each distribution
-    pinned without resolving (``--no-deps``), with ``--require-hashes`` when every one has a
-    recorded hash; what the fresh venv brought that the run did not have (pip, setuptools) is
-    then uninstalled. On failure the half-built venv is removed."""
+    pinned without resolving (``--no-deps``), with ``--require-hashes`` when every one has a hash:
+    recorded, or, with ``hashes``, its wheel's sha256 looked up on the index now (as ``env export
+    --hashes`` does); with ``hashes`` and a distribution left without one, nothing is built. pip
+    checks hashes for all or for none, so without every hash none is given and each is pinned by
+    version. What the fresh venv brought that the run did not have (pip, setuptools) is then
+    uninstalled. On failure the half-built venv is removed."""
     rec = records.get(store, run)
     env = recorded_environment(store, rec)
     want = (env.get("python") or {}).get("version")
@@ -266,7 +273,16 @@ def rebuild(store: Store, run: str, target: Path) -> Rebuilt:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InvalidInput(f"-o {target} already exists and is not an empty folder.",
                            hint="Name a new folder for the environment (nothing is replaced).")
-    lines, hashed = requirement_lines(env["packages"], env.get("sources") or {})
+    found = wheel_hashes(env, index_url) if hashes else None
+    unhashed = _unhashed(env, found)
+    if unhashed:
+        names = ", ".join(f"{n} ({why})" for n, why in unhashed.items())
+        raise InvalidInput(f"--hashes: {len(unhashed)} distribution(s) of run:{rec.id} have no hash, so pip cannot "
+                           f"--require-hashes: {names}.", hint="Nothing was built. Rebuild without --hashes to "
+                           "install them pinned by version only.")
+    lines, hashed = requirement_lines(env["packages"], env.get("sources") or {}, found.found if found else None)
+    if not hashed:
+        lines = [_HASH_OPTION.sub("", line) for line in lines]     # one --hash would make pip want all
     python = target / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
     try:
         _call([sys.executable, "-m", "venv", str(target)], "create the venv")
@@ -281,7 +297,8 @@ def rebuild(store: Store, run: str, target: Path) -> Rebuilt:
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    return Rebuilt(rec.id, str(target), str(python), len(env["packages"]), hashed, extra)
+    return Rebuilt(rec.id, str(target), str(python), len(env["packages"]), hashed, extra,
+                   len(found.found) if found else 0)
 
 
 def _call(argv: list[str], what: str) -> None:
