@@ -15,14 +15,11 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
-from runlock.authz import ALL_PROJECTS, allowed, needed_role
-from runlock.errors import PermissionDenied
 from runlock.refs import check_name
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
 from runlock.store import Store
-from runlock.tracking import records
-from runlock.server.routes_service import jsonable, may_read_run
+from runlock.server.routes_service import hidden, jsonable, may_read_run, readable_run, reads_everything
 
 RunRef = Field(max_length=200)
 
@@ -96,9 +93,9 @@ def add_more(app: FastAPI) -> None:
 def _models_readable(request: Request, name: str) -> None:
     """A 403 unless the caller may read the run of every version of model ``name``."""
     store: Store = request.state.store
-    for mv in LocalService(store).list_models(check_name(name, "model name")):
-        if not may_read_run(store, mv.run_id):
-            raise PermissionDenied(store.actor, "run.read", mv.ref, "viewer on the project of its run")
+    versions = LocalService(store).list_models(check_name(name, "model name"))
+    if not all(may_read_run(store, mv.run_id) for mv in versions) or not (versions or reads_everything(store)):
+        raise hidden(store, "run.read", f"model:{name}")     # the same whether the name exists or not
 
 
 def _service(request: Request) -> LocalService:
@@ -110,12 +107,9 @@ def _name(name: str | None, what: str) -> str | None:
 
 
 def _readable(request: Request, refs: list[str]) -> Store:
-    """The request's store, once its actor may read every run ``refs`` names (else a 403)."""
+    """The request's store, once its actor may read every run ``refs`` names (else a 403, the same
+    for a run that does not exist: ``routes_service.readable_run``)."""
     store: Store = request.state.store
-    recs = [records.get(store, r) for r in refs]
-    with store.db.read() as conn:
-        for rec in recs:
-            if not allowed(conn, store.actor, "run.read", ALL_PROJECTS, {"project": rec.project}):
-                raise PermissionDenied(store.actor, "run.read", rec.ref,
-                                       needed_role(store.actor, "run.read", ALL_PROJECTS, {"project": rec.project}))
+    for ref in refs:
+        readable_run(store, ref)
     return store

@@ -20,13 +20,15 @@ from runlock import artifacts, registry
 from runlock.authz import ALL_PROJECTS, allowed
 from runlock.data import uploaded
 from runlock.data.snapshot import save as save_snapshot
-from runlock.errors import PermissionDenied
+from runlock.errors import InvalidInput, NotFound, PermissionDenied
 from runlock.refs import check_name
 from runlock.remote.interface import InputUse, SplitRequest
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
 from runlock.store import Store
 from runlock.store.schema import runs
+from runlock.tracking import records
+from runlock.tracking.records import RunRecord
 
 
 RunId = Annotated[str, PathParam(pattern=r"^(run:)?[0-9A-Za-z]{6,26}$", description="A run id or a unique prefix")]
@@ -125,19 +127,17 @@ def add(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handlers
 
     @app.get(f"{V1}/models/resolve")
     def resolve_model(request: Request, ref: str) -> dict:
-        store = _store(request)
-        mv = _service(request).resolve_model(ref)
-        if not may_read_run(store, mv.run_id):
-            raise PermissionDenied(store.actor, "run.read", mv.ref, "viewer on the project of its run")
-        return jsonable(mv.to_dict())
+        return jsonable(readable_model(_store(request), ref).to_dict())
 
     @app.post(f"{V1}/models", status_code=201)
     def register_model(request: Request, body: Register) -> dict:
+        readable_run(_store(request), body.run)      # a run it may not read: the 403 a made-up id gets
         return jsonable(_service(request).register_model(body.run, body.artifact, body.name, body.meta).to_dict())
 
     @app.post(f"{V1}/models/read")
     def read_model(request: Request, body: ModelRead) -> dict:
         store = _store(request)
+        readable_model(store, body.ref)
         mv, art = registry.prepare_read(store, body.ref)
         registry.record_read(store, mv, body.ref, body.dest)
         return {"version": jsonable(mv.to_dict()), "artifact": jsonable(art.to_dict())}
@@ -177,15 +177,64 @@ def _input_readable(store: Store, ref: str) -> None:
     """Refuse to declare an input the caller may not read: a model or artifact needs read on its
     run's project, data (``ds:``, ``split:``) a viewer on every project, as its own routes do."""
     ns = ref.split(":", 1)[0]
-    if ns in ("model", "art"):
-        run_id = registry.resolve(store, ref).run_id if ns == "model" else artifacts.find(store, ref).run_id
-        if not may_read_run(store, run_id):
-            raise PermissionDenied(store.actor, "run.read", ref, "viewer on the project of its run")
+    if ns == "model":
+        readable_model(store, ref)
+        return
+    if ns == "art":
+        try:
+            run_id = artifacts.find(store, ref).run_id
+        except (NotFound, InvalidInput):
+            if reads_everything(store):
+                raise
+            run_id = None
+        if run_id is None or not may_read_run(store, run_id):
+            raise hidden(store, "artifact.read", ref)
         return
     action = "split.read" if ns == "split" else "snapshot.read"
     with store.db.read() as conn:
         if not allowed(conn, store.actor, action, ALL_PROJECTS):
             raise PermissionDenied(store.actor, action, ref, "viewer on every project (*)")
+
+
+# -- no existence leak ---------------------------------------------------------------------------
+# A caller who may not read a run gets the same 403, with the same words, whether the run exists
+# (in a project it cannot read) or not: a 404 would tell an outsider which ids exist elsewhere.
+# Only a viewer on ``*``, who may read every run anyway, hears "not found" (and "ambiguous").
+def reads_everything(store: Store) -> bool:
+    with store.db.read() as conn:
+        return allowed(conn, store.actor, "run.read", ALL_PROJECTS)
+
+
+def hidden(store: Store, action: str, ref: str) -> PermissionDenied:
+    """The one refusal for a reference the caller may not read, existing or not: the words the
+    permission guard uses for a run id in the path (``PERMISSIONS``), for the same reason."""
+    return PermissionDenied(store.actor, action, ref[:300], "viewer")
+
+
+def readable_run(store: Store, ref: str) -> RunRecord:
+    """The run ``ref`` names, once the caller may read it; else ``hidden`` (a 403), found or not."""
+    try:
+        rec = records.get(store, ref)
+    except (NotFound, InvalidInput):
+        if reads_everything(store):
+            raise
+        rec = None
+    if rec is None or not may_read_run(store, rec.id):
+        raise hidden(store, "run.read", f"run:{ref.removeprefix('run:')}")
+    return rec
+
+
+def readable_model(store: Store, ref: str) -> registry.ModelVersion:
+    """The model version ``ref`` names, once the caller may read its run; else ``hidden``."""
+    try:
+        mv = registry.resolve(store, ref)
+    except (NotFound, InvalidInput):
+        if reads_everything(store):
+            raise
+        mv = None
+    if mv is None or not may_read_run(store, mv.run_id):
+        raise hidden(store, "model.read", ref)
+    return mv
 
 
 def may_read_run(store: Store, run_id: str) -> bool:
