@@ -58,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
 BY_REFERENCE: dict[tuple[str, str], list[dict]] = {
     ("POST", f"{V1}/runs/diff"): [{"json": {"a": "{run}", "b": "{run}"}}, {"json": {"a": "{prefix}", "b": "{prefix}"}}],
     ("POST", f"{V1}/runs/compare"): [{"json": {"runs": ["{run}"]}}, {"json": {"runs": ["{running}", "{prefix}"]}}],
-    ("POST", f"{V1}/runs/labels"): [],      # answers for ids it is given: checked on its own below
+    ("POST", f"{V1}/runs/labels"): [{"json": {"ids": ["{run}", "{prefix}0000000000000000"]}}],
     ("POST", f"{V1}/models"): [{"json": {"run": "{run}", "artifact": "model", "name": "stolen"}},
                                 {"json": {"run": "{running}", "artifact": "model", "name": "stolen"}}],
     ("GET", f"{V1}/models"): [{"params": {"name": "{name}"}}],
@@ -181,3 +181,14 @@ def test_every_route_that_takes_a_reference_is_asked(tmp_path: Path) -> None:
             if names & REFERENCE_FIELDS and not asked:
                 missing.append(f"{method.upper()} {path}")
     assert not missing, f"routes taking a reference that the leak test does not ask: {missing}"
+
+
+def test_labels_are_full_ids_for_a_caller_who_cannot_read_everything(world) -> None:  # noqa: ANN001
+    """A shortened label's length says how close another id lies: a search oracle for ids."""
+    server, real, fake, _ = world
+    near = real["run"][:-1] + ("0" if real["run"][-1] != "0" else "1")
+    ask = {"ids": [real["run"], near]}
+    out = httpx.post(f"{server.url}{V1}/runs/labels", json=ask, headers=server.headers("outsider")).json()
+    assert out == {"labels": {real["run"]: real["run"], near: near}}
+    seen = httpx.post(f"{server.url}{V1}/runs/labels", json=ask, headers=server.headers("viewer")).json()
+    assert len(seen["labels"][real["run"]]) < 26
