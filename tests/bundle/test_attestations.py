@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from runlock import audit, dsse, keys
 from runlock.bundle import check, layout
+from runlock.bundle.export import build
 from runlock.cli.main import app
 from runlock.store import Store
 from runlock.workspace import init
@@ -133,3 +135,42 @@ def test_import_stores_them_and_attest_verify_passes_in_the_new_store(gated: tup
     assert fresh.objects.get_bytes(layout.sha256(model_att.read_bytes())) == model_att.read_bytes()
     assert audit.verify(fresh, deep=True).ok
     fresh.close()
+
+
+def _resigned(store: Store, files: dict[str, layout.Member], manifest: dict, out: Path) -> Path:
+    """A bundle of ``files`` whose manifest (hashes recomputed) is signed again with the store's key:
+    what only the key holder could make, to reach the checks behind the manifest's hashes."""
+    manifest = {**manifest, "members": {n: {"sha256": layout.sha256_of(b), "size": layout.size_of(b)}
+                                        for n, b in sorted(files.items())}}
+    body = layout.dumps(manifest)
+    sig = base64.b64encode(keys.signer(store).sign(body)) + b"\n"
+    with open(out, "wb") as f:
+        layout.write(f, [(layout.MANIFEST, body), (layout.SIGNATURE, sig), *sorted(files.items())])
+    return out
+
+
+def test_an_attestation_the_store_never_kept_is_named_excluded(tmp_path: Path) -> None:
+    tiny = tiny_project(tmp_path / "old")
+    gone = layout.sha256(b"an attestation an older runlock wrote only to a file")
+    seq = tiny.store.db.run_write(lambda conn: audit.append(
+        conn, tiny.store.actor, "attestation.create", "model:tiny@v1", after=gone,
+        details={"run": tiny.run_id, "result": "PASSED"}))
+    with tempfile.TemporaryDirectory() as scratch:
+        members, manifest = build(tiny.store, "model:tiny@v1", scratch=Path(scratch))
+        assert {"run": tiny.run_id, "input": f"attestation:{gone}"} == \
+            {k: v for k, v in manifest["excluded"][-1].items() if k != "reason"}
+        files = dict(members[2:])
+        good = _resigned(tiny.store, files, manifest, tmp_path / "good.rlb")
+        assert check.verify(good, keys.load_public(tiny.pub)).ok
+        # the same bundle, no longer saying the attestation is excluded: verify names the entry
+        silent = {**manifest, "excluded": [x for x in manifest["excluded"] if x["input"] != f"attestation:{gone}"]}
+        found = check.verify(_resigned(tiny.store, files, silent, tmp_path / "silent.rlb"), keys.load_public(tiny.pub))
+        assert (found.ok, found.part) == (False, f"audit/entries/{seq:012d}.json"), found
+        assert "neither in the bundle nor named as excluded" in found.reason
+        # an attestation no audit entry names has no business inside
+        stray = b'{"payload": "", "payloadType": "x", "signatures": []}\n'
+        name = layout.attestation_member(layout.sha256(stray))
+        found = check.verify(_resigned(tiny.store, {**files, name: stray}, manifest, tmp_path / "stray.rlb"),
+                             keys.load_public(tiny.pub))
+        assert (found.ok, found.part) == (False, name) and "no audit entry inside names" in found.reason
+    tiny.store.close()
