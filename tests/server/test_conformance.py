@@ -14,6 +14,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -307,6 +308,29 @@ def test_a_viewer_may_read_but_not_write(world: World) -> None:
         viewer.close()
 
 
+def test_lineage_is_the_same_walk_from_both(both, world: World) -> None:
+    _named(world)
+    local, http = both
+    for entity, direction, depth in (("model:bot", "upstream", 10), (f"run:{world.runs[0]}", "both", 2),
+                                     ("ds:cat-tickets", "downstream", 10)):
+        here, there = local.lineage(entity, direction, depth), http.lineage(entity, direction, depth)
+        assert there == here
+        assert there.to_dict() == here.to_dict() and there.graph.nodes
+    with pytest.raises(NotFound):
+        http.lineage("model:nobody")
+
+
+def test_lineage_needs_a_viewer_on_every_project(world: World) -> None:
+    """A walk crosses projects (one snapshot feeds runs of many): a grant on one project is not enough."""
+    for role, expected in (("viewer", 200), ("outsider", 403)):
+        r = httpx.get(f"{world.server.url}/api/v1/lineage", params={"entity": "model:bot@v1"},
+                      headers=world.server.headers(role))
+        assert r.status_code == expected, r.text
+    too_many = httpx.get(f"{world.server.url}/api/v1/lineage", headers=world.server.headers("viewer"),
+                         params={"entity": "model:bot@v1", "max_nodes": 10**9})
+    assert too_many.status_code == 422
+
+
 # -- the CLI: the same text from a folder and from a server ---------------------------------------------
 def _cli(world: World, args: list[str], *, remote: bool) -> tuple[int, str]:
     env = {"COLUMNS": "200", "RUNLOCK_SERVER": world.server.url if remote else None,
@@ -357,13 +381,21 @@ def _cli(world: World, args: list[str], *, remote: bool) -> tuple[int, str]:
     ["audit", "log"],
     ["audit", "log", "--action", "model.*", "--json"],
     ["audit", "log", "--target", "model:bot@v1", "--limit", "2"],
+    ["lineage", "model:bot"],
+    ["lineage", "model:bot@v1", "--json"],
+    ["lineage", "run:RUN0", "--downstream", "--wide"],
+    ["lineage", "run:RUN2", "--upstream", "--downstream", "--depth", "1"],
+    ["lineage", "ds:cat-docs", "--downstream", "--format", "dot"],
+    ["lineage", "ds:cat-tickets", "--downstream", "--max-nodes", "2", "--json"],
+    ["lineage", "model:nobody"],
 ])
 def test_each_served_command_prints_the_same_text(world: World, args: list[str], monkeypatch) -> None:
     args = [a.replace("RUN1", world.runs[1][:12]).replace("RUN0", world.runs[0]).replace("RUN2", world.runs[2])
             .replace("DATA", str(world.data)) for a in args]
     if args[:2] == ["data", "snapshot"]:       # named once beforehand: both print "Snapshot …", not "Created"
         _cli(world, args, remote=False)
-    if args[0] in ("data", "split") and args[1] in ("list", "show") or args[:2] == ["registry", "history"]:
+    if args[0] in ("data", "split") and args[1] in ("list", "show") or args[:2] == ["registry", "history"] \
+            or args[0] == "lineage":
         _named(world)
     remote = _cli(world, args, remote=True)
     local = _cli(world, args, remote=False)
@@ -401,7 +433,7 @@ def test_registry_get_prints_the_same_text_but_the_destination(world: World, tmp
 
 
 @pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "proof", "1"],
-                                  ["registry", "alias", "set", "model:bot@v1", "staging", "-m", "x"], ["lineage", "model:bot"]])
+                                  ["registry", "alias", "set", "model:bot@v1", "staging", "-m", "x"]])
 def test_a_command_not_served_yet_says_so_in_one_line(world: World, args: list[str]) -> None:
     code, out = _cli(world, args, remote=True)
     assert code == 2, out

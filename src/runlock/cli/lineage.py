@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from runlock import lineage as lineage_graph
 from runlock.cli import common, runids
+from runlock.cli.service import service
 from runlock.errors import InvalidInput
 from runlock.lineage import entities, export
 
@@ -41,12 +42,12 @@ def lineage(
         raise InvalidInput(f"Unknown format {fmt!r}; use one of {', '.join(export.FORMATS)}.")
     common.output_file(output, force)
     direction = "both" if upstream and downstream else "downstream" if downstream else "upstream"
-    store = common.store(ctx)
-    view = entities.view(store, entity, direction, depth, max_nodes)
+    svc = service(ctx)
+    view = svc.lineage(entity, direction, depth, max_nodes)
     fmt = "json" if as_json else fmt
     if output is None and fmt in ("tree", "json"):
         runs = [k[len("run:"):] for k in view.graph.nodes if k.startswith("run:")]
-        short = {} if wide or fmt == "json" else runids.labels(store, runs, wide=False)
+        short = {} if wide or fmt == "json" else svc.short_ids(runs)
         common.emit(view, fmt == "json", lambda v: _render(v, short))
         return
     if fmt == "tree":

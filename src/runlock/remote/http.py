@@ -22,6 +22,8 @@ from runlock.data.leakage import LeakageReport
 from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, default_name, took
 from runlock.data.split import Split, SplitInfo
 from runlock.errors import InvalidInput
+from runlock.lineage import Edge, Graph
+from runlock.lineage.entities import LineageView, NodeInfo
 from runlock.refs import check_name
 from runlock.auditlog import Entry
 from runlock.registry import AliasMove, AliasState, ModelVersion
@@ -177,6 +179,15 @@ class HttpService:
         d = self.client.call("GET", "/splits/resolve", params={"ref": ref})
         report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
         return Split(d["id"], d["manifest"], d["name"], d["version"], report, False)
+
+    # -- lineage ---------------------------------------------------------------------------------
+    def lineage(self, entity: str, direction: str = "upstream", depth: int = 10,
+                max_nodes: int = 10_000) -> LineageView:
+        d = self.client.call("GET", "/lineage", params={"entity": entity, "direction": direction, "depth": depth,
+                                                        "max_nodes": max_nodes}, timeout=600.0)
+        graph = Graph(d["root"], d["direction"], d["depth"], d["nodes"], tuple(Edge(**e) for e in d["edges"]),
+                      d["truncated"])
+        return LineageView(graph, {k: NodeInfo(**{**v, "names": tuple(v["names"])}) for k, v in d["described"].items()})
 
     # -- a running run -----------------------------------------------------------------------------
     def use_input(self, run: str, use: InputUse) -> dict:

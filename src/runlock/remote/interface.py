@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from runlock.audit import VerifyReport
     from runlock.data.snapshot import Snapshot, SnapshotInfo
     from runlock.data.split import Split, SplitInfo
+    from runlock.lineage.entities import LineageView
     from runlock.tracking.diff import RunDiff
     from runlock.auditlog import Entry
     from runlock.registry import AliasMove, AliasState, ModelVersion
@@ -145,6 +146,10 @@ class Service(Protocol):
     def list_splits(self, name: str | None = None) -> list[SplitInfo]: ...
 
     def load_split(self, ref: str) -> Split: ...
+
+    # lineage
+    def lineage(self, entity: str, direction: str = "upstream", depth: int = 10,
+                max_nodes: int = 10_000) -> LineageView: ...
 
     # a running run (``run.use`` and ``run.set_summary`` of a run on a server)
     def use_input(self, run: str, use: InputUse) -> dict: ...

@@ -89,6 +89,10 @@ class LocalService:
     def aliases_at(self, name: str, when: str, alias: str | None = None):  # noqa: ANN201
         return _domain("registry").aliases_at(self.store, name, when, alias)
 
+    # -- lineage -----------------------------------------------------------------------------------
+    def lineage(self, entity: str, direction: str = "upstream", depth: int = 10, max_nodes: int = 10_000):  # noqa: ANN201
+        return _domain("lineage.entities").view(self.store, entity, direction, depth, max_nodes)
+
     # -- audit -------------------------------------------------------------------------------------
     def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
                   limit: int | None = 100) -> list:

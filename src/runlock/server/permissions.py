@@ -71,6 +71,7 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/models/history"): SIGNED_IN,          # the handler requires run.read on each version's run
     ("GET", f"{V1}/models/aliases-at"): SIGNED_IN,       # the same
     ("GET", f"{V1}/audit/log"): Rule("audit.read", "*"),
+    ("GET", f"{V1}/lineage"): Rule("lineage.read", "*"),    # a walk crosses projects: a viewer on *
 }
 
 

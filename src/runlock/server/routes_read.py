@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
+from runlock.lineage import MAX_NODES
 from runlock.refs import check_name
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
@@ -37,6 +38,7 @@ class Several(BaseModel):
 def add(app: FastAPI) -> None:
     """Add these routes to ``app`` (``server.app.create_app`` calls it)."""
     add_more(app)
+    add_lineage(app)
 
     @app.post(f"{V1}/runs/diff")
     def diff_runs(request: Request, body: Pair) -> dict:
@@ -88,6 +90,18 @@ def add_more(app: FastAPI) -> None:
                   limit: Annotated[int, Query(ge=0)] = 100) -> dict:
         found = _service(request).audit_log(target=target, actor=actor, action=action, limit=limit or None)
         return {"entries": [jsonable(e.to_dict()) for e in found]}
+
+
+def add_lineage(app: FastAPI) -> None:
+    """``lineage``: a walk crosses projects (one snapshot feeds runs of many), so it needs a viewer
+    on ``*``, as data does; the answer is ``LineageView.to_dict`` (the CLI's ``--format json``)."""
+
+    @app.get(f"{V1}/lineage")
+    def lineage(request: Request, entity: Annotated[str, Query(max_length=300)],
+                direction: Annotated[str, Query(pattern="^(upstream|downstream|both)$")] = "upstream",
+                depth: Annotated[int, Query(ge=0, le=1000)] = 10,
+                max_nodes: Annotated[int, Query(ge=1, le=MAX_NODES)] = MAX_NODES) -> dict:
+        return jsonable(_service(request).lineage(entity, direction, depth, max_nodes).to_dict())
 
 
 def _models_readable(request: Request, name: str) -> None:
