@@ -75,6 +75,7 @@ BY_REFERENCE: dict[tuple[str, str], list[dict]] = {
     ("GET", f"{V1}/splits/resolve"): [{"params": {"ref": "split:{name}"}}],
     ("GET", f"{V1}/audit/log"): [{"params": {"target": "{model}"}}],
     ("POST", f"{V1}/splits"): [{"json": {"snapshot": "ds:{name}"}}],
+    ("GET", f"{V1}/lineage"): [{"params": {"entity": "{model}"}}, {"params": {"entity": "run:{run}"}}],
     # a name given to what is made, not a reference: asked all the same
     ("POST", f"{V1}/snapshots"): [{"json": {"name": "{name}", "manifest": {}}}],
     ("POST", f"{V1}/runs"): [],     # the run's name (its project decides, and the refusal names a new id)
@@ -89,7 +90,7 @@ BODIES = {
     ("POST", f"{V1}/runs/{{run_id}}/summary"): {"json": {"values": {}}},
 }
 
-REFERENCE_FIELDS = {"ref", "run", "runs", "a", "b", "name", "target", "ids", "snapshot"}
+REFERENCE_FIELDS = {"ref", "run", "runs", "a", "b", "name", "target", "ids", "snapshot", "entity"}
 
 
 def _fill(value, refs: dict):  # noqa: ANN001, ANN202
