@@ -60,6 +60,18 @@ def test_rebuild_of_a_three_package_venv_has_no_drift(store: Store, tmp_path: Pa
     wanted = (hashed / "runlock-requirements.txt").read_text().splitlines()
     assert wanted and all(" --hash=sha256:" in line for line in wanted)
     assert env_diff(store, run.id, python=hashed / "bin/python").drift == []
+    # --pylock: the hashes read from a pylock.toml exported with --hashes (as a bundle carries), no lookup
+    lockfile = tmp_path / "pylock.toml"
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "export", run.id, "--format", "pylock",
+                                   "--hashes", "-o", str(lockfile)])
+    assert res.exit_code == 0, res.output
+    from_lock = tmp_path / "rebuilt-from-pylock"
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "rebuild", run.id, "-o", str(from_lock),
+                                   "--pylock", str(lockfile), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["require_hashes"]
+    assert (from_lock / "runlock-requirements.txt").read_text() == (hashed / "runlock-requirements.txt").read_text()
+    assert env_diff(store, run.id, python=from_lock / "bin/python").drift == []
 
     with pytest.raises(InvalidInput, match="not an empty folder"):
         rebuild(store, run.id, target)
@@ -103,3 +115,30 @@ def test_index_url_without_hashes_is_refused(store: Store, tmp_path: Path) -> No
     res = CliRunner().invoke(app, ["--store", str(store.root), "env", "rebuild", "whatever", "-o", str(tmp_path / "v"),
                                    "--index-url", "http://127.0.0.1:1/simple"])
     assert res.exit_code == 2 and "--index-url goes with --hashes" in res.output
+
+
+def test_rebuild_from_a_pylock_without_hashes_or_of_another_environment_builds_nothing(
+        store: Store, tmp_path: Path) -> None:
+    with runlock.start_run(project="p", store=store, argv=["train.py"]) as run:
+        pass
+    lockfile = tmp_path / "pylock.toml"
+    res = CliRunner().invoke(app, ["--store", str(store.root), "env", "export", run.id, "--format", "pylock",
+                                   "-o", str(lockfile)])            # no --hashes: no wheel hash inside
+    assert res.exit_code == 0, res.output
+    target = tmp_path / "v"
+    rebuild_cli = ["--store", str(store.root), "env", "rebuild", run.id, "-o", str(target), "--pylock", str(lockfile)]
+    res = CliRunner().invoke(app, rebuild_cli)
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and "pylock.toml has no wheel hash for it" in out and not target.exists(), res.output
+    text = lockfile.read_text()
+    name, version = next((line.split(" = ")[1].strip('"'), None) for line in text.splitlines()
+                         if line.startswith("name = "))
+    lockfile.write_text(text.replace(f'name = "{name}"\nversion = "', f'name = "{name}"\nversion = "0.0.0.dev0+', 1))
+    res = CliRunner().invoke(app, rebuild_cli)
+    assert res.exit_code == 2 and "locks another environment" in " ".join(res.output.split()), res.output
+    lockfile.write_text("not [toml")
+    res = CliRunner().invoke(app, rebuild_cli)
+    assert res.exit_code == 2 and "is not a pylock.toml" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*rebuild_cli, "--hashes"])
+    assert res.exit_code == 2 and "give one of them" in " ".join(res.output.split())
+    assert not target.exists()

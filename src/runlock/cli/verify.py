@@ -194,15 +194,19 @@ def env_rebuild(ctx: typer.Context, run: str = RUN_ARG,
                                             "install with pip --require-hashes (nothing is built if one has none)."),
                 index_url: str = typer.Option(None, "--index-url", help="With --hashes: the index to ask (a PEP 503/"
                                               "691 simple API URL; default: PyPI, or PyTorch's for +cuXXX builds)."),
+                lockfile: Path = typer.Option(None, "--pylock", help="Take each wheel's sha256 from this pylock.toml "
+                                              "(`env export --format pylock --hashes`, or a bundle's "
+                                              "env/RUN/pylock.toml) and install with pip --require-hashes."),
                 as_json: bool = common.JSON_OPTION) -> None:
     """Create a venv with exactly the distributions RUN recorded (it needs the recorded Python version)."""
     if index_url is not None and not hashes:
         raise InvalidInput("--index-url goes with --hashes (it names the index the hashes are looked up on).")
     store = common.store(ctx)
-    found = v.rebuild(store, run, output, hashes=hashes, index_url=index_url)
+    found = v.rebuild(store, run, output, hashes=hashes, index_url=index_url, lockfile=lockfile)
     common.emit(found, as_json, lambda r: common.console.print(
         f"Rebuilt run:{r.run_id}'s {r.packages} distributions in {r.path} "
-        + ("with --require-hashes" + (f" ({r.looked_up} wheel hashes from the index)." if r.looked_up else ".")
+        + ("with --require-hashes" + (f" ({r.looked_up} wheel hashes from {'the pylock' if lockfile else 'the index'})."
+                                       if r.looked_up else ".")
            if r.require_hashes else
            "pinned by version (not every hash was recorded, so not --require-hashes).")
         + f" Check it: `runlock env diff {r.run_id} --python {r.python}`.", highlight=False))

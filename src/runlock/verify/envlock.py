@@ -240,7 +240,7 @@ class Rebuilt:
     packages: int
     require_hashes: bool
     removed: list[str]
-    looked_up: int = 0                     # wheel hashes asked of the index (--hashes)
+    looked_up: int = 0                     # wheel hashes found: on the index (--hashes), in the file (--pylock)
 
     def to_dict(self) -> dict:
         return {"run": self.run_id, "path": self.path, "python": self.python, "packages": self.packages,
@@ -250,13 +250,16 @@ class Rebuilt:
 _HASH_OPTION = re.compile(r" --hash=sha256:[0-9a-f]{64}$")
 
 
-def rebuild(store: Store, run: str, target: Path, *, hashes: bool = False, index_url: str | None = None) -> Rebuilt:
+def rebuild(store: Store, run: str, target: Path, *, hashes: bool = False, index_url: str | None = None,
+            lockfile: Path | None = None) -> Rebuilt:
     """A new virtual environment at ``target`` with exactly the distributions ``run`` recorded.
 
     It needs this interpreter to be the recorded Python version. pip installs each distribution
     pinned without resolving (``--no-deps``), with ``--require-hashes`` when every one has a hash:
     recorded, or, with ``hashes``, its wheel's sha256 looked up on the index now (as ``env export
-    --hashes`` does); with ``hashes`` and a distribution left without one, nothing is built. pip
+    --hashes`` does) or, with ``lockfile``, read from a ``pylock.toml`` exported with them (a
+    bundle's ``env/RUN/pylock.toml``: no network needed); when one is still left without a hash,
+    nothing is built. pip
     checks hashes for all or for none, so without every hash none is given and each is pinned by
     version. What the fresh venv brought that the run did not have (pip, setuptools) is then
     uninstalled. On failure the half-built venv is removed."""
@@ -273,11 +276,14 @@ def rebuild(store: Store, run: str, target: Path, *, hashes: bool = False, index
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InvalidInput(f"-o {target} already exists and is not an empty folder.",
                            hint="Name a new folder for the environment (nothing is replaced).")
-    found = wheel_hashes(env, index_url) if hashes else None
+    if hashes and lockfile is not None:
+        raise InvalidInput("--hashes looks the hashes up and --pylock reads them from a file: give one of them.")
+    found = (wheel_hashes(env, index_url) if hashes else
+             pylock.read_wheels(lockfile, env["packages"]) if lockfile is not None else None)
     unhashed = _unhashed(env, found)
     if unhashed:
         names = ", ".join(f"{n} ({why})" for n, why in unhashed.items())
-        raise InvalidInput(f"--hashes: {len(unhashed)} distribution(s) of run:{rec.id} have no hash, so pip cannot "
+        raise InvalidInput(f"{'--hashes' if hashes else '--pylock'}: {len(unhashed)} distribution(s) of run:{rec.id} have no hash, so pip cannot "
                            f"--require-hashes: {names}.", hint="Nothing was built. Rebuild without --hashes to "
                            "install them pinned by version only.")
     lines, hashed = requirement_lines(env["packages"], env.get("sources") or {}, found.found if found else None)

@@ -7,6 +7,10 @@ looked up (none is invented; PEP 751 requires hashes for a wheel); one installed
 ``[packages.vcs]`` with the commit; one from a local folder ``[packages.directory]``; one from an
 archive whose hash the installer recorded (``direct_url.json``) ``[packages.archive]`` with it.
 
+``read_wheels`` reads the wheel hashes back from such a lock (one exported with ``--hashes``, as a
+bundle carries in ``env/RUN/pylock.toml``), so ``env rebuild --pylock`` can ``--require-hashes``
+offline.
+
 Both are deterministic: the same environment gives the same bytes. The SBOM's serial number is
 derived from the run and its recipe id, and its timestamp is the run's end, never the clock.
 """
@@ -16,10 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import tomllib
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from runlock.verify.wheels import Wheel
+from packaging.utils import canonicalize_name
+
+from runlock.errors import InvalidInput
+from runlock.verify.wheels import Lookup, Wheel
 
 PYPI = "https://pypi.org/simple"
 _TORCH_LOCAL = re.compile(r"\+(cu\d+|cpu|rocm[\d.]+)$")
@@ -37,6 +46,39 @@ class LockFile:
     def to_dict(self) -> dict:
         return {"run": self.run_id, "format": self.format, "packages": self.packages, "hashed": self.hashed,
                 "unhashed": self.unhashed, "text": self.text}
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def read_wheels(path: str | Path, packages: dict[str, str]) -> Lookup:
+    """The wheel hash of each of ``packages`` (name -> recorded version) in the ``pylock.toml`` at
+    ``path``; one pinned there to another version refuses the file (it locks another environment)."""
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InvalidInput(f"Cannot read {p}: {e.strerror}.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{p} is not a pylock.toml: {e}.") from None
+    listed = doc.get("packages") if isinstance(doc.get("packages"), list) else []
+    by_name = {canonicalize_name(str(e.get("name", ""))): e for e in listed if isinstance(e, dict)}
+    found, missing = {}, {}
+    for name, version in sorted(packages.items()):
+        entry = by_name.get(canonicalize_name(name))
+        if entry is None:
+            missing[name] = f"not in {p.name}"
+            continue
+        if entry.get("version") not in (None, version):
+            raise InvalidInput(f"{p} pins {name} {entry.get('version')}, the run recorded {version}: it locks "
+                               "another environment.", hint="Use the pylock.toml exported from this run.")
+        hashed = [w for w in entry.get("wheels") or [] if isinstance(w, dict)
+                  and _SHA256.match(str((w.get("hashes") or {}).get("sha256", "")))]
+        if not hashed:
+            missing[name] = f"{p.name} has no wheel hash for it"
+            continue
+        found[name] = Wheel(str(hashed[0].get("name", "")), str(hashed[0].get("url", "")), hashed[0]["hashes"]["sha256"])
+    return Lookup(found, missing)
 
 
 def index_of(version: str) -> str:
