@@ -13,8 +13,8 @@ and readers fall back to the points.
 One scan of the run's points fills the finest width; the coarser ones are summed from it (buckets
 partition the steps, so distinct steps add up). The scan is done before the seal takes the write
 lock (``prepare``, from a read); in the lock, ``write`` only checks that no point arrived since
-(the per-series count and last seq, as the seal's own digest check does) and inserts the rows, or,
-if one did, computes them there from the points as they are.
+(the number of points per key: points are only added, never changed) and inserts the rows, or, if
+one did, computes them there from the points as they are.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class Piece:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A run's rollup rows, computed before its seal takes the write lock, and the shape of its
-    series they were computed from: ``{(key, rank): (points, last seq)}``."""
+    """A run's rollup rows, computed before its seal takes the write lock, and the number of points
+    per key they were computed from."""
 
     run_id: str
     shape: dict
@@ -78,7 +78,10 @@ def prepare(conn: Connection, run_id: str) -> Prepared:
     rows = list(fine)
     for coarse in WIDTHS[1:]:
         rows += _coarsen(fine, coarse)
-    return Prepared(run_id, _shape(conn, run_id), tuple(rows))
+    shape: dict[str, int] = {}
+    for row in fine:
+        shape[row["key"]] = shape.get(row["key"], 0) + row["points"]
+    return Prepared(run_id, shape, tuple(rows))
 
 
 def write(conn: Connection, run_id: str, prepared: Prepared | None = None) -> int:
@@ -153,11 +156,11 @@ def _most(xs):  # noqa: ANN001, ANN202
     return max((x for x in xs if x is not None), default=None)
 
 
-def _shape(conn: Connection, run_id: str) -> dict:
-    """``{(key, rank): (points, last seq)}``: a point logged since changes it (points are only added)."""
-    q = (sa.select(metrics.c.key, metrics.c.rank, sa.func.count(), sa.func.max(metrics.c.seq))
-         .where(metrics.c.run_id == run_id).group_by(metrics.c.key, metrics.c.rank))
-    return {(k, r): (int(n), int(m)) for k, r, n, m in conn.execute(q)}
+def _shape(conn: Connection, run_id: str) -> dict[str, int]:
+    """``{key: points}``: a point logged since changes it (a series' points are only ever added,
+    never updated or deleted, by the tracking layer)."""
+    q = sa.select(metrics.c.key, sa.func.count()).where(metrics.c.run_id == run_id).group_by(metrics.c.key)
+    return {k: int(n) for k, n in conn.execute(q)}
 
 
 def _floor_div(col: sa.ColumnElement, by: int) -> sa.ColumnElement:
