@@ -1,29 +1,45 @@
 """The web UI's server time at scale: the runs page, a filtered and sorted runs page, and the page
-of a run with a 1M-point series (and that series' chart data), each against a 300 ms target.
+of a run with a 1M-point series (and that series' chart data), each against a 300 ms target; with
+``--mlflow``, MLflow's UI API on the same data beside it.
 
     .venv/bin/python bench/bench_ui.py [--runs 10000] [--keys 20] [--metrics 5] [--steps 1000]
-                                       [--big 1000000] [--rounds 7] [--keep DIR]
+                                       [--big 1000000] [--rounds 7] [--keep DIR] [--mlflow]
 
 The store is built with bulk inserts straight into its tables (runs, their indexed fields, metric
 points), the rows ``start_run`` would have written, because logging 50M points through the
 tracking API would take hours: ``--runs`` runs, each with ``--keys`` config values and
 ``--metrics`` metrics of ``--steps`` points, plus one run whose ``loss`` has ``--big`` points.
 Each run's rollups (``tracking/rollups.py``) are then written as sealing writes them; the time
-that takes for the 1M-point run (what its seal adds) is printed. ``--keep DIR`` keeps (and reuses) the store. Requests go through the ASGI app in-process
-(Starlette's TestClient): the figure is the server's whole work for the request (routing, SQL,
-template, JSON), without a network: the first request (cold for the app; a sealed run's chart
-data is cached after it) and the median of ``--rounds`` more.
+that takes for the 1M-point run (what its seal adds) is printed. ``--keep DIR`` keeps (and
+reuses) the store. Requests go through the ASGI app in-process (Starlette's TestClient): the
+figure is the server's whole work for the request (routing, SQL, template, JSON), without a
+network: the first request (cold for the app; a sealed run's chart data is cached after it) and
+the median of ``--rounds`` more.
+
+``--mlflow`` then loads the same runs (config values as params, every point) into ``mlflow server``
+(SQLite, one worker, in ``DIR/mlflow``) through its batch logging API, four clients at once, starts
+``runlock ui`` on the store, and times over HTTP from this process, on each: the runs search (first
+page of 50; a filtered + sorted page of 50, checked to name the same runs in the same order), the
+run itself, and the long series for a chart (2,000 points; MLflow's sampled
+``get-history-bulk-interval``), and MLflow's full ``get-history`` of it. Use a small ``--runs``:
+MLflow loads a few runs a second here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import random
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -58,8 +74,8 @@ def build(folder: Path, n_runs: int, n_keys: int, n_metrics: int, steps: int, bi
                 value = rng.random() if k % 4 else rng.choice(["adam", "sgd", "adamw"])
                 kind, num, text = typed(value)
                 field_rows.append((run_id, "config", f"k{k}", f"k{k}", kind, num, text, None))
-            for m in names:
-                kind, num, text = typed(rng.random())
+            for j, m in enumerate(names):     # the field holds the series' last value, as logging leaves it
+                kind, num, text = typed(_value(i, j, steps - 1))
                 field_rows.append((run_id, "metrics", m, slug(m), kind, num, text, steps - 1))
         raw.executemany(_insert(runs), run_rows)
         raw.executemany(_insert(run_fields), field_rows)
@@ -70,8 +86,8 @@ def build(folder: Path, n_runs: int, n_keys: int, n_metrics: int, steps: int, bi
                 run_id = f"01BENCH{i:019d}"
                 seq = 0
                 for step in range(steps):
-                    for m in names:
-                        yield (run_id, m, step, 0, seq, 1.0 / (step + 1 + i % 7), None, 1.7e9 + step)
+                    for j, m in enumerate(names):
+                        yield (run_id, m, step, 0, seq, _value(i, j, step), None, 1.7e9 + step)
                         seq += 1
 
         raw.executemany(sql, points())
@@ -90,9 +106,16 @@ def build(folder: Path, n_runs: int, n_keys: int, n_metrics: int, steps: int, bi
               f"(what its seal adds)", file=sys.stderr)
     print(f"built {n_runs} runs x {n_keys} keys x {n_metrics} metrics x {steps} steps + one {big}-point series "
           f"in {time.time() - t0:.0f} s", file=sys.stderr)
-    (folder / "bench-ui.json").write_text(json.dumps({"big": big_id, "runs": n_runs, "steps": steps}))
+    (folder / "bench-ui.json").write_text(json.dumps({"big": big_id, "runs": n_runs, "steps": steps, "keys": n_keys,
+                                                      "metrics": n_metrics, "bigsize": big}))
     store.close()
     return big_id
+
+
+def _value(run: int, metric: int, step: int) -> float:
+    """Point ``step`` of a run's series: a decaying curve whose scale differs by run and metric."""
+    scale = ((run * 7919 + metric * 104729) % 1000 + 1) / 1000
+    return scale * (0.5 + 0.5 / (1 + step / 10))
 
 
 def _insert(table: sa.Table) -> str:
@@ -123,11 +146,15 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--keep", type=Path)
+    ap.add_argument("--mlflow", action="store_true",
+                    help="also load the store into `mlflow server` and time both over HTTP (use a small --runs)")
     a = ap.parse_args()
     folder = a.keep or Path(tempfile.mkdtemp(prefix="bench-ui-"))
     meta = folder / "bench-ui.json"
     big_id = json.loads(meta.read_text())["big"] if meta.exists() else \
         build(folder, a.runs, a.keys, a.metrics, a.steps, a.big)
+    n_big = json.loads(meta.read_text()).get("bigsize", a.big)
+    size = f"{n_big:,}"
     store = open_store(folder)
     client = TestClient(create_app(lambda: store))
     with store.db.read() as conn:
@@ -138,23 +165,200 @@ def main() -> None:
         "runs page, filtered + sorted + 2 columns": "/runs?where=config.k1+%3E+0.5+and+config.k0+%3D%3D+%22adam%22"
                                                     "&sort=-metrics.loss&col=config.k1,metrics.loss",
         "runs page, next page (keyset)": None,
-        "run page, 1M-point series": f"/runs/{big_id}",
+        f"run page, {size}-point series": f"/runs/{big_id}",
         "its metric statistics (fragment: points, min, max)": f"/runs/{big_id}/metrics",
-        "chart data, 1M points -> <= 2,000": f"/runs/{big_id}/series.json?key=loss",
-        "chart zoom, 10% of the range": f"/runs/{big_id}/series.json?key=loss&start=400000&end=500000",
+        f"chart data, {size} points -> <= 2,000": f"/runs/{big_id}/series.json?key=loss",
+        "chart zoom, 10% of the range": f"/runs/{big_id}/series.json?key=loss&start={n_big * 4 // 10}"
+                                        f"&end={n_big // 2}",
     }
     first = client.get("/runs.json?sort=-config.k1").json()
-    cases["runs page, next page (keyset)"] = f"/runs?sort=-config.k1&after={first['next']}"
+    cases["runs page, next page (keyset)"] = f"/runs?sort=-config.k1&after={first['next']}" if first["next"] else None
     print(f"store: {n} runs, {points} metric points ({folder})")
     print(f"| request | first request | median of the next {a.rounds} | target {TARGET_MS} ms |")
     print("| --- | ---: | ---: | --- |")
     for label, url in cases.items():
+        if url is None:       # fewer runs than a page
+            continue
         cold, ms = timed(client, url, a.rounds)
         verdict = "met" if max(cold, ms) <= TARGET_MS else "met when cached" if ms <= TARGET_MS else "NOT met"
         print(f"| {label} | {cold:.0f} ms | {ms:.0f} ms | {verdict} |")
-    series = client.get(cases["chart data, 1M points -> <= 2,000"]).json()
+    series = client.get(f"/runs/{big_id}/series.json?key=loss").json()
     print(f"\nchart data: {len(series['steps'])} points drawn of {series['points']}")
     store.close()
+    if a.mlflow:
+        mlflow_side(folder, a.rounds)
+
+
+
+# -- MLflow beside it ------------------------------------------------------------------------------
+def mlflow_side(folder: Path, rounds: int) -> None:
+    """Load the runlock store in ``folder`` into an ``mlflow server`` (SQLite) through its batch
+    logging API, serve both over HTTP on this machine, and time the same views on each."""
+    import httpx   # the bench extra's clients, loaded only for this side
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+    meta = json.loads((folder / "bench-ui.json").read_text())
+    work = folder / "mlflow"
+    fresh = not work.exists()
+    work.mkdir(exist_ok=True)
+    ml_port, rl_port = _free_port(), _free_port()
+    ml = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+                           f"sqlite:///{work / 'mlflow.db'}", "--default-artifact-root", str(work / "artifacts"),
+                           "--host", "127.0.0.1", "--port", str(ml_port), "--workers", "1"], cwd=work,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    rl = subprocess.Popen([str(Path(sys.executable).parent / "runlock"), "ui", "--port", str(rl_port)], cwd=folder,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ml_url, rl_url = f"http://127.0.0.1:{ml_port}", f"http://127.0.0.1:{rl_port}"
+    try:
+        _wait(httpx, f"{ml_url}/health", ml)
+        _wait(httpx, f"{rl_url}/runs.json", rl)
+        client = MlflowClient(tracking_uri=ml_url)
+        if fresh:
+            exp = client.create_experiment("bench")
+            t = time.time()
+            ids = _load_mlflow(folder, client, exp, Metric, Param)
+            print(f"mlflow: loaded {len(ids)} runs through log_batch in {time.time() - t:.0f} s", file=sys.stderr)
+        exp = client.get_experiment_by_name("bench").experiment_id
+        big = client.search_runs([exp], "attributes.run_name = 'big'")[0].info.run_id
+        http = httpx.Client(timeout=600)
+        search = f"{ml_url}/api/2.0/mlflow/runs/search"
+        where = 'config.k0 == "adam" and metrics.acc > 0.3'
+        cases = [
+            ("runs search, first page of 50",
+             lambda: http.get(f"{rl_url}/runs"),
+             lambda: http.post(search, json={"experiment_ids": [exp], "max_results": 50})),
+            (f"`{where}`, sorted by `-metrics.loss`, 50",
+             lambda: http.get(f"{rl_url}/runs", params={"where": where, "sort": "-metrics.loss"}),
+             lambda: http.post(search, json={"experiment_ids": [exp], "max_results": 50,
+                                             "filter": "params.k0 = 'adam' and metrics.acc > 0.3",
+                                             "order_by": ["metrics.loss DESC"]})),
+            ("run page (the run itself)",
+             lambda: http.get(f"{rl_url}/runs/{meta['big']}"),
+             lambda: http.get(f"{ml_url}/api/2.0/mlflow/runs/get", params={"run_id": big})),
+            (f"the {meta['bigsize']:,}-point series for a chart, 2,000 points",
+             lambda: http.get(f"{rl_url}/runs/{meta['big']}/series.json", params={"key": "loss"}),
+             lambda: http.get(f"{ml_url}/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+                              params={"run_ids": big, "metric_key": "loss", "max_results": 2000})),
+            (f"the {meta['bigsize']:,}-point series, every point",
+             None,
+             lambda: _history(http, ml_url, big)),
+        ]
+        _same_answer(http, rl_url, search, exp, where)
+        print(f"\nMLflow {_mlflow_version()} (`mlflow server`, SQLite, 1 worker) vs `runlock ui` (SQLite), both over "
+              f"HTTP on this machine: {meta['runs']} runs x {meta['keys']} params x {meta['metrics']} metrics x "
+              f"{meta['steps']} steps + one {meta['bigsize']:,}-point series")
+        print(f"| request | runlock first / median of {rounds} | MLflow first / median of {rounds} "
+              "| MLflow / runlock |")
+        print("| --- | ---: | ---: | ---: |")
+        for label, ours, theirs in cases:
+            a = _timed_call(ours, rounds) if ours else None
+            b = _timed_call(theirs, rounds)
+            ratio = f"{b[1] / a[1]:.1f}x" if a else "—"
+            ours_s = f"{a[0]:.0f} / {a[1]:.0f} ms" if a else "— (not served: the chart asks for a range)"
+            print(f"| {label} | {ours_s} | {b[0]:.0f} / {b[1]:.0f} ms | {ratio} |")
+    finally:
+        for proc in (ml, rl):
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _load_mlflow(folder: Path, client, exp: str, Metric, Param) -> list[str]:  # noqa: ANN001, N803
+    """Every run of the runlock store, its config as params and its points as metrics, 1,000 a batch."""
+    store = open_store(folder)
+    with store.db.read() as conn:
+        todo = conn.execute(sa.select(runs.c.id, runs.c.name).order_by(runs.c.id)).all()
+
+    def one(run_id: str, name: str) -> str:
+        with store.db.read() as conn:
+            params = [Param(k, text if text is not None else repr(num)) for k, num, text in conn.execute(
+                sa.select(run_fields.c.key, run_fields.c.num, run_fields.c.text)
+                .where(run_fields.c.run_id == run_id, run_fields.c.section == "config"))]
+            run = client.create_run(exp, run_name=name)
+            pts = conn.execute(sa.select(metrics.c.key, metrics.c.value, metrics.c.time, metrics.c.step)
+                               .where(metrics.c.run_id == run_id).order_by(metrics.c.seq)).all()
+            batch: list = []
+            for key, value, at, step in pts:
+                batch.append(Metric(key, value, int(at * 1000), step))
+                if len(batch) == 1000:
+                    client.log_batch(run.info.run_id, metrics=batch, params=params, synchronous=True)
+                    batch, params = [], []
+            if batch or params:
+                client.log_batch(run.info.run_id, metrics=batch, params=params, synchronous=True)
+            client.set_terminated(run.info.run_id)
+            return run.info.run_id
+
+    with ThreadPoolExecutor(4) as pool:      # four clients at once, as a team's jobs would log
+        ids = list(pool.map(lambda row: one(*row), todo))
+    store.close()
+    return ids
+
+
+def _same_answer(http, rl_url: str, search: str, exp: str, where: str) -> None:  # noqa: ANN001
+    """The filtered, sorted page names the same runs in the same order on both (else the times mean nothing)."""
+    ours = http.get(f"{rl_url}/runs.json", params={"where": where, "sort": "-metrics.loss"}).json()
+    theirs = http.post(search, json={"experiment_ids": [exp], "max_results": 50,
+                                     "filter": "params.k0 = 'adam' and metrics.acc > 0.3",
+                                     "order_by": ["metrics.loss DESC"]}).json()
+    a = [r["name"] for r in ours["runs"]]
+    b = [r["info"]["run_name"] for r in theirs.get("runs", [])]
+    if not a or a != b:
+        raise SystemExit(f"the two answers differ: runlock {a[:5]}... vs MLflow {b[:5]}...")
+    print(f"same answer: {len(a)} runs, the same names in the same order", file=sys.stderr)
+
+
+def _history(http, url: str, run_id: str):  # noqa: ANN001, ANN202
+    """Every point of ``loss`` through MLflow's get-history, page by page (25,000 a page)."""
+    token, last = None, None
+    while True:
+        params = {"run_id": run_id, "metric_key": "loss", "max_results": 25000,
+                  **({"page_token": token} if token else {})}
+        last = http.get(f"{url}/api/2.0/mlflow/metrics/get-history", params=params)
+        token = last.json().get("next_page_token")
+        if not token:
+            return last
+
+
+def _timed_call(call, rounds: int) -> tuple[float, float]:  # noqa: ANN001
+    t = time.perf_counter()
+    call().raise_for_status()
+    first = (time.perf_counter() - t) * 1000
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        call().raise_for_status()
+        times.append((time.perf_counter() - t) * 1000)
+    return first, statistics.median(times)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(httpx, url: str, proc: subprocess.Popen, limit: float = 300) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the server exited ({proc.returncode})")
+        try:
+            if httpx.get(url, timeout=5).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer in {limit:.0f} s")
+
+
+def _mlflow_version() -> str:
+    import mlflow
+    return mlflow.__version__
 
 
 if __name__ == "__main__":
