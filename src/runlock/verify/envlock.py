@@ -192,6 +192,8 @@ def requirement_lines(packages: dict[str, str], sources: dict[str, dict],
         else:
             lines.append(f"{name}=={version}")
         all_hashed = all_hashed and bool(src.get("sha256") or (not src and name in wheels_found))
+    if not all_hashed:   # one --hash puts pip in hash-checking mode for every line: keep the known ones as notes
+        lines = [_HASH_OPTION.sub(lambda m: "  # sha256:" + m.group(0).rsplit(":", 1)[1], line) for line in lines]
     return lines, all_hashed
 
 
