@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 import runlock
-from runlock import registry
+from runlock import auditlog, registry
 from runlock.cli.main import app
 from runlock.errors import InvalidInput, NotFound, RunlockError
 from runlock.remote.client import Client
@@ -308,6 +308,70 @@ def test_a_viewer_may_read_but_not_write(world: World) -> None:
         viewer.close()
 
 
+def test_alias_moves_through_the_server_are_the_domain_s_own(world: World) -> None:
+    """Set and remove through the server: the same history, audited as the token's identity; the
+    production alias needs an admin there as here, and a refused move leaves nothing behind."""
+    store = open_store(world.root)
+    local = LocalService(store)
+    maintainer = HttpService(Client(world.server.url, world.server.tokens["maintainer"]))
+    admin = HttpService(Client(world.server.url, world.server.tokens["admin"]))
+    try:
+        moved = maintainer.set_alias("model:bot@v1", "canary", reason="try it")
+        assert (moved.alias, moved.to_version, moved.actor, moved.reason) == ("canary", 1, "maintainer", "try it")
+        assert local.model_history("bot", "canary") == [moved] == maintainer.model_history("bot", "canary")
+        before = local.model_history("bot")
+        with pytest.raises(RunlockError) as e:
+            maintainer.set_alias("model:bot@v1", "production", reason="ship")
+        assert e.value.exit_code == 3 and "admin" in e.value.message
+        assert local.model_history("bot") == before
+        for svc in (admin, local):      # the production gate, in the move's transaction, on both sides
+            with pytest.raises(RunlockError, match="has not passed the production gate"):
+                svc.set_alias("model:bot@v1", "production", reason="ship")
+        store.db.run_write(lambda conn: auditlog.append(conn, store.actor, "gate.override", "model:bot@v1",
+                                                          details={"reason": "the conformance test"}))
+        shipped = admin.set_alias("model:bot@v1", "production", reason="ship")
+        assert shipped.actor == "admin" and local.resolve_model("model:bot@production").version == 1
+        with pytest.raises(RunlockError) as e:
+            maintainer.remove_alias("bot", "production", reason="oops")
+        assert e.value.exit_code == 3
+        gone = maintainer.remove_alias("bot", "canary", reason="done")
+        assert gone.to_version is None and local.model_history("bot", "canary")[-1] == gone
+        for svc in (admin, local):      # the same refusals, in the same words, from both
+            with pytest.raises(NotFound):
+                svc.remove_alias("bot", "canary", reason="again")
+            with pytest.raises(RunlockError, match="already points at v1"):
+                svc.set_alias("model:bot@v1", "production", reason="again")
+        entries = [(e.actor, e.action) for e in local.audit_log(target="model:bot@canary", limit=None)]
+        assert entries == [("maintainer", "model.alias"), ("maintainer", "model.alias")]
+        viewer = HttpService(Client(world.server.url, world.server.tokens["viewer"]))
+        with pytest.raises(RunlockError) as e:
+            viewer.set_alias("model:bot@v1", "mine", reason="no")
+        viewer.close()
+        assert e.value.exit_code == 3
+    finally:
+        maintainer.close()
+        admin.close()
+        store.close()
+
+
+def test_alias_commands_print_the_same_text(world: World) -> None:
+    """Who moved it and when differ (the token's identity, the clock); the rest is the same text."""
+    def norm(out: tuple[int, str]) -> tuple[int, str]:
+        import re
+        return out[0], re.sub(r"by \S+ at \S+:", "by WHO at WHEN:", out[1])
+    for n, remote in enumerate((True, False)):
+        a = f"cli{n}"
+        assert norm(_cli(world, ["registry", "alias", "set", "model:bot@v1", a, "-m", "why"], remote=remote)) == \
+            (0, f"model:bot@{a}: (none) -> v1  by WHO at WHEN: why\n")
+        assert norm(_cli(world, ["registry", "alias", "remove", "bot", a, "-m", "done", "--json"], remote=remote))[0] == 0
+    for args in (["registry", "alias", "set", "model:nobody@v1", "x", "-m", "y"],
+                 ["registry", "alias", "remove", "bot", "never-set", "-m", "y"],
+                 ["registry", "alias", "set", "model:bot@v1", "bad alias!", "-m", "y"],
+                 ["registry", "alias", "set", "model:bot@v1", "x", "-m", " "]):
+        remote, local = _cli(world, args, remote=True), _cli(world, args, remote=False)
+        assert remote == local and remote[0] != 0, f"{args}\nserver:\n{remote[1]}\nlocal:\n{local[1]}"
+
+
 def test_lineage_is_the_same_walk_from_both(both, world: World) -> None:
     _named(world)
     local, http = both
@@ -410,7 +474,7 @@ def _named(world: World) -> None:
         svc.snapshot(world.data / "files", "cat-docs")
         svc.snapshot(world.data / "tickets.jsonl", "cat-tickets", id_column="id")
         svc.split(SplitRequest("ds:cat-tickets", name="cat-tickets", seed=3, strategy="stratified", by="label"))
-        if not svc.model_history("bot"):
+        if not svc.model_history("bot", "prod"):
             registry.set_alias(store, "model:bot@v1", "prod", reason="first")
     finally:
         store.close()
@@ -433,7 +497,7 @@ def test_registry_get_prints_the_same_text_but_the_destination(world: World, tmp
 
 
 @pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "proof", "1"],
-                                  ["registry", "alias", "set", "model:bot@v1", "staging", "-m", "x"]])
+                                  ])
 def test_a_command_not_served_yet_says_so_in_one_line(world: World, args: list[str]) -> None:
     code, out = _cli(world, args, remote=True)
     assert code == 2, out

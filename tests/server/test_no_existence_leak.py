@@ -75,6 +75,9 @@ BY_REFERENCE: dict[tuple[str, str], list[dict]] = {
     ("GET", f"{V1}/splits/resolve"): [{"params": {"ref": "split:{name}"}}],
     ("GET", f"{V1}/audit/log"): [{"params": {"target": "{model}"}}],
     ("POST", f"{V1}/splits"): [{"json": {"snapshot": "ds:{name}"}}],
+    ("POST", f"{V1}/models/aliases"): [{"json": {"ref": "{model}", "alias": "canary", "reason": "x"}},
+                                       {"json": {"ref": "{alias}", "alias": "canary", "reason": "x"}}],
+    ("POST", f"{V1}/models/aliases/remove"): [{"json": {"name": "{name}", "alias": "canary", "reason": "x"}}],
     ("GET", f"{V1}/lineage"): [{"params": {"entity": "{model}"}}, {"params": {"entity": "run:{run}"}}],
     # a name given to what is made, not a reference: asked all the same
     ("POST", f"{V1}/snapshots"): [{"json": {"name": "{name}", "manifest": {}}}],

@@ -84,7 +84,7 @@ def alias_set(ctx: typer.Context, ref: str = typer.Argument(..., help="The versi
               reason: str = typer.Option(..., "--reason", "-m", help="Why (kept in the history)."),
               as_json: bool = common.JSON_OPTION) -> None:
     """Point model:NAME@ALIAS at a version (recorded with who, when and why)."""
-    move = registry.set_alias(common.store(ctx), ref, alias, reason=reason)
+    move = service(ctx).set_alias(ref, alias, reason=reason)
     common.emit(move, as_json, _render_move)
 
 
@@ -94,7 +94,7 @@ def alias_remove(ctx: typer.Context, name: str = typer.Argument(..., help="Model
                  reason: str = typer.Option(..., "--reason", "-m", help="Why (kept in the history)."),
                  as_json: bool = common.JSON_OPTION) -> None:
     """Remove an alias (recorded like any move)."""
-    move = registry.remove_alias(common.store(ctx), name, alias, reason=reason)
+    move = service(ctx).remove_alias(name, alias, reason=reason)
     common.emit(move, as_json, _render_move)
 
 

@@ -124,6 +124,15 @@ class HttpService:
         d = self.client.call("GET", "/models/aliases-at", params=params)
         return AliasState(d["name"], d["at"], d["aliases"])
 
+    def set_alias(self, ref: str, alias: str, *, reason: str) -> AliasMove:
+        d = self.client.call("POST", "/models/aliases", json={"ref": ref, "alias": alias, "reason": reason})
+        return AliasMove(**d)
+
+    def remove_alias(self, name: str, alias: str, *, reason: str) -> AliasMove:
+        d = self.client.call("POST", "/models/aliases/remove",
+                             json={"name": check_name(name, "model name"), "alias": alias, "reason": reason})
+        return AliasMove(**d)
+
     # -- audit -------------------------------------------------------------------------------------
     def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
                   limit: int | None = 100) -> list[Entry]:

@@ -93,6 +93,12 @@ class LocalService:
     def lineage(self, entity: str, direction: str = "upstream", depth: int = 10, max_nodes: int = 10_000):  # noqa: ANN201
         return _domain("lineage.entities").view(self.store, entity, direction, depth, max_nodes)
 
+    def set_alias(self, ref: str, alias: str, *, reason: str):  # noqa: ANN201
+        return _domain("registry").set_alias(self.store, ref, alias, reason=reason)
+
+    def remove_alias(self, name: str, alias: str, *, reason: str):  # noqa: ANN201
+        return _domain("registry").remove_alias(self.store, name, alias, reason=reason)
+
     # -- audit -------------------------------------------------------------------------------------
     def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
                   limit: int | None = 100) -> list:

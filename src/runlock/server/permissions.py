@@ -72,6 +72,10 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/models/aliases-at"): SIGNED_IN,       # the same
     ("GET", f"{V1}/audit/log"): Rule("audit.read", "*"),
     ("GET", f"{V1}/lineage"): Rule("lineage.read", "*"),    # a walk crosses projects: a viewer on *
+    # registry alias set/remove: the move's transaction checks model.alias on the version's project
+    # (admin for production), as a local move does; the handler first refuses a model it may not read
+    ("POST", f"{V1}/models/aliases"): Rule("model.alias", None),
+    ("POST", f"{V1}/models/aliases/remove"): Rule("model.alias", None),
 }
 
 

@@ -20,7 +20,8 @@ from runlock.refs import check_name
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
 from runlock.store import Store
-from runlock.server.routes_service import hidden, jsonable, may_read_run, readable_run, reads_everything
+from runlock.server.routes_service import (hidden, jsonable, may_read_run, readable_model, readable_run,
+                                           reads_everything)
 
 RunRef = Field(max_length=200)
 
@@ -39,6 +40,7 @@ def add(app: FastAPI) -> None:
     """Add these routes to ``app`` (``server.app.create_app`` calls it)."""
     add_more(app)
     add_lineage(app)
+    add_aliases(app)
 
     @app.post(f"{V1}/runs/diff")
     def diff_runs(request: Request, body: Pair) -> dict:
@@ -90,6 +92,35 @@ def add_more(app: FastAPI) -> None:
                   limit: Annotated[int, Query(ge=0)] = 100) -> dict:
         found = _service(request).audit_log(target=target, actor=actor, action=action, limit=limit or None)
         return {"entries": [jsonable(e.to_dict()) for e in found]}
+
+
+class AliasSet(BaseModel):
+    ref: str = Field(max_length=300)
+    alias: str = Field(max_length=200)
+    reason: str = Field(max_length=10_000)
+
+
+class AliasRemove(BaseModel):
+    name: str = Field(max_length=200)
+    alias: str = Field(max_length=200)
+    reason: str = Field(max_length=10_000)
+
+
+def add_aliases(app: FastAPI) -> None:
+    """``registry alias set/remove``: the domain's own move, as the token's identity, so the same
+    rules hold as locally (a maintainer on the version's project; production: an admin, which
+    ``authz`` checks inside the move's transaction). A model the caller may not read is refused
+    first, the same whether it exists or not."""
+
+    @app.post(f"{V1}/models/aliases")
+    def set_alias(request: Request, body: AliasSet) -> dict:
+        readable_model(request.state.store, body.ref)
+        return _service(request).set_alias(body.ref, body.alias, reason=body.reason).__dict__
+
+    @app.post(f"{V1}/models/aliases/remove")
+    def remove_alias(request: Request, body: AliasRemove) -> dict:
+        _models_readable(request, body.name)
+        return _service(request).remove_alias(body.name, body.alias, reason=body.reason).__dict__
 
 
 def add_lineage(app: FastAPI) -> None:
