@@ -17,6 +17,7 @@ from runlock.errors import IntegrityError
 from runlock.store import Store
 from runlock.store.objects import ObjectProblem
 from runlock.store.schema import artifacts, refs, runs
+from runlock.tracking import rollups
 
 
 @dataclass(frozen=True)
@@ -109,5 +110,8 @@ def fsck(store: Store, progress: Callable[[int], None] | None = None) -> FsckRep
     waste = gc.count(store)
     with store.db.read() as conn:
         changed = [p.message for p in audit.sealed_problems(conn)]
+        changed += [f"Run {run_id}: its chart rollups are not what its metric points give (the metric_rollups "
+                    "table was edited); charts and statistics in the UI would be wrong. Delete that run's rows "
+                    "from metric_rollups and the UI reads the points instead." for run_id in rollups.differing(conn)]
     return FsckReport(checked, problems, missing, len(waste.unreferenced), len(waste.scratch), waste.bytes,
                       changed)

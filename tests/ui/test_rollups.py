@@ -184,3 +184,25 @@ def test_a_point_logged_after_the_rollups_were_prepared_is_in_them(store: Store)
     assert got != sorted(tuple(r[c] for c in rollups.COLUMNS) for r in stale.rows)
     assert [r for r in got if r[2] == 4096 and r[3] == 1][0][8] == -7.0       # vmin of steps 4096..8191
     assert series.summarize(store, run.id)[0].points == 1001
+
+
+def test_fsck_names_a_run_whose_rollups_were_edited(tmp_path: Path) -> None:
+    """Rollups are derived, not sealed: fsck recomputes them from the points and names a run whose
+    stored rollups were changed behind runlock's back (a chart that would lie)."""
+    from runlock.fsck import fsck
+
+    s = init(tmp_path)
+    try:
+        run = runlock.start_run(project="p", name="short", store=s)
+        for step in range(300):
+            run.log({"loss": 1.0 / (step + 1)}, step=step)
+        run.finish()
+        assert fsck(s).ok
+        with s.db.write() as conn:
+            conn.execute(metric_rollups.update().where(metric_rollups.c.run_id == run.id,
+                                                       metric_rollups.c.width == rollups.WIDTHS[0],
+                                                       metric_rollups.c.bucket == 0).values(max0=0.0001))
+        report = fsck(s)
+        assert not report.ok and any(run.id in m and "rollups" in m for m in report.changed_records)
+    finally:
+        s.close()

@@ -168,6 +168,19 @@ def _floor_div(col: sa.ColumnElement, by: int) -> sa.ColumnElement:
     return sa.case((col >= 0, col // by), else_=(col - (by - 1)) // by)
 
 
+def differing(conn: Connection) -> list[str]:
+    """The runs whose stored rollups are not what their points give (``runlock fsck``): rollups are
+    not part of a sealed record's digest, so an edit of them is found by recomputing them."""
+    r = metric_rollups.c
+    found = []
+    for (run_id,) in conn.execute(sa.select(r.run_id).distinct().order_by(r.run_id)):
+        stored = conn.execute(sa.select(metric_rollups).where(r.run_id == run_id)).mappings()
+        mine = sorted(tuple(row[c] for c in COLUMNS) for row in stored)
+        if mine != sorted(tuple(row[c] for c in COLUMNS) for row in prepare(conn, run_id).rows):
+            found.append(run_id)
+    return found
+
+
 def has(conn: Connection, run_id: str) -> bool:
     """Whether the run's rollups were written (it was sealed with them)."""
     return conn.execute(sa.select(sa.literal(1)).where(metric_rollups.c.run_id == run_id).limit(1)).first() is not None
