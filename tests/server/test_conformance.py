@@ -372,6 +372,27 @@ def test_alias_commands_print_the_same_text(world: World) -> None:
         assert remote == local and remote[0] != 0, f"{args}\nserver:\n{remote[1]}\nlocal:\n{local[1]}"
 
 
+def test_an_inclusion_proof_is_the_same_from_both_and_checks(both, world: World) -> None:
+    local, http = both
+    from runlock import audit, keys
+    there = http.audit_proof(2)         # the server signs a checkpoint covering it if none does yet
+    here = local.audit_proof(2)
+    assert there == here and there.to_dict()["schema"] == "runlock.audit-proof/v1"
+    check = audit.check_proof(there.to_dict(), keys.public_key(local.store))
+    assert check.ok and check.seq == 2, check.reasons
+    with pytest.raises(NotFound):
+        http.audit_proof(10**9)
+
+
+def test_audit_proof_prints_the_same_text(world: World, tmp_path: Path) -> None:
+    for args in (["audit", "proof", "1"], ["audit", "proof", "3", "--json"], ["audit", "proof", "999999"]):
+        remote, local = _cli(world, args, remote=True), _cli(world, args, remote=False)
+        assert remote == local, f"{args}\nserver:\n{remote[1]}\nlocal:\n{local[1]}"
+    assert _cli(world, ["audit", "proof", "1"], remote=True)[0] == 0
+    r = httpx.post(f"{world.server.url}/api/v1/audit/proof", json={"seq": 1}, headers=world.server.headers("outsider"))
+    assert r.status_code == 403
+
+
 def test_lineage_is_the_same_walk_from_both(both, world: World) -> None:
     _named(world)
     local, http = both
@@ -496,7 +517,7 @@ def test_registry_get_prints_the_same_text_but_the_destination(world: World, tmp
     assert (tmp_path / "r.bin").read_bytes() == (tmp_path / "l.bin").read_bytes() == bytes([0]) * 1000
 
 
-@pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "proof", "1"],
+@pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "checkpoint"],
                                   ])
 def test_a_command_not_served_yet_says_so_in_one_line(world: World, args: list[str]) -> None:
     code, out = _cli(world, args, remote=True)

@@ -89,7 +89,7 @@ def proof(
     """Write an inclusion proof of ENTRY against a signed checkpoint, checkable offline with
     `runlock audit check-proof FILE --key store.pub`."""
     common.output_file(output, force)
-    found = audit.proof(common.store(ctx), entry).to_dict()
+    found = service(ctx).audit_proof(entry).to_dict()
     data = json.dumps(found, indent=2, sort_keys=True) + "\n"
     if output is None:
         sys.stdout.write(data)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runlock import artifacts
-from runlock.audit import Problem, VerifyReport
+from runlock.audit import InclusionProof, Problem, VerifyReport
 from runlock.data.leakage import LeakageReport
 from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, default_name, took
 from runlock.data.split import Split, SplitInfo
@@ -152,6 +152,10 @@ class HttpService:
         if progress is not None:
             progress(report.entries)
         return report
+
+    def audit_proof(self, seq: int) -> InclusionProof:
+        d = self.client.call("POST", "/audit/proof", json={"seq": seq})
+        return InclusionProof(d["entry"], d["leaf_index"], d["tree_size"], d["path"], d["checkpoint"])
 
     # -- data --------------------------------------------------------------------------------------
     def snapshot(self, path: str | Path, name: str | None = None, *, id_column: str | None = None,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from runlock.artifacts import Artifact, Download
-    from runlock.audit import VerifyReport
+    from runlock.audit import InclusionProof, VerifyReport
     from runlock.data.snapshot import Snapshot, SnapshotInfo
     from runlock.data.split import Split, SplitInfo
     from runlock.lineage.entities import LineageView
@@ -135,6 +135,8 @@ class Service(Protocol):
 
     def verify_audit(self, *, deep: bool = False, progress: Callable[[int], None] | None = None,
                      key: Any = None) -> VerifyReport: ...
+
+    def audit_proof(self, seq: int) -> InclusionProof: ...
 
     # data
     def snapshot(self, path: str | Path, name: str | None = None, *, id_column: str | None = None,

@@ -100,6 +100,9 @@ class LocalService:
         return _domain("registry").remove_alias(self.store, name, alias, reason=reason)
 
     # -- audit -------------------------------------------------------------------------------------
+    def audit_proof(self, seq: int):  # noqa: ANN201
+        return _domain("audit").proof(self.store, seq)
+
     def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
                   limit: int | None = 100) -> list:
         return _domain("audit").log(self.store, target=target, actor=actor, action=action, limit=limit)

@@ -76,6 +76,7 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     # (admin for production), as a local move does; the handler first refuses a model it may not read
     ("POST", f"{V1}/models/aliases"): Rule("model.alias", None),
     ("POST", f"{V1}/models/aliases/remove"): Rule("model.alias", None),
+    ("POST", f"{V1}/audit/proof"): Rule("audit.read", "*"),   # signing a checkpoint for it: audit.checkpoint
 }
 
 

@@ -41,6 +41,7 @@ def add(app: FastAPI) -> None:
     add_more(app)
     add_lineage(app)
     add_aliases(app)
+    add_proof(app)
 
     @app.post(f"{V1}/runs/diff")
     def diff_runs(request: Request, body: Pair) -> dict:
@@ -121,6 +122,20 @@ def add_aliases(app: FastAPI) -> None:
     def remove_alias(request: Request, body: AliasRemove) -> dict:
         _models_readable(request, body.name)
         return _service(request).remove_alias(body.name, body.alias, reason=body.reason).__dict__
+
+
+class ProofAsk(BaseModel):
+    seq: int = Field(ge=1, le=2**62)
+
+
+def add_proof(app: FastAPI) -> None:
+    """``audit proof``: a viewer on ``*`` reads the entry (as ``audit log``); where no signed
+    checkpoint covers it yet, the domain signs one here, on the server that holds the key, and
+    that needs what it needs locally (an editor on ``*``)."""
+
+    @app.post(f"{V1}/audit/proof")
+    def audit_proof(request: Request, body: ProofAsk) -> dict:
+        return _service(request).audit_proof(body.seq).to_dict()
 
 
 def add_lineage(app: FastAPI) -> None:
