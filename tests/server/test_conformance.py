@@ -26,6 +26,7 @@ from runlock.remote.client import Client
 from runlock.remote.http import HttpService
 from runlock.remote.interface import SplitRequest
 from runlock.remote.local import LocalService
+from runlock.paths import UnsafePath
 from runlock.workspace import open_store
 from tests.server.conftest import Server, make_server
 
@@ -391,6 +392,45 @@ def test_audit_proof_prints_the_same_text(world: World, tmp_path: Path) -> None:
     assert _cli(world, ["audit", "proof", "1"], remote=True)[0] == 0
     r = httpx.post(f"{world.server.url}/api/v1/audit/proof", json={"seq": 1}, headers=world.server.headers("outsider"))
     assert r.status_code == 403
+
+
+def test_a_checkout_writes_the_same_files_from_both(both, world: World, tmp_path: Path) -> None:
+    _named(world)
+    local, http = both
+    here, there = local.checkout("ds:cat-docs", tmp_path / "here"), http.checkout("ds:cat-docs", tmp_path / "there")
+    assert dataclasses.replace(there, dest="") == dataclasses.replace(here, dest="") and there.files == 2
+    files = sorted(p.relative_to(tmp_path / "here") for p in (tmp_path / "here").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "there") for p in (tmp_path / "there").rglob("*") if p.is_file())
+    assert all((tmp_path / "here" / f).read_bytes() == (tmp_path / "there" / f).read_bytes() for f in files)
+    with pytest.raises(InvalidInput, match="not an empty folder"):
+        http.checkout("ds:cat-docs", tmp_path / "there")
+
+
+@pytest.mark.parametrize("bad", ["../escaped.txt", "/etc/passwd-copy", ".git/hooks/pre-commit", "a/../../b"])
+def test_a_checkout_from_a_lying_server_writes_nothing(both, world: World, tmp_path: Path, bad: str) -> None:
+    """The client checks every path of the manifest the server sends (``runlock.paths``) before it
+    writes a byte: a server (or whoever sits between) that sends a path out of DEST gets nothing."""
+    _named(world)
+    _, http = both
+    real = http.load_snapshot("ds:cat-docs")
+    entries = [dict(real.entries[0]), {**real.entries[1], "path": bad}]
+    crafted = dataclasses.replace(real, manifest={**real.manifest, "entries": entries})
+    http.load_snapshot = lambda ref: crafted     # what a hostile server would answer
+    with pytest.raises(UnsafePath, match="Nothing was written"):
+        http.checkout("ds:cat-docs", tmp_path / "dest")
+    assert sorted(os.listdir(tmp_path)) == [] and not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_data_checkout_prints_the_same_text(world: World, tmp_path: Path) -> None:
+    _named(world)
+    outs = []
+    for remote in (True, False):
+        dest = tmp_path / ("r" if remote else "l")
+        code, out = _cli(world, ["data", "checkout", "ds:cat-docs", str(dest)], remote=remote)
+        outs.append((code, out.replace(str(dest), "DEST")))
+    assert outs[0] == outs[1] and outs[0][0] == 0, outs
+    for args in (["data", "checkout", "ds:nothing", str(tmp_path / "x")], ["data", "checkout", "ds:cat-docs", str(tmp_path / "r")]):
+        assert _cli(world, args, remote=True) == _cli(world, args, remote=False), args
 
 
 def test_lineage_is_the_same_walk_from_both(both, world: World) -> None:

@@ -7,7 +7,6 @@ import typer
 
 from runlock.cli import common
 from runlock.cli.service import service
-from runlock.data.checkout import checkout as checkout_snapshot
 from runlock.data.diff import SnapshotDiff, diff as diff_snapshots
 from runlock.data.snapshot import Snapshot, SnapshotInfo
 from runlock.data.verify import VerifyReport, verify as verify_snapshots
@@ -66,7 +65,7 @@ def checkout_cmd(ctx: typer.Context, ref: str = REF_ARG,
                  dest: str = typer.Argument(..., help="A new (or empty) folder to write the files into."),
                  as_json: bool = common.JSON_OPTION) -> None:
     """Write a snapshot's files into DEST, verifying every byte."""
-    result = checkout_snapshot(common.store(ctx), ref, dest)
+    result = service(ctx).checkout(ref, dest)
     common.emit(result, as_json, lambda r: common.console.print(
         f"Checked out {r.ref} ({r.files} files, {_bytes(r.size)}) into {r.dest}", highlight=False))
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from runlock import artifacts
 from runlock.audit import InclusionProof, Problem, VerifyReport
+from runlock.data.checkout import Checkout, checkout
 from runlock.data.leakage import LeakageReport
 from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, default_name, took
 from runlock.data.split import Split, SplitInfo
@@ -183,6 +184,15 @@ class HttpService:
     def load_snapshot(self, ref: str) -> Snapshot:
         d = self.client.call("GET", "/snapshots/resolve", params={"ref": ref})
         return Snapshot(d["id"], d["kind"], d["manifest"], d["name"], d["version"], False)
+
+    def checkout(self, ref: str, dest: str | Path) -> Checkout:
+        """The snapshot's manifest from the server, then its files through ``data.checkout`` here:
+        every path checked (``runlock.paths``) before a byte is written, every byte hashed, and the
+        folder renamed into place only when complete."""
+        snap = self.load_snapshot(ref)
+        with tempfile.TemporaryDirectory(prefix="runlock-client-") as nowhere:
+            view = ServerView(ServerObjects(self.client), Path(nowhere) / ".runlock", "client")
+            return checkout(view, snap, dest)  # type: ignore[arg-type]
 
     def list_splits(self, name: str | None = None) -> list[SplitInfo]:
         params = {"name": check_name(name, "split name")} if name is not None else {}

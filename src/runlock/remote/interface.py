@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from runlock.artifacts import Artifact, Download
     from runlock.audit import InclusionProof, VerifyReport
+    from runlock.data.checkout import Checkout
     from runlock.data.snapshot import Snapshot, SnapshotInfo
     from runlock.data.split import Split, SplitInfo
     from runlock.lineage.entities import LineageView
@@ -148,6 +149,8 @@ class Service(Protocol):
     def list_snapshots(self, name: str | None = None) -> list[SnapshotInfo]: ...
 
     def load_snapshot(self, ref: str) -> Snapshot: ...
+
+    def checkout(self, ref: str, dest: str | Path) -> Checkout: ...
 
     def list_splits(self, name: str | None = None) -> list[SplitInfo]: ...
 

@@ -128,6 +128,9 @@ class LocalService:
     def load_snapshot(self, ref: str) -> Snapshot:
         return _domain("data.snapshot").load_snapshot(self.store, ref)
 
+    def checkout(self, ref: str, dest: str | Path):  # noqa: ANN201
+        return _domain("data.checkout").checkout(self.store, ref, dest)
+
     def list_splits(self, name: str | None = None) -> list:
         return _domain("data.split").list_splits(self.store, name)
 
