@@ -5,15 +5,19 @@ uninterrupted one is ``bitwise``."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import torch
+from typer.testing import CliRunner
 
 import runlock
 from runlock import artifacts
 from runlock.audit import audit_log
+from runlock.cli.main import app
 from runlock.errors import InvalidInput, NotFound
 from runlock.store import Store
 from runlock.store.schema import edges
@@ -74,6 +78,12 @@ def test_resume_links_restores_the_rng_and_compares_bitwise(store: Store, traine
     assert losses["metric:loss"] == "bitwise", stitched.first_divergence     # steps 5-6 of the crashed run dropped
     assert stitched.notes and "up to step 4" in stitched.notes[0]
     assert compare(store, run.id, trained["whole"], stitch=False).first_divergence["step"] == 0
+    for flags, step in (([], None), (["--no-stitch"], 0)):        # the CLI: stitched by default, --no-stitch alone
+        out = CliRunner().invoke(app, ["--store", str(store.root), "compare", run.id, trained["whole"], "--json",
+                                       *flags])
+        found = json.loads(out.output)
+        assert ({o["name"]: o["tier"] for o in found["outputs"]}["metric:loss"] == "bitwise") is (step is None)
+        assert (found["first_divergence"] or {}).get("step") == step
 
 
 def test_resume_from_a_checkpoint_on_disk_or_an_artifact(store: Store, trained: dict, tmp_path: Path) -> None:

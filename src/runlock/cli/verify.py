@@ -56,10 +56,12 @@ def rerun(ctx: typer.Context, run: str = RUN_ARG, in_place: bool = IN_PLACE, rep
 def compare(ctx: typer.Context, run_a: str = typer.Argument(..., help="First run (the original)."),
             run_b: str = typer.Argument(..., help="Second run (e.g. its rerun)."),
             rtol: float = RTOL_OPT, atol: float = ATOL_OPT, k: float = K_OPT, require: str = REQUIRE,
+            no_stitch: bool = typer.Option(False, "--no-stitch", help="Compare a resumed run alone, not stitched "
+                                           "onto the runs it continues."),
             as_json: bool = common.JSON_OPTION) -> None:
     """Decide at which tier two runs agree (bitwise, tolerance, statistical, different) and why not better."""
     _check_tier(require)
-    result = v.compare(common.store(ctx), run_a, run_b, rtol=rtol, atol=atol, k=k)
+    result = v.compare(common.store(ctx), run_a, run_b, rtol=rtol, atol=atol, k=k, stitch=not no_stitch)
     common.emit(result, as_json, _render_comparison)
     _gate(result.tier, require)
 
