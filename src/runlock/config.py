@@ -134,10 +134,12 @@ def _guard(what: str, fn):  # noqa: ANN001, ANN202
 
     try:
         return fn()
-    except RecursionError:
-        raise InvalidInput(f"Cannot use {_clip(what)} as config: it nests too deeply.",
-                           hint="Flatten it; a config is a mapping of a few levels.") from None
-    except (OmegaConfBaseException, yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
+    except (RecursionError, OmegaConfBaseException, yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
+        # PyYAML's loader (as OmegaConf 2.4 uses it) stops at 1,000 levels with a ScannerError; other parsers
+        # recurse until Python stops them
+        if isinstance(e, RecursionError) or "maximum nesting depth" in str(e):
+            raise InvalidInput(f"Cannot use {_clip(what)} as config: it nests too deeply.",
+                               hint="Flatten it; a config is a mapping of a few levels.") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InvalidInput(f"Cannot use {_clip(what)} as config: {_clip(first, 200)}") from None
 

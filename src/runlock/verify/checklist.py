@@ -127,9 +127,11 @@ def load_policy(path: str | Path | None = None, start: str | Path | None = None)
         raise InvalidInput(f"Cannot read the policy {found}: {e.strerror}.") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"The policy {found} is not UTF-8 text.", hint="A policy is a TOML or YAML file.") from None
-    except RecursionError:
-        raise InvalidInput(f"The policy {found} nests too deeply to be a policy.") from None
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+    except (RecursionError, tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        # PyYAML's loader (as OmegaConf 2.4 uses it) stops at 1,000 levels with a ScannerError; other parsers
+        # recurse until Python stops them
+        if isinstance(e, RecursionError) or "maximum nesting depth" in str(e):
+            raise InvalidInput(f"The policy {found} nests too deeply to be a policy.") from None
         raise InvalidInput(f"Cannot read the policy {found}: {str(e).splitlines()[0] if str(e) else e!r}.") from None
     section = (doc or {}).get("check") or {} if isinstance(doc, dict) or doc is None else None
     names = section.get("rules", list(RULES)) if isinstance(section, dict) else None
