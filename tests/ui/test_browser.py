@@ -141,6 +141,21 @@ def test_run_page_draws_charts_and_zoom_fetches_finer_points(page) -> None:  # n
     check(page, "run")
 
 
+def test_a_fragment_swapped_in_while_a_chart_loads_does_not_draw_it_twice(page) -> None:  # noqa: ANN001
+    """The run page's statistics arrive by htmx while its charts still fetch their series: the
+    script runs again on each swap and must not start a second chart in the same figure."""
+    page.route("**/series.json*", lambda route: (time.sleep(0.4), route.continue_()))
+    page.goto("/runs?sort=name")
+    page.get_by_role("link", name="base", exact=True).click()
+    page.wait_for_load_state("domcontentloaded")
+    for _ in range(3):
+        page.evaluate("document.dispatchEvent(new Event('htmx:afterSettle'))")
+    page.wait_for_selector("figure.chart[data-key='loss'][data-ready='1']")
+    page.wait_for_timeout(600)                      # a second draw, had one started, would be in by now
+    assert page.locator("figure.chart[data-key='loss'] .u-over").count() == 1
+    page.unroute("**/series.json*")
+
+
 def test_audit_verify_button_shows_the_result(page) -> None:  # noqa: ANN001
     page.goto("/audit")
     page.click("#verify-button")

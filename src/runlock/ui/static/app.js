@@ -27,6 +27,7 @@
 
   function draw(fig) {
     var names = (fig.dataset.names || "").split(","), plotEl = fig.querySelector(".plot");
+    fig.dataset.drawing = "1";   // init runs again on every htmx swap: one chart per figure, drawn once
     load(fig, null, null).then(function (data) {
       var series = [{label: "step"}];
       for (var i = 1; i < data.length; i++) {
@@ -57,12 +58,12 @@
         load(fig, null, null).then(function (d) { plot.setData(d, true); delete fig.dataset.zoomed; });
       });
       fig.dataset.ready = "1";
-    }).catch(function (e) { fig.querySelector(".chart-note").textContent = String(e); });
+    }).catch(function (e) { delete fig.dataset.drawing; fig.querySelector(".chart-note").textContent = String(e); });
   }
 
   function init() {
     if (typeof uPlot === "undefined") { return; }
-    document.querySelectorAll("figure.chart").forEach(function (fig) { if (!fig.dataset.ready) { draw(fig); } });
+    document.querySelectorAll("figure.chart").forEach(function (fig) { if (!fig.dataset.ready && !fig.dataset.drawing) { draw(fig); } });
   }
   document.addEventListener("DOMContentLoaded", init);
   document.addEventListener("htmx:afterSettle", init);
