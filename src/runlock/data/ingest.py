@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,15 +84,33 @@ def ingest(objects: ObjectStore, files: list[tuple[str, str]], *, cache: StatCac
 
 
 def _wait_all(futures: list[Future], job: "_Job", on_progress: ProgressFn | None) -> None:
-    pending = set(futures)
+    """Wait for every future, reporting progress about every 0.1 s and raising the first error at
+    once. Each future counts itself down when it ends: ``concurrent.futures.wait`` over the pending
+    set would put a waiter on every pending future at each wake-up, quadratic in the number of files
+    (26 s of CPU for 10,000)."""
+    left, failed = [len(futures)], []
+    lock, changed = threading.Lock(), threading.Event()
+
+    def ended(f: Future) -> None:
+        with lock:
+            left[0] -= 1
+            if not f.cancelled() and f.exception() is not None:
+                failed.append(f)
+        changed.set()
+
+    for f in futures:
+        f.add_done_callback(ended)
     while True:
+        with lock:
+            n, first_error = left[0], failed[:1]
+        if first_error:
+            first_error[0].result()
         if on_progress is not None:
-            on_progress(job.progress(len(job.files) - len(pending)))
-        if not pending:
+            on_progress(job.progress(len(job.files) - n))
+        if not n:
             return
-        done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-        for f in done:
-            f.result()  # raise the first error at once
+        changed.wait(0.1)
+        changed.clear()
 
 
 class _Stopped(Exception):
