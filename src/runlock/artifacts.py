@@ -311,10 +311,7 @@ def download(store: Store, art: Artifact, dest: str | Path, *, force: bool = Fal
     if reserved is not None or is_within(dest, store.root):
         raise InvalidInput(f"{dest} is inside {reserved or store.root}; runlock never writes there.",
                            hint="Pick a destination outside the store and any .git folder.")
-    exists = os.path.lexists(dest)
-    if exists and not force:
-        raise Conflict(f"{dest} already exists.", hint="Pick another destination, or pass --force to replace "
-                       "the files the artifact names.")
+    exists = refuse_existing(dest, force)
     if exists:
         _check_force(store, art, dest, entries)
     if exists and art.manifest is not None:
@@ -333,6 +330,16 @@ def download(store: Store, art: Artifact, dest: str | Path, *, force: bool = Fal
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Download(art.ref, art.digest, str(dest), art.files, art.size)
+
+
+def refuse_existing(dest: str | Path, force: bool) -> bool:
+    """Does ``dest`` exist? A ``Conflict`` when it does and ``force`` is not given (a team
+    server's client asks this before the server records a read it could not write)."""
+    exists = os.path.lexists(dest)
+    if exists and not force:
+        raise Conflict(f"{dest} already exists.", hint="Pick another destination, or pass --force to replace "
+                       "the files the artifact names.")
+    return exists
 
 
 def _check_force(store: Store, art: Artifact, dest: Path, entries: list[dict]) -> None:
@@ -391,11 +398,23 @@ def _project_root(cwd: Path) -> Path | None:
 def get_artifact(store: Store, ref: str, dest: str | Path, *, force: bool = False,
                  on_progress: ProgressFn | None = None) -> Download:
     """Download the artifact ``ref`` names to ``dest`` and record the read in the audit log."""
+    art = prepare_read(store, ref)
+    result = download(store, art, dest, force=force, on_progress=on_progress)
+    record_read(store, art, result.dest)
+    return result
+
+
+def prepare_read(store: Store, ref: str) -> Artifact:
+    """The artifact ``ref`` names, once the reader is allowed and its run is sealed as recorded
+    (checked before anything is written: a team server answers this, the client then writes)."""
     art = find(store, ref)
-    with store.db.read() as conn:       # allowed? checked before anything is written to dest
+    with store.db.read() as conn:
         authz.require(conn, store.actor, "artifact.read", art.lineage_node, {"run": art.run_id})
     audit.require_sealed(store, f"run:{art.run_id}")
-    result = download(store, art, dest, force=force, on_progress=on_progress)
+    return art
+
+
+def record_read(store: Store, art: Artifact, dest: str) -> None:
+    """Append the ``artifact.read`` audit entry of a download of ``art`` to ``dest``."""
     store.db.run_write(lambda conn: audit.append(conn, store.actor, "artifact.read", art.lineage_node,
-                                                 after=art.digest, details={"dest": result.dest, "run": art.run_id}))
-    return result
+                                                 after=art.digest, details={"dest": dest, "run": art.run_id}))

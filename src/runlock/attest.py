@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -164,8 +165,28 @@ class Attestation:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-def attest(store: Store, ref: str, output: str | Path, *, checklist: ChecklistResult | None = None) -> Attestation:
-    """Sign provenance and checklist statements for a model version or a run, write the bundle."""
+def attest(store: Store, ref: str, output: str | Path, *, checklist: ChecklistResult | None = None,
+           policy: policy_checklist.Policy | None = None) -> Attestation:
+    """Sign provenance and checklist statements for a model version or a run, write the bundle.
+    The checklist is ``runlock check`` with ``policy`` (default: the repository's) unless given."""
+    out = Path(output)
+
+    def write(data: bytes) -> str:
+        try:
+            out.write_bytes(data)
+        except OSError as e:
+            raise InvalidInput(f"Cannot write the attestation to {out}: {e.strerror}.") from e
+        return str(out)
+
+    return sign_attestation(store, ref, write, checklist=checklist, policy=policy)[0]
+
+
+def sign_attestation(store: Store, ref: str, write: Callable[[bytes], str], *,
+                     checklist: ChecklistResult | None = None,
+                     policy: policy_checklist.Policy | None = None) -> tuple[Attestation, bytes]:
+    """``attest`` with where the bundle goes left to ``write`` (called with its bytes before the
+    audit entry; it returns the path to report): a team server signs with the key it holds and
+    returns the bytes to the client, which writes them."""
     model = _model(store, ref)
     rec = records.get(store, model.run_id if model else ref)
     audit.require_sealed(store, *([model.ref] if model else []), f"run:{rec.id}")
@@ -173,16 +194,12 @@ def attest(store: Store, ref: str, output: str | Path, *, checklist: ChecklistRe
         raise InvalidInput(f"Run {rec.id} has no lock to attest.", hint="Attest a run started with runlock.")
     lock = locks.load(store, rec.recipe_id)
     subjects = _subjects(store, rec.id, model)
-    checklist = checklist if checklist is not None else policy_result(store, model.ref if model else rec.id)
+    checklist = checklist if checklist is not None else policy_result(store, model.ref if model else rec.id, policy)
     key = keys.ensure(store)
     lines = [sign(statement(subjects, PROVENANCE, provenance(store, rec, lock)), key),
              sign(statement(subjects, TEST_RESULT, test_result(checklist, rec.id)), key)]
     data = b"".join(canonical.dumps(env) + b"\n" for env in lines)
-    out = Path(output)
-    try:
-        out.write_bytes(data)
-    except OSError as e:
-        raise InvalidInput(f"Cannot write the attestation to {out}: {e.strerror}.") from e
+    path = write(data)
     target = model.ref if model else f"run:{rec.id}"
     result = _result(checklist)
     kept = store.objects.put_bytes(data)        # kept as an object too, so a bundle can carry it signed
@@ -190,7 +207,7 @@ def attest(store: Store, ref: str, output: str | Path, *, checklist: ChecklistRe
         conn, store.actor, "attestation.create", target, after=digest_bytes(data),
         details={"run": rec.id, "result": result, "key_id": key.keyid, "attestation": kept,
                  "subjects": [s["name"] for s in subjects]}))
-    return Attestation(str(out), target, rec.id, subjects, result, key.keyid, digest_bytes(data), seq)
+    return Attestation(path, target, rec.id, subjects, result, key.keyid, digest_bytes(data), seq), data
 
 
 def _model(store: Store, ref: str) -> registry.ModelVersion | None:
@@ -317,7 +334,7 @@ class GateResult:
         return {**{f: getattr(self, f) for f in self.__dataclass_fields__}, "allowed": self.allowed}
 
 
-def gate_production(store: Store, model_ref: str, attestation: str | Path, *,
+def gate_production(store: Store, model_ref: str, attestation: str | Path | bytes, *,
                     key: keys.PublicKey | None = None, override_reason: str | None = None,
                     policy: policy_checklist.Policy | None = None) -> GateResult:
     """May ``model_ref`` become @production? Its record and its run's must match the audit log
@@ -330,7 +347,7 @@ def gate_production(store: Store, model_ref: str, attestation: str | Path, *,
     mv = registry.resolve(store, model_ref)
     audit.require_sealed(store, mv.ref, f"run:{mv.run_id}")
     key = key or keys.public_key(store)
-    data = _read(attestation)
+    data = attestation if isinstance(attestation, bytes) else read_attestation(attestation)
     reasons = gate_reasons(check_envelopes(parse_bundle(data, str(attestation)), key), mv.ref, mv.digest, mv.run_id)
     report = policy_checklist.check(store, mv.ref, gate_policy(policy))
     reasons += [f"runlock check: {r.rule} failed ({r.detail})" for r in report.results if not r.passed]
@@ -344,7 +361,8 @@ def gate_production(store: Store, model_ref: str, attestation: str | Path, *,
     return GateResult(mv.ref, mv.digest, not reasons, bool(reasons), reasons, seq)
 
 
-def _read(path: str | Path) -> bytes:
+def read_attestation(path: str | Path) -> bytes:
+    """An attestation bundle's bytes, at most ``MAX_BUNDLE_BYTES``; one line when it cannot be read."""
     p = Path(path)
     try:
         if p.stat().st_size > MAX_BUNDLE_BYTES:

@@ -39,7 +39,7 @@ KEY_ID_INFO = "signing_key_id"
 PUBLIC_INFO = "signing_public_key"
 
 __all__ = ["PublicKey", "SigningKey", "ensure", "load", "public_key", "load_public", "export_public",
-           "recorded", "setup", "signer", "trusted"]
+           "public_from_pem", "recorded", "setup", "signer", "trusted", "write_public"]
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,11 @@ def public_key(store: Store) -> PublicKey:
 
 def export_public(store: Store, path: str | Path) -> PublicKey:
     """Write the store's public key (PEM) to ``path`` for verifiers."""
-    pub = public_key(store)
+    return write_public(path, public_key(store))
+
+
+def write_public(path: str | Path, pub: PublicKey) -> PublicKey:
+    """Write ``pub`` (PEM) to ``path``, atomically (a team server's client writes the key it got)."""
     _write_public(Path(path), pub)
     return pub
 
@@ -244,13 +248,18 @@ def load_public(path: str | Path) -> PublicKey:
     except OSError as e:
         raise InvalidInput(f"Cannot read the public key {p}: {e.strerror}.",
                            hint="Export it with `runlock keys export-public -o store.pub`.") from e
+    return public_from_pem(data, str(p))
+
+
+def public_from_pem(data: bytes, where: str) -> PublicKey:
+    """An Ed25519 public key from PEM bytes; ``where`` names them in the error."""
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as e:
-        raise InvalidInput(f"{p} is not a PEM public key.",
+        raise InvalidInput(f"{where} is not a PEM public key.",
                            hint="Export it with `runlock keys export-public -o store.pub`.") from e
     if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInput(f"{p} is not an Ed25519 public key.")
+        raise InvalidInput(f"{where} is not an Ed25519 public key.")
     return PublicKey(key)
 
 

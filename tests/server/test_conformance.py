@@ -513,18 +513,32 @@ def _cli(world: World, args: list[str], *, remote: bool) -> tuple[int, str]:
     ["lineage", "ds:cat-docs", "--downstream", "--format", "dot"],
     ["lineage", "ds:cat-tickets", "--downstream", "--max-nodes", "2", "--json"],
     ["lineage", "model:nobody"],
+    ["data", "diff", "ds:cat-docs@v1", "ds:cat-docs"],
+    ["data", "diff", "ds:cat-edit@v1", "ds:cat-edit@v2", "--json"],
+    ["data", "diff", "ds:cat-edit@v1", "ds:cat-edit@v2"],
+    ["data", "diff", "ds:cat-docs", "ds:nothing"],
+    ["artifacts", "list"],
+    ["artifacts", "list", "--run", "RUN1", "--json"],
+    ["artifacts", "list", "--kind", "checkpoint", "--wide", "--limit", "2"],
+    ["artifacts", "list", "--name", "model", "--limit", "0"],
+    ["artifacts", "show", "RUN0/checkpoint"],
+    ["artifacts", "show", "RUN1/model", "--json"],
+    ["artifacts", "show", "RUN0/nothing"],
+    ["artifacts", "show", "art:sha256:0000000000000000000000000000000000000000000000000000000000000000"],
 ])
 def test_each_served_command_prints_the_same_text(world: World, args: list[str], monkeypatch) -> None:
     args = [a.replace("RUN1", world.runs[1][:12]).replace("RUN0", world.runs[0]).replace("RUN2", world.runs[2])
             .replace("DATA", str(world.data)) for a in args]
     if args[:2] == ["data", "snapshot"]:       # named once beforehand: both print "Snapshot …", not "Created"
         _cli(world, args, remote=False)
-    if args[0] in ("data", "split") and args[1] in ("list", "show") or args[:2] == ["registry", "history"] \
+    if args[0] in ("data", "split") and args[1] in ("list", "show", "diff") or args[:2] == ["registry", "history"] \
             or args[0] == "lineage":
         _named(world)
     remote = _cli(world, args, remote=True)
     local = _cli(world, args, remote=False)
     assert remote == local, f"server:\n{remote[1]}\nlocal:\n{local[1]}"
+    made_up = any(w in a for a in args for w in ("model:nobody", "nothing", "ZZZZZZ", "0" * 64))
+    assert (local[0] != 0) == made_up, local[1]      # an answer, not the same error twice
 
 
 def _named(world: World) -> None:
@@ -535,6 +549,16 @@ def _named(world: World) -> None:
         svc.snapshot(world.data / "files", "cat-docs")
         svc.snapshot(world.data / "tickets.jsonl", "cat-tickets", id_column="id")
         svc.split(SplitRequest("ds:cat-tickets", name="cat-tickets", seed=3, strategy="stratified", by="label"))
+        svc.snapshot(world.data / "tickets.jsonl", "cat-edit", id_column="id")
+        edited = world.data / "edited" / "tickets.jsonl"        # one record changed, one gone, one new
+        if not edited.exists():
+            lines = (world.data / "tickets.jsonl").read_text().splitlines()
+            lines[3] = json.dumps({**json.loads(lines[3]), "label": "z"})
+            del lines[7]
+            lines.append(json.dumps({"id": "t9999", "text": "new", "label": "a"}))
+            edited.parent.mkdir()
+            edited.write_text("\n".join(lines) + "\n")
+        svc.snapshot(edited, "cat-edit", id_column="id")
         if not svc.model_history("bot", "prod"):
             registry.set_alias(store, "model:bot@v1", "prod", reason="first")
     finally:
@@ -557,10 +581,10 @@ def test_registry_get_prints_the_same_text_but_the_destination(world: World, tmp
     assert (tmp_path / "r.bin").read_bytes() == (tmp_path / "l.bin").read_bytes() == bytes([0]) * 1000
 
 
-@pytest.mark.parametrize("args", [["data", "diff", "ds:docs@v1", "ds:docs@v1"], ["audit", "checkpoint"],
-                                  ])
+@pytest.mark.parametrize("args", [["split", "check", "split:cat-tickets"], ["audit", "checkpoint"],
+                                  ["verify", "RUN0"]])
 def test_a_command_not_served_yet_says_so_in_one_line(world: World, args: list[str]) -> None:
-    code, out = _cli(world, args, remote=True)
+    code, out = _cli(world, [a.replace("RUN0", world.runs[0]) for a in args], remote=True)
     assert code == 2, out
     assert "does not work against a runlock server yet" in out and "Traceback" not in out
     assert len([line for line in out.splitlines() if line.strip()]) <= 2    # the line, wrapped at most once

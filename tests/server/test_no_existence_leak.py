@@ -79,6 +79,11 @@ BY_REFERENCE: dict[tuple[str, str], list[dict]] = {
                                        {"json": {"ref": "{alias}", "alias": "canary", "reason": "x"}}],
     ("POST", f"{V1}/models/aliases/remove"): [{"json": {"name": "{name}", "alias": "canary", "reason": "x"}}],
     ("GET", f"{V1}/lineage"): [{"params": {"entity": "{model}"}}, {"params": {"entity": "run:{run}"}}],
+    ("GET", f"{V1}/snapshots/diff"): [{"params": {"old": "ds:{name}", "new": "ds:{name}"}}],
+    ("GET", f"{V1}/artifacts"): [{"params": {"run": "{run}"}}, {"params": {"run": "{prefix}", "name": "model"}}],
+    ("GET", f"{V1}/artifacts/show"): [{"params": {"ref": "{art}"}}, {"params": {"ref": "{run}/model"}},
+                                      {"params": {"ref": "{prefix}/model"}}],
+    ("POST", f"{V1}/artifacts/read"): [{"json": {"ref": "{art}"}}, {"json": {"ref": "{run}/model"}}],
     # a name given to what is made, not a reference: asked all the same
     ("POST", f"{V1}/snapshots"): [{"json": {"name": "{name}", "manifest": {}}}],
     ("POST", f"{V1}/runs"): [],     # the run's name (its project decides, and the refusal names a new id)
@@ -91,6 +96,9 @@ BODIES = {
     ("POST", f"{V1}/runs/{{run_id}}/artifacts"): {"json": {"name": "a", "digest": MADE_UP_DIGEST}},
     ("POST", f"{V1}/runs/{{run_id}}/inputs"): {"json": {"ref": "ds:nothing"}},
     ("POST", f"{V1}/runs/{{run_id}}/summary"): {"json": {"values": {}}},
+    ("POST", f"{V1}/runs/{{run_id}}/tags"): {"json": {"set": {"team": "x"}}},
+    ("POST", f"{V1}/runs/{{run_id}}/notes"): {"json": {"text": "x"}},
+    ("POST", f"{V1}/runs/{{run_id}}/delete"): {"json": {"reason": "x"}},
 }
 
 REFERENCE_FIELDS = {"ref", "run", "runs", "a", "b", "name", "target", "ids", "snapshot", "entity"}

@@ -9,6 +9,7 @@ from rich.tree import Tree
 
 from runlock import artifacts
 from runlock.cli import common, runids
+from runlock.cli.service import service
 
 app = typer.Typer(help="Browse and download artifacts (stored by content).", no_args_is_help=True)
 
@@ -27,9 +28,10 @@ def list_(
     as_json: bool = common.JSON_OPTION,
 ) -> None:
     """List artifacts, newest first."""
-    store = common.store(ctx)
-    found = artifacts.list_artifacts(store, run=run, kind=kind, name=name, limit=limit or None)
-    ids = {} if as_json else runids.labels(store, [a.run_id for a in found], wide)
+    svc = service(ctx)
+    found = svc.list_artifacts(run=run, kind=kind, name=name, limit=limit or None)
+    run_ids = [a.run_id for a in found]
+    ids = {} if as_json else runids.shown(svc, run_ids, wide)
     common.emit(found, as_json, lambda arts: common.console.print(common.table(
         None, ["artifact", "run", "name", "kind", "media type", "files", "bytes", "created"],
         [(common.short(a.ref, 24), ids[a.run_id], a.name, a.kind, a.media_type, a.files, a.size, a.created_at[:19])
@@ -40,7 +42,7 @@ def list_(
 def show(ctx: typer.Context, art: str = typer.Argument(..., help=ART_HELP),
          as_json: bool = common.JSON_OPTION) -> None:
     """Show one artifact: kind, media type, size, metadata, the runs that produced it, its files."""
-    common.emit(artifacts.show(common.store(ctx), art), as_json, _render)
+    common.emit(service(ctx).show_artifact(art), as_json, _render)
 
 
 def _render(detail: artifacts.ArtifactDetail) -> None:
@@ -67,6 +69,6 @@ def get(ctx: typer.Context, art: str = typer.Argument(..., help=ART_HELP),
         progress: bool = PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Download an artifact's exact bytes (every file verified against its hash)."""
     with common.progress("writing", progress, unit="bytes") as on_progress:
-        result = artifacts.get_artifact(common.store(ctx), art, dest, force=force, on_progress=on_progress)
+        result = service(ctx).get_artifact(art, dest, force=force, on_progress=on_progress)
     common.emit(result, as_json, lambda r: common.console.print(
         f"wrote {r.ref} to {r.dest} ({r.files} file(s), {r.size} B, verified)", highlight=False))

@@ -72,7 +72,7 @@ def _render_verify(r: audit.VerifyReport) -> None:
 def checkpoint(ctx: typer.Context, as_json: bool = common.JSON_OPTION) -> None:
     """Record and sign a checkpoint (tree size + root) at the log's current size. Run it from cron
     or CI: cutting entries off the end is detectable only against a later checkpoint."""
-    cp = audit.checkpoint(common.store(ctx))
+    cp = service(ctx).audit_checkpoint()
     common.emit(cp, as_json, lambda c: common.console.print(
         f"Checkpoint at {c.tree_size} entries, root {c.root_hash}, signed by {c.key_id}."))
 

@@ -7,7 +7,7 @@ import typer
 
 from runlock.cli import common
 from runlock.cli.service import service
-from runlock.data.diff import SnapshotDiff, diff as diff_snapshots
+from runlock.data.diff import SnapshotDiff
 from runlock.data.snapshot import Snapshot, SnapshotInfo
 from runlock.data.verify import VerifyReport, verify as verify_snapshots
 
@@ -57,7 +57,7 @@ def show_cmd(ctx: typer.Context, ref: str = REF_ARG,
 @app.command("diff")
 def diff_cmd(ctx: typer.Context, old: str = REF_ARG, new: str = REF_ARG, as_json: bool = common.JSON_OPTION) -> None:
     """Files added, removed and changed between two snapshots; records too for tables."""
-    common.emit(diff_snapshots(common.store(ctx), old, new), as_json, _render_diff)
+    common.emit(service(ctx).diff_snapshots(old, new), as_json, _render_diff)
 
 
 @app.command("checkout")

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from runlock import attest as attest_mod
 from runlock import identity, keys as keys_mod
 from runlock.cli import common
+from runlock.cli.service import service
 from runlock.verify import checklist as policy_mod
 
 users = typer.Typer(help="Users and service accounts.", no_args_is_help=True)
@@ -128,7 +129,7 @@ def keys_export(ctx: typer.Context,
                 force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write the store's public key, for `attest verify` and `audit check-proof` elsewhere."""
     common.output_file(output, force)
-    pub = keys_mod.export_public(common.store(ctx), output)
+    pub = keys_mod.write_public(output, service(ctx).public_key())
     common.emit({"path": str(output), "key_id": pub.keyid}, as_json, lambda d: common.console.print(
         f"Wrote public key {d['key_id']} to {d['path']}."))
 
@@ -136,7 +137,7 @@ def keys_export(ctx: typer.Context,
 @keys.command("show")
 def keys_show(ctx: typer.Context, as_json: bool = common.JSON_OPTION) -> None:
     """Show the store's public key id and PEM."""
-    pub = keys_mod.public_key(common.store(ctx))
+    pub = service(ctx).public_key()
     common.emit({"key_id": pub.keyid, "pem": pub.pem().decode()}, as_json,
                 lambda d: common.console.print(f"{d['key_id']}\n{d['pem']}", highlight=False))
 
@@ -162,7 +163,7 @@ def attest_create(ctx: typer.Context, ref: str = typer.Argument(..., help="model
                   force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write a signed attestation bundle for a model version or a run."""
     common.output_file(output, force)
-    made = attest_mod.attest(common.store(ctx), ref, output)
+    made = service(ctx).attest(ref, output, policy=policy_mod.load_policy(None))
     common.emit(made, as_json, lambda a: common.console.print(
         f"Attested {a.ref} ({len(a.subjects)} subjects, checklist {a.result}) in {a.path}, signed by {a.key_id}."))
 
@@ -201,9 +202,7 @@ def attest_gate(ctx: typer.Context, model: str = typer.Argument(..., help="model
     """Decide (and record) whether a model version may become @production: its attestation must be
     of that exact version with a PASSED checklist, and `runlock check` must pass on it (split leakage
     always checked). Exits 1 when refused."""
-    rules = policy_mod.load_policy(policy) if policy is not None else None
-    result = attest_mod.gate_production(common.store(ctx), model, attestation, override_reason=override,
-                                        policy=rules)
+    result = service(ctx).gate(model, attestation, policy=policy_mod.load_policy(policy), override=override)
     common.emit(result, as_json, _render_gate)
     if not result.allowed:
         raise typer.Exit(1)

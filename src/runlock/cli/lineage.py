@@ -47,7 +47,7 @@ def lineage(
     fmt = "json" if as_json else fmt
     if output is None and fmt in ("tree", "json"):
         runs = [k[len("run:"):] for k in view.graph.nodes if k.startswith("run:")]
-        short = {} if wide or fmt == "json" else svc.short_ids(runs)
+        short = {} if wide or fmt == "json" else runids.shown(svc, runs, wide)
         common.emit(view, fmt == "json", lambda v: _render(v, short))
         return
     if fmt == "tree":

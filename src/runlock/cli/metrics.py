@@ -60,7 +60,7 @@ def plot(
 ) -> None:
     """Plot metric curves of several runs into a PNG: one panel per --key, one line per run."""
     common.output_file(output, force)
-    result = plots.plot_metrics(common.store(ctx), runs, keys or [], output, rank=rank, title=title)
+    result = plots.plot_metrics(service(ctx), runs, keys or [], output, rank=rank, title=title)
     for warning in result.warnings:
         common.err_console.print(common.styled(f"warning: {warning}", "yellow"))
     common.emit(result, as_json, lambda r: common.console.print(

@@ -42,7 +42,7 @@ def list_(ctx: typer.Context, name: str = typer.Argument(None, help="Only versio
     svc = service(ctx)
     found = svc.list_models(name)
     run_ids = [m.run_id for m in found]
-    ids = {} if as_json else {i: i for i in run_ids} if wide else svc.short_ids(run_ids)
+    ids = {} if as_json else runids.shown(svc, run_ids, wide)
     common.emit(found, as_json, lambda ms: common.console.print(common.table(
         None, ["model", "aliases", "content id", "run", "artifact", "registered"],
         [(m.ref, " ".join(f"@{a}" for a in m.aliases), common.short(m.digest), ids[m.run_id], m.artifact,

@@ -7,6 +7,7 @@ import typer
 
 from runlock.cli import common
 from runlock.cli.runs import RUN_ARG
+from runlock.cli.service import service
 from runlock.tracking import annotations
 
 
@@ -16,7 +17,7 @@ def tag(ctx: typer.Context, run: str = RUN_ARG,
         as_json: bool = common.JSON_OPTION) -> None:
     """Set or drop tags on a run, even a sealed one (tags change neither its lock nor its results;
     each change is audited). Find runs by tag with --where "tags.team == 'nlp'"."""
-    tags = annotations.tag(common.store(ctx), run, annotations.parse_tags(pairs or []), remove=remove or [])
+    tags = service(ctx).tag_run(run, annotations.parse_tags(pairs or []), remove=remove or [])
     common.emit(tags, as_json, lambda t: common.console.print(
         "tags " + (", ".join(f"{k}={v}" for k, v in sorted(t.items())) or "(none)"), highlight=False, markup=False))
 
@@ -26,7 +27,7 @@ def note(ctx: typer.Context, run: str = RUN_ARG,
          as_json: bool = common.JSON_OPTION) -> None:
     """Add a note to a run, even a sealed one (audited; notes are kept in order and never edited;
     `runs show` prints them)."""
-    added = annotations.note(common.store(ctx), run, text)
+    added = service(ctx).note_run(run, text)
     common.emit(added, as_json, lambda n: common.console.print(
         f"note {n.seq} added to run:{n.run_id}", highlight=False, markup=False))
 
@@ -37,7 +38,7 @@ def delete(ctx: typer.Context, run: str = RUN_ARG,
     """Delete a run: it leaves lists and queries, its record and audit trail stay (a tombstone),
     and its objects become collectable by `runlock gc` once nothing else uses them. Refused for a
     running run and for a run a registered model was built from."""
-    stone = annotations.delete(common.store(ctx), run, reason=reason)
+    stone = service(ctx).delete_run(run, reason=reason)
     common.emit(stone, as_json, lambda s: common.console.print(
         f"deleted run:{s.run_id} (kept for audit: `runlock runs list --deleted` lists it)",
         highlight=False, markup=False))

@@ -43,7 +43,7 @@ def compare(ctx: typer.Context, runs: list[str] = typer.Argument(..., help="Two 
     if as_json:
         common.print_json(result)
         return
-    _render_compare(result, {i: i for i in result.runs} if wide else svc.short_ids(result.runs))
+    _render_compare(result, runids.shown(svc, result.runs, wide))
 
 
 def group_of(section: str, key: str) -> tuple[str, str]:

@@ -41,7 +41,7 @@ def list_(
         plain.print_json(found)
         return
     ids = [f.record.id for f in found]
-    render(found, {i: i for i in ids} if wide else svc.short_ids(ids), deleted)
+    render(found, runids.shown(svc, ids, wide), deleted)
 
 
 def render(found: list[query.FoundRun], ids: dict[str, str], deleted: bool = False) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
 
 from runlock.cli import common
@@ -9,7 +11,7 @@ from runlock.cli.service import service
 from runlock.data.leakage import LeakageReport
 from runlock.data.minhash import NearDupSettings
 from runlock.data.split import Split, SplitInfo
-from runlock.data.split_ops import Checked, Exported, apply_split, check_split, export_split, import_split
+from runlock.data.split_ops import Checked, Exported
 from runlock.data.strategies import STRATEGIES
 from runlock.errors import InvalidInput
 from runlock.remote.interface import SplitRequest
@@ -87,7 +89,7 @@ def export_cmd(ctx: typer.Context, ref: str = SPLIT_ARG,
                force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write the record ids of every partition to a plain JSON file."""
     common.output_file(output, force)
-    result = export_split(common.store(ctx), ref, output)
+    result = service(ctx).export_split(ref, output)
     common.emit(result, as_json, _render_export)
 
 
@@ -99,7 +101,7 @@ def import_cmd(ctx: typer.Context,
                no_check: bool = typer.Option(False, "--no-check", help="Skip the leakage checks."),
                as_json: bool = common.JSON_OPTION) -> None:
     """Record a split made elsewhere; ids the snapshot does not hold are refused."""
-    result = import_split(common.store(ctx), path, snapshot, name=name, check=not no_check)
+    result = service(ctx).import_split(path, snapshot, name=name, check=not no_check)
     common.emit(result, as_json, _render_split)
 
 
@@ -109,7 +111,7 @@ def apply_cmd(ctx: typer.Context, ref: str = SPLIT_ARG, snapshot: str = SNAP_ARG
               no_check: bool = typer.Option(False, "--no-check", help="Skip the leakage checks."),
               as_json: bool = common.JSON_OPTION) -> None:
     """Carry a split to a newer snapshot: old records stay put, new ones are placed by the same strategy."""
-    result = apply_split(common.store(ctx), ref, snapshot, name=name, check=not no_check)
+    result = service(ctx).apply_split(ref, snapshot, name=name, check=not no_check)
     common.emit(result, as_json, _render_split)
 
 
@@ -119,11 +121,12 @@ def check_cmd(ctx: typer.Context, ref: str = SPLIT_ARG, text: list[str] = TEXT, 
               as_json: bool = common.JSON_OPTION) -> None:
     """Check a split for leakage (duplicates, near duplicates, groups, time); exit 1 if it leaks.
     By default the duplicate checks compare the free-text columns of the data (said in the output)."""
-    store = common.store(ctx)
+    svc = service(ctx)
+    settings = NearDupSettings(shingle, threshold, bands, rows)     # checked here, as locally
     with common.progress("check", _wanted(progress, as_json)) as tick:
         on_progress = (lambda stage, done, total: tick(done, total, description=stage)) if tick else None
-        result = check_split(store, ref, settings=NearDupSettings(shingle, threshold, bands, rows),
-                             text_columns=text or None, on_progress=on_progress)
+        result = svc.check_split(ref, settings=dataclasses.asdict(settings), text_columns=tuple(text) if text else None,
+                                 on_progress=on_progress)
     common.emit(result, as_json, _render_check)
     if not result.report.passed:
         raise typer.Exit(1)

@@ -12,6 +12,7 @@ import typer
 
 from runlock import verify as v
 from runlock.cli import common, runids
+from runlock.cli.service import service
 from runlock.errors import InvalidInput
 from runlock.verify.compare import ATOL, K, RTOL, Output
 from runlock.tracking import records
@@ -61,7 +62,7 @@ def compare(ctx: typer.Context, run_a: str = typer.Argument(..., help="First run
             as_json: bool = common.JSON_OPTION) -> None:
     """Decide at which tier two runs agree (bitwise, tolerance, statistical, different) and why not better."""
     _check_tier(require)
-    result = v.compare(common.store(ctx), run_a, run_b, rtol=rtol, atol=atol, k=k, stitch=not no_stitch)
+    result = service(ctx).compare_outputs(run_a, run_b, rtol=rtol, atol=atol, k=k, stitch=not no_stitch)
     common.emit(result, as_json, _render_comparison)
     _gate(result.tier, require)
 
@@ -133,7 +134,7 @@ def check(ctx: typer.Context, target: str = typer.Argument(..., help="Run id, or
                                       ".yaml here or above, else the built-in policy)."),
           as_json: bool = common.JSON_OPTION) -> None:
     """Evaluate the reproducibility checklist on a run or model; exit status 1 if any rule fails."""
-    report = v.check(common.store(ctx), target, v.load_policy(policy))
+    report = service(ctx).check(target, v.load_policy(policy))
     common.emit(report, as_json, _render_check)
     if not report.ok:
         raise typer.Exit(1)

@@ -39,7 +39,11 @@ class Exported:
 
 def export_split(store: Store, ref: Split | str, path: str | Path) -> Exported:
     """Write ``{partition: [ids…]}`` to ``path`` (atomically)."""
-    sp = load(store, ref)
+    return write_ids(load(store, ref), path)
+
+
+def write_ids(sp: Split, path: str | Path) -> Exported:
+    """``export_split`` of a split already loaded (a team server's client loads it over HTTP)."""
     body = {p: sp.ids(p) for p in sp.partitions}
     dest = Path(path)
     try:
@@ -58,7 +62,13 @@ def import_split(store: Store, path: str | Path, snapshot: Snapshot | str, *, na
                  check: bool = True, settings: NearDupSettings = NearDupSettings()) -> Split:
     """Read a ``splits_v1.json`` into a split of ``snapshot``; ids the snapshot lacks are refused.
     Records the file does not mention belong to no partition (``params.unassigned``)."""
-    body = _read_ids(Path(path))
+    return import_ids(store, parse_ids(read_ids(path), str(path)), str(path), snapshot, name=name, check=check, settings=settings)
+
+
+def import_ids(store: Store, body: dict[str, list[str]], path: str, snapshot: Snapshot | str, *, name: str,
+               check: bool = True, settings: NearDupSettings = NearDupSettings()) -> Split:
+    """``import_split`` of ids already read (``parse_ids``); ``path`` names where they came from
+    in messages (a team server imports what its client read, in the client's words)."""
     recs = records(store, snapshot)
     ids = recs.ids.to_pylist()
     index = {rid: k for k, rid in enumerate(ids)}
@@ -88,11 +98,18 @@ def import_split(store: Store, path: str | Path, snapshot: Snapshot | str, *, na
     return save(store, manifest, name, report=report, action="split.import")
 
 
-def _read_ids(path: Path) -> dict[str, list[str]]:
+def read_ids(path: str | Path) -> bytes:
+    """The bytes of a ``splits_v1.json`` (``parse_ids`` reads them)."""
     try:
-        body = canonical.loads(path.read_text(encoding="utf-8"))
+        return Path(path).read_bytes()
     except OSError as e:
         raise InvalidInput(f"Cannot read {path}: {e.strerror}.") from e
+
+
+def parse_ids(data: bytes, path: str) -> dict[str, list[str]]:
+    """``{partition: [ids…]}`` from the bytes of a ``splits_v1.json`` read from ``path``."""
+    try:
+        body = canonical.loads(data.decode("utf-8"))
     except ValueError as e:  # malformed, nested too deeply, or not UTF-8
         raise InvalidInput(f"{path} is not valid JSON: {e}.") from None
     if not isinstance(body, dict) or len(body) < 1 or not all(isinstance(v, list) for v in body.values()):

@@ -17,12 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from runlock import artifacts
+from runlock.attest import Attestation, GateResult, read_attestation
 from runlock.audit import InclusionProof, Problem, VerifyReport
+from runlock.checkpoints import Checkpoint
 from runlock.data.checkout import Checkout, checkout
+from runlock.data.diff import Changes, SnapshotDiff
 from runlock.data.leakage import LeakageReport
 from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, default_name, took
 from runlock.data.split import Split, SplitInfo
-from runlock.errors import InvalidInput
+from runlock.data.split_ops import Checked, Exported, read_ids, write_ids
+from runlock.errors import IntegrityError, InvalidInput, NotFound
+from runlock.hashing import digest_bytes
+from runlock.keys import PublicKey, public_from_pem
 from runlock.lineage import Edge, Graph
 from runlock.lineage.entities import LineageView, NodeInfo
 from runlock.refs import check_name
@@ -31,11 +37,13 @@ from runlock.registry import AliasMove, AliasState, ModelVersion
 from runlock.remote.client import Client
 from runlock.remote.interface import InputUse, RunView, SplitRequest
 from runlock.remote.objects import ServerObjects, ServerView
-from runlock.tracking.annotations import Note
+from runlock.tracking.annotations import Note, Tombstone
 from runlock.tracking.query import FoundRun
-from runlock.tracking.records import RunRecord
+from runlock.tracking.records import MIN_PREFIX, RunRecord
 from runlock.tracking.diff import Change, MetricDelta, RunDiff
 from runlock.tracking.series import Comparison, CompareRow, KeySummary, Point
+from runlock.verify.checklist import CheckReport, Policy, RuleResult
+from runlock.verify.compare import Comparison as Verdict, Output, check_tolerances
 
 MAX_LIST = 10_000
 
@@ -64,6 +72,9 @@ class HttpService:
             return {}
         return self.client.call("POST", "/runs/labels", json={"ids": ids})["labels"]
 
+    def run_record(self, ref: str) -> RunRecord:
+        return _record(self.client.call("GET", f"/runs/{_segment(ref)}"))
+
     def run_view(self, ref: str) -> RunView:
         d = self.client.call("GET", f"/runs/{_segment(ref)}/view")
         return RunView(_record(d["run"]), d["lock"], [_summary(m) for m in d["metrics"]],
@@ -90,6 +101,44 @@ class HttpService:
                            else r["values"], r["differs"]) for r in d["rows"]]
         return Comparison(d["runs"], rows, d["names"], d["hidden"])
 
+    def tag_run(self, ref: str, values: dict[str, str], *, remove: list[str] | tuple[str, ...] = ()) -> dict:
+        return self.client.call("POST", f"/runs/{_segment(ref)}/tags",
+                                json={"set": values, "remove": list(remove)})["tags"]
+
+    def note_run(self, ref: str, text: str) -> Note:
+        return Note(**self.client.call("POST", f"/runs/{_segment(ref)}/notes", json={"text": text}))
+
+    def delete_run(self, ref: str, *, reason: str) -> Tombstone:
+        return Tombstone(**self.client.call("POST", f"/runs/{_segment(ref)}/delete", json={"reason": reason}))
+
+    # -- artifacts ---------------------------------------------------------------------------------
+    def list_artifacts(self, *, run: str | None = None, kind: str | None = None, name: str | None = None,
+                       limit: int | None = None) -> list[artifacts.Artifact]:
+        if limit is not None and not 0 <= limit <= MAX_LIST:
+            raise InvalidInput(f"A server lists at most {MAX_LIST} artifacts at a time; pass --limit 1 to {MAX_LIST}.")
+        params = {k: v for k, v in {"run": run, "kind": kind, "name": name}.items() if v is not None}
+        rows = self.client.call("GET", "/artifacts", params={**params, "limit": limit or MAX_LIST})["artifacts"]
+        return [_artifact(a) for a in rows]
+
+    def show_artifact(self, ref: str) -> artifacts.ArtifactDetail:
+        d = self.client.call("GET", "/artifacts/show", params={"ref": ref})
+        return artifacts.ArtifactDetail(_artifact(d), d["producers"], d["models"], d["entries"])
+
+    def get_artifact(self, ref: str, dest: str | Path, *, force: bool = False,
+                     on_progress: Callable[..., None] | None = None) -> artifacts.Download:
+        """Ask the server for the artifact (it checks and audits the read), then write its bytes
+        here through ``artifacts.download``: every path checked, every byte hashed."""
+        target = os.path.abspath(dest)
+        artifacts.refuse_existing(target, force)        # before the server records a read
+        return self._download(_artifact(self.client.call("POST", "/artifacts/read", json={"ref": ref, "dest": target})),
+                              target, force, on_progress)
+
+    def _download(self, art: artifacts.Artifact, target: str, force: bool,
+                  on_progress: Callable[..., None] | None) -> artifacts.Download:
+        with tempfile.TemporaryDirectory(prefix="runlock-client-") as nowhere:
+            view = ServerView(ServerObjects(self.client, via=art.manifest), Path(nowhere) / ".runlock", "client")
+            return artifacts.download(view, art, target, force=force, on_progress=on_progress)  # type: ignore[arg-type]
+
     # -- models ------------------------------------------------------------------------------------
     def list_models(self, name: str | None = None) -> list[ModelVersion]:
         if name is not None:
@@ -109,11 +158,10 @@ class HttpService:
         """Ask the server for the version (it checks and audits the read), then write its bytes
         here through ``artifacts.download``: every path checked, every byte hashed."""
         target = os.path.abspath(dest)
+        artifacts.refuse_existing(target, force)        # before the server records a read
         d = self.client.call("POST", "/models/read", json={"ref": ref, "dest": target})
-        mv, art = _model(d["version"]), _artifact(d["artifact"])
-        with tempfile.TemporaryDirectory(prefix="runlock-client-") as nowhere:
-            view = ServerView(ServerObjects(self.client, via=art.manifest), Path(nowhere) / ".runlock", "client")
-            result = artifacts.download(view, art, target, force=force, on_progress=on_progress)  # type: ignore[arg-type]
+        mv = _model(d["version"])
+        result = self._download(_artifact(d["artifact"]), target, force, on_progress)
         return artifacts.Download(mv.ref, mv.digest, result.dest, result.files, result.size)
 
     def model_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
@@ -158,6 +206,51 @@ class HttpService:
         d = self.client.call("POST", "/audit/proof", json={"seq": seq})
         return InclusionProof(d["entry"], d["leaf_index"], d["tree_size"], d["path"], d["checkpoint"])
 
+    def audit_checkpoint(self) -> Checkpoint:
+        return Checkpoint(**self.client.call("POST", "/audit/checkpoint"))
+
+    def public_key(self) -> PublicKey:
+        """The key the server signs with, as it reports it (an auditor should get it out of band)."""
+        return public_from_pem(self.client.call("GET", "/keys/public")["pem"].encode(), f"the key {self.where} sent")
+
+    # -- verification ------------------------------------------------------------------------------
+    def check(self, target: str, policy: Policy) -> CheckReport:
+        d = self.client.call("POST", "/checks", json={"target": target,
+                                                      "policy": {"source": policy.source, "rules": policy.rules}},
+                             timeout=600.0)
+        return CheckReport(d["target"], d["run"], d["policy"], [RuleResult(**r) for r in d["results"]])
+
+    def compare_outputs(self, a: str, b: str, *, rtol: float, atol: float, k: float, stitch: bool = True) -> Verdict:
+        check_tolerances(rtol=rtol, atol=atol, k=k)
+        d = self.client.call("POST", "/compare", json={"a": a, "b": b, "rtol": rtol, "atol": atol, "k": k,
+                                                       "stitch": stitch}, timeout=600.0)
+        outputs = [Output(o["name"], o["tier"], *(_float(v) if o["name"].startswith("metric:") else v
+                                                   for v in (o["a"], o["b"])), o["detail"]) for o in d["outputs"]]
+        return Verdict(d["a"], d["b"], d["tier"], d["first_divergence"], d["diagnosis"], outputs, d["tolerances"],
+                       d["notes"])
+
+    # -- attestations ------------------------------------------------------------------------------
+    def attest(self, ref: str, output: str | Path, *, policy: Policy) -> Attestation:
+        """The server checks, signs with the key it holds and records; the bundle is written here."""
+        d = self.client.call("POST", "/attestations", json={"ref": ref, "policy": _policy(policy)}, timeout=600.0)
+        data = d["bundle"].encode()
+        if digest_bytes(data) != d["attestation"]["digest"]:
+            raise IntegrityError("The server sent an attestation whose bytes do not match its digest.")
+        out = Path(output)
+        try:
+            out.write_bytes(data)
+        except OSError as e:
+            raise InvalidInput(f"Cannot write the attestation to {out}: {e.strerror}.") from e
+        return Attestation(**{**d["attestation"], "path": str(out)})
+
+    def gate(self, model: str, attestation: str | Path, *, policy: Policy, override: str | None = None) -> GateResult:
+        """The attestation goes up as an object (by its sha256); the server decides and records."""
+        digest = self.objects.put_bytes(read_attestation(attestation))
+        d = self.client.call("POST", "/models/gate", json={"model": model, "attestation": digest,
+                                                           "override": override, "policy": _policy(policy)},
+                             timeout=600.0)
+        return GateResult(**{k: d[k] for k in GateResult.__dataclass_fields__})
+
     # -- data --------------------------------------------------------------------------------------
     def snapshot(self, path: str | Path, name: str | None = None, *, id_column: str | None = None,
                  kind: str | None = None, on_progress: Callable[[Any], None] | None = None,
@@ -173,9 +266,7 @@ class HttpService:
         return snap
 
     def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split:
-        d = self.client.call("POST", "/splits", json=request.to_dict(), timeout=600.0)
-        report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
-        return Split(d["id"], d["manifest"], d["name"], d["version"], report, d["created"])
+        return _split(self.client.call("POST", "/splits", json=request.to_dict(), timeout=600.0))
 
     def list_snapshots(self, name: str | None = None) -> list[SnapshotInfo]:
         params = {"name": check_name(name, "dataset name")} if name is not None else {}
@@ -194,6 +285,11 @@ class HttpService:
             view = ServerView(ServerObjects(self.client), Path(nowhere) / ".runlock", "client")
             return checkout(view, snap, dest)  # type: ignore[arg-type]
 
+    def diff_snapshots(self, old: str, new: str) -> SnapshotDiff:
+        d = self.client.call("GET", "/snapshots/diff", params={"old": old, "new": new}, timeout=600.0)
+        return SnapshotDiff(d["old"], d["new"], d["old_id"], d["new_id"], Changes(**d["files"]),
+                            Changes(**d["records"]) if d["records"] is not None else None)
+
     def list_splits(self, name: str | None = None) -> list[SplitInfo]:
         params = {"name": check_name(name, "split name")} if name is not None else {}
         return [SplitInfo(**i) for i in self.client.call("GET", "/splits", params=params)["splits"]]
@@ -202,6 +298,28 @@ class HttpService:
         d = self.client.call("GET", "/splits/resolve", params={"ref": ref})
         report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
         return Split(d["id"], d["manifest"], d["name"], d["version"], report, False)
+
+    def export_split(self, ref: str, path: str | Path) -> Exported:
+        """The split's manifest from the server, its ids written here as ``splits_v1.json``."""
+        return write_ids(self.load_split(ref), path)
+
+    def import_split(self, path: str | Path, snapshot: str, *, name: str, check: bool = True) -> Split:
+        """The file goes up as an object (by sha256); the server parses it as a local import
+        does, in this path's words, and checks every id against the snapshot it holds."""
+        digest = self.objects.put_bytes(read_ids(path))
+        return _split(self.client.call("POST", "/splits/import", json={
+            "ids": digest, "path": str(path), "snapshot": snapshot, "name": name, "check": check}, timeout=600.0))
+
+    def apply_split(self, ref: str, snapshot: str, *, name: str | None = None, check: bool = True) -> Split:
+        return _split(self.client.call("POST", "/splits/apply", json={"ref": ref, "snapshot": snapshot, "name": name,
+                                                                      "check": check}, timeout=600.0))
+
+    def check_split(self, ref: str, *, settings: dict | None = None, text_columns: tuple[str, ...] | None = None,
+                    on_progress: Callable[..., None] | None = None) -> Checked:
+        d = self.client.call("POST", "/splits/check", json={
+            "ref": ref, "settings": settings, "text_columns": list(text_columns) if text_columns else None},
+            timeout=600.0)
+        return Checked(d["split"], LeakageReport.from_dict(d["report"]))
 
     # -- lineage ---------------------------------------------------------------------------------
     def lineage(self, entity: str, direction: str = "upstream", depth: int = 10,
@@ -221,10 +339,23 @@ class HttpService:
 
 
 def _segment(ref: str) -> str:
-    text = ref.removeprefix("run:")
-    if not text or "/" in text or text in (".", "..") or len(text) > 200:
-        raise InvalidInput(f"{ref[:80]!r} is not a run id.")
+    """A run reference as a path segment; one that cannot name a run (ids are 26 letters and
+    digits) is refused here in the words a local store uses (``records.get``)."""
+    text = ref.removeprefix("run:").strip()
+    if len(text) < MIN_PREFIX:
+        raise InvalidInput(f"Run reference {ref!r} is too short; give at least {MIN_PREFIX} characters of the id.")
+    if len(text) > 26 or not text.isascii() or not text.isalnum():
+        raise NotFound("run", ref, hint="List runs with `runlock runs list`.")
     return text
+
+
+def _split(d: dict) -> Split:
+    report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
+    return Split(d["id"], d["manifest"], d["name"], d["version"], report, d["created"])
+
+
+def _policy(policy: Policy) -> dict:
+    return {"source": policy.source, "rules": policy.rules}
 
 
 def _float(v: Any) -> Any:

@@ -19,16 +19,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from runlock.artifacts import Artifact, Download
+    from runlock.artifacts import Artifact, ArtifactDetail, Download
     from runlock.audit import InclusionProof, VerifyReport
     from runlock.data.checkout import Checkout
+    from runlock.data.diff import SnapshotDiff
+    from runlock.data.split_ops import Checked, Exported
     from runlock.data.snapshot import Snapshot, SnapshotInfo
     from runlock.data.split import Split, SplitInfo
     from runlock.lineage.entities import LineageView
     from runlock.tracking.diff import RunDiff
+    from runlock.attest import Attestation, GateResult
     from runlock.auditlog import Entry
+    from runlock.checkpoints import Checkpoint
+    from runlock.keys import PublicKey
+    from runlock.verify.checklist import CheckReport, Policy
+    from runlock.verify.compare import Comparison as Verdict
     from runlock.registry import AliasMove, AliasState, ModelVersion
-    from runlock.tracking.annotations import Note
+    from runlock.tracking.annotations import Note, Tombstone
     from runlock.tracking.query import FoundRun
     from runlock.tracking.records import RunRecord
     from runlock.tracking.series import Comparison, KeySummary, Point
@@ -104,6 +111,8 @@ class Service(Protocol):
 
     def run_view(self, ref: str) -> RunView: ...
 
+    def run_record(self, ref: str) -> RunRecord: ...
+
     def metric_summaries(self, ref: str, *, rank: int | None = None) -> list[KeySummary]: ...
 
     def metric_points(self, ref: str, *, keys: list[str] | None = None, rank: int | None = None) -> Iterator[Point]: ...
@@ -111,6 +120,21 @@ class Service(Protocol):
     def diff_runs(self, a: str, b: str) -> RunDiff: ...
 
     def compare_runs(self, refs: list[str], *, only_differences: bool = False) -> Comparison: ...
+
+    def tag_run(self, ref: str, values: dict[str, str], *, remove: list[str] | tuple[str, ...] = ()) -> dict: ...
+
+    def note_run(self, ref: str, text: str) -> Note: ...
+
+    def delete_run(self, ref: str, *, reason: str) -> Tombstone: ...
+
+    # artifacts
+    def list_artifacts(self, *, run: str | None = None, kind: str | None = None, name: str | None = None,
+                       limit: int | None = None) -> list[Artifact]: ...
+
+    def show_artifact(self, ref: str) -> ArtifactDetail: ...
+
+    def get_artifact(self, ref: str, dest: str | Path, *, force: bool = False,
+                     on_progress: Callable[..., None] | None = None) -> Download: ...
 
     # models
     def list_models(self, name: str | None = None) -> list[ModelVersion]: ...
@@ -139,6 +163,20 @@ class Service(Protocol):
 
     def audit_proof(self, seq: int) -> InclusionProof: ...
 
+    def audit_checkpoint(self) -> Checkpoint: ...
+
+    def public_key(self) -> PublicKey: ...
+
+    # verification (what the record alone decides; a rerun runs where the code is)
+    def check(self, target: str, policy: Policy) -> CheckReport: ...
+
+    def compare_outputs(self, a: str, b: str, *, rtol: float, atol: float, k: float, stitch: bool = True) -> Verdict: ...
+
+    # attestations (signed with the store's key, which stays where the store is)
+    def attest(self, ref: str, output: str | Path, *, policy: Policy) -> Attestation: ...
+
+    def gate(self, model: str, attestation: str | Path, *, policy: Policy, override: str | None = None) -> GateResult: ...
+
     # data
     def snapshot(self, path: str | Path, name: str | None = None, *, id_column: str | None = None,
                  kind: str | None = None, on_progress: Callable[[Any], None] | None = None,
@@ -152,9 +190,20 @@ class Service(Protocol):
 
     def checkout(self, ref: str, dest: str | Path) -> Checkout: ...
 
+    def diff_snapshots(self, old: str, new: str) -> SnapshotDiff: ...
+
     def list_splits(self, name: str | None = None) -> list[SplitInfo]: ...
 
     def load_split(self, ref: str) -> Split: ...
+
+    def export_split(self, ref: str, path: str | Path) -> Exported: ...
+
+    def import_split(self, path: str | Path, snapshot: str, *, name: str, check: bool = True) -> Split: ...
+
+    def apply_split(self, ref: str, snapshot: str, *, name: str | None = None, check: bool = True) -> Split: ...
+
+    def check_split(self, ref: str, *, settings: dict | None = None, text_columns: tuple[str, ...] | None = None,
+                    on_progress: Callable[..., None] | None = None) -> Checked: ...
 
     # lineage
     def lineage(self, entity: str, direction: str = "upstream", depth: int = 10,

@@ -50,6 +50,9 @@ class LocalService:
     def short_ids(self, ids: list[str]) -> dict[str, str]:
         return records.short_ids(self.store, ids)
 
+    def run_record(self, ref: str) -> records.RunRecord:
+        return records.get(self.store, ref)
+
     def run_view(self, ref: str) -> RunView:
         rec = records.get(self.store, ref)
         locks, series = _domain("tracking.lock"), _domain("tracking.series")
@@ -68,6 +71,27 @@ class LocalService:
 
     def compare_runs(self, refs: list[str], *, only_differences: bool = False):  # noqa: ANN201
         return _domain("tracking.series").compare(self.store, refs, only_differences=only_differences)
+
+    def tag_run(self, ref: str, values: dict[str, str], *, remove: list[str] | tuple[str, ...] = ()) -> dict:
+        return _domain("tracking.annotations").tag(self.store, ref, values, remove=remove)
+
+    def note_run(self, ref: str, text: str):  # noqa: ANN201
+        return _domain("tracking.annotations").note(self.store, ref, text)
+
+    def delete_run(self, ref: str, *, reason: str):  # noqa: ANN201
+        return _domain("tracking.annotations").delete(self.store, ref, reason=reason)
+
+    # -- artifacts ---------------------------------------------------------------------------------
+    def list_artifacts(self, *, run: str | None = None, kind: str | None = None, name: str | None = None,
+                       limit: int | None = None) -> list:
+        return _domain("artifacts").list_artifacts(self.store, run=run, kind=kind, name=name, limit=limit)
+
+    def show_artifact(self, ref: str):  # noqa: ANN201
+        return _domain("artifacts").show(self.store, ref)
+
+    def get_artifact(self, ref: str, dest: str | Path, *, force: bool = False,
+                     on_progress: Callable[..., None] | None = None) -> Download:
+        return _domain("artifacts").get_artifact(self.store, ref, dest, force=force, on_progress=on_progress)
 
     # -- models ------------------------------------------------------------------------------------
     def list_models(self, name: str | None = None) -> list[ModelVersion]:
@@ -103,6 +127,27 @@ class LocalService:
     def audit_proof(self, seq: int):  # noqa: ANN201
         return _domain("audit").proof(self.store, seq)
 
+    def audit_checkpoint(self):  # noqa: ANN201
+        return _domain("checkpoints").checkpoint(self.store)
+
+    def public_key(self):  # noqa: ANN201
+        return _domain("keys").public_key(self.store)
+
+    # -- verification ------------------------------------------------------------------------------
+    def check(self, target: str, policy):  # noqa: ANN001, ANN201
+        return _domain("verify.checklist").check(self.store, target, policy)
+
+    def compare_outputs(self, a: str, b: str, *, rtol: float, atol: float, k: float, stitch: bool = True):  # noqa: ANN201
+        return _domain("verify.compare").compare(self.store, a, b, rtol=rtol, atol=atol, k=k, stitch=stitch)
+
+    # -- attestations ------------------------------------------------------------------------------
+    def attest(self, ref: str, output: str | Path, *, policy):  # noqa: ANN001, ANN201
+        return _domain("attest").attest(self.store, ref, output, policy=policy)
+
+    def gate(self, model: str, attestation: str | Path, *, policy, override: str | None = None):  # noqa: ANN001, ANN201
+        return _domain("attest").gate_production(self.store, model, attestation, override_reason=override,
+                                                 policy=policy)
+
     def audit_log(self, *, target: str | None = None, actor: str | None = None, action: str | None = None,
                   limit: int | None = 100) -> list:
         return _domain("audit").log(self.store, target=target, actor=actor, action=action, limit=limit)
@@ -131,11 +176,29 @@ class LocalService:
     def checkout(self, ref: str, dest: str | Path):  # noqa: ANN201
         return _domain("data.checkout").checkout(self.store, ref, dest)
 
+    def diff_snapshots(self, old: str, new: str):  # noqa: ANN201
+        return _domain("data.diff").diff(self.store, old, new)
+
     def list_splits(self, name: str | None = None) -> list:
         return _domain("data.split").list_splits(self.store, name)
 
     def load_split(self, ref: str) -> Split:
         return _domain("data.split").load(self.store, ref)
+
+    def export_split(self, ref: str, path: str | Path):  # noqa: ANN201
+        return _domain("data.split_ops").export_split(self.store, ref, path)
+
+    def import_split(self, path: str | Path, snapshot: str, *, name: str, check: bool = True) -> Split:
+        return _domain("data.split_ops").import_split(self.store, path, snapshot, name=name, check=check)
+
+    def apply_split(self, ref: str, snapshot: str, *, name: str | None = None, check: bool = True) -> Split:
+        return _domain("data.split_ops").apply_split(self.store, ref, snapshot, name=name, check=check)
+
+    def check_split(self, ref: str, *, settings: dict | None = None, text_columns: tuple[str, ...] | None = None,
+                    on_progress: Callable[..., None] | None = None):  # noqa: ANN201
+        return _domain("data.split_ops").check_split(
+            self.store, ref, settings=_domain("data.minhash").NearDupSettings(**(settings or {})),
+            text_columns=text_columns, on_progress=on_progress)
 
     # -- a running run -----------------------------------------------------------------------------
     def use_input(self, run: str, use: InputUse) -> dict:

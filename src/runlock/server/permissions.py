@@ -61,6 +61,9 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/audit/verify"): Rule("audit.verify", "*"),
     ("POST", f"{V1}/snapshots"): Rule("snapshot.create", "*"),   # snapshots belong to no project
     ("POST", f"{V1}/splits"): Rule("split.create", "*"),
+    ("POST", f"{V1}/splits/import"): Rule("split.import", "*"),
+    ("POST", f"{V1}/splits/apply"): Rule("split.apply", "*"),
+    ("POST", f"{V1}/splits/check"): Rule("split.check", "*"),
     # what the reading commands ask (server/routes_read.py)
     ("POST", f"{V1}/runs/diff"): SIGNED_IN,              # the handler requires run.read on each run's project
     ("POST", f"{V1}/runs/compare"): SIGNED_IN,           # the same
@@ -77,6 +80,22 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/models/aliases"): Rule("model.alias", None),
     ("POST", f"{V1}/models/aliases/remove"): Rule("model.alias", None),
     ("POST", f"{V1}/audit/proof"): Rule("audit.read", "*"),   # signing a checkpoint for it: audit.checkpoint
+    ("GET", f"{V1}/snapshots/diff"): Rule("snapshot.read", "*"),
+    # runs tag/note/delete and artifacts (server/routes_runs.py): annotations are the domain's
+    # own, on the run's project; an artifact's handler requires run.read on its run's project
+    ("POST", f"{V1}/runs/{{run_id}}/tags"): Rule("run.tag", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/notes"): Rule("run.note", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/delete"): Rule("run.delete", "run:{run_id}"),
+    ("GET", f"{V1}/artifacts"): SIGNED_IN,               # filtered to the projects the caller may read
+    ("GET", f"{V1}/artifacts/show"): SIGNED_IN,          # the handler requires run.read on its run's project
+    ("POST", f"{V1}/artifacts/read"): Rule("artifact.read", None),   # artifacts.prepare_read checks the project
+    # check, compare, audit checkpoint (server/routes_verify.py)
+    ("POST", f"{V1}/checks"): SIGNED_IN,                 # the handler requires run.read on the target's project
+    ("POST", f"{V1}/compare"): SIGNED_IN,                # the same, for both runs
+    ("POST", f"{V1}/audit/checkpoint"): Rule("audit.checkpoint", None),   # checkpoints.checkpoint checks it
+    ("GET", f"{V1}/keys/public"): SIGNED_IN,             # public by design: what verifiers check against
+    ("POST", f"{V1}/attestations"): Rule("attestation.create", None),     # the handler checks it on the target
+    ("POST", f"{V1}/models/gate"): Rule("gate.pass", None),   # the decision's audit entry checks gate.pass/override
 }
 
 

@@ -1,4 +1,4 @@
-"""The reading routes behind more CLI commands: ``runs diff``/``compare``, ``data list/show``,
+"""The reading routes behind more CLI commands: ``runs diff``/``compare``, ``data list/show/diff``,
 ``split list/show``, ``registry history``, ``audit log`` (``metrics`` reads ``/runs/{id}/metrics`` and ``/points``, in ``app``).
 
 Each handler calls one ``LocalService`` method (the call a local command makes) on the request's
@@ -63,6 +63,11 @@ def add(app: FastAPI) -> None:
         snap = _service(request).load_snapshot(ref[:300])
         return jsonable({"id": snap.id, "kind": snap.kind, "manifest": snap.manifest, "name": snap.name,
                          "version": snap.version})
+
+    @app.get(f"{V1}/snapshots/diff")
+    def diff_snapshots(request: Request, old: Annotated[str, Query(max_length=300)],
+                       new: Annotated[str, Query(max_length=300)]) -> dict:
+        return _service(request).diff_snapshots(old, new).to_dict()
 
     @app.get(f"{V1}/splits")
     def list_splits(request: Request, name: str | None = None) -> dict:

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 
 from runlock import artifacts, registry
 from runlock.authz import ALL_PROJECTS, allowed
-from runlock.data import uploaded
+from runlock.data import split_ops, uploaded
+from runlock.data.split import Split
 from runlock.data.snapshot import save as save_snapshot
 from runlock.errors import InvalidInput, NotFound, PermissionDenied
 from runlock.refs import check_name
@@ -34,6 +35,7 @@ from runlock.tracking.records import RunRecord
 RunId = Annotated[str, PathParam(pattern=r"^(run:)?[0-9A-Za-z]{6,26}$", description="A run id or a unique prefix")]
 Ratio = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Column = Annotated[str, Field(max_length=200)]
+MAX_IDS_BYTES = 512 * 1024 * 1024      # a splits_v1.json: some ten million ids
 
 
 class Labels(BaseModel):
@@ -79,6 +81,27 @@ class SplitCreate(BaseModel):
     check: bool = True
     text_columns: list[Column] | None = Field(default=None, max_length=64)
     settings: NearDup | None = None
+
+
+class SplitImport(BaseModel):
+    ids: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")     # the file, uploaded first as an object
+    path: str = Field(max_length=4096)                     # where the client read it, for messages
+    snapshot: str = Field(max_length=300)
+    name: str = Field(max_length=200)
+    check: bool = True
+
+
+class SplitApply(BaseModel):
+    ref: str = Field(max_length=300)
+    snapshot: str = Field(max_length=300)
+    name: str | None = Field(default=None, max_length=200)
+    check: bool = True
+
+
+class SplitCheck(BaseModel):
+    ref: str = Field(max_length=300)
+    settings: NearDup | None = None
+    text_columns: list[Column] | None = Field(default=None, max_length=64)
 
 
 class UseInput(BaseModel):
@@ -164,9 +187,43 @@ def add(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handlers
         d = body.model_dump()
         req = SplitRequest(**{**d, **{k: tuple(v) for k, v in d.items()
                                       if k in ("ratios", "names", "text_columns") and v is not None}})
-        sp = _service(request).split(req)
-        return jsonable({"id": sp.id, "manifest": sp.manifest, "name": sp.name, "version": sp.version,
-                         "created": sp.created, "leakage": sp.leakage.to_dict() if sp.leakage else None})
+        return split_json(_service(request).split(req))
+
+    @app.post(f"{V1}/splits/import", status_code=201)
+    def import_split(request: Request, body: SplitImport) -> dict:
+        store = _store(request)
+        data = object_bytes(store, body.ids, MAX_IDS_BYTES, "a split file")
+        check_name(body.name, "split name")
+        return split_json(split_ops.import_ids(store, split_ops.parse_ids(data, body.path), body.path, body.snapshot,
+                                               name=body.name, check=body.check))
+
+    @app.post(f"{V1}/splits/apply", status_code=201)
+    def apply_split(request: Request, body: SplitApply) -> dict:
+        return split_json(_service(request).apply_split(body.ref, body.snapshot, name=body.name, check=body.check))
+
+    @app.post(f"{V1}/splits/check")
+    def check_split(request: Request, body: SplitCheck) -> dict:
+        found = _service(request).check_split(body.ref, settings=body.settings.model_dump() if body.settings else None,
+                                              text_columns=tuple(body.text_columns) if body.text_columns else None)
+        return jsonable({"split": found.split, "report": found.report.to_dict()})
+
+
+def split_json(sp: Split) -> dict:
+    """A split as ``remote.http`` rebuilds it."""
+    return jsonable({"id": sp.id, "manifest": sp.manifest, "name": sp.name, "version": sp.version,
+                     "created": sp.created, "leakage": sp.leakage.to_dict() if sp.leakage else None})
+
+
+def object_bytes(store: Store, digest: str, limit: int, what: str) -> bytes:
+    """The bytes of an object a client uploaded for this request (at most ``limit``)."""
+    if not store.objects.has(digest):
+        raise InvalidInput(f"The server holds no object {digest}.",
+                           hint="Upload it first (PUT /api/v1/objects/{digest}).")
+    with store.objects.open(digest) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidInput(f"{digest} is larger than {what} may be here ({limit:,} bytes).")
+    return data
 
 
 def _store(request: Request) -> Store:

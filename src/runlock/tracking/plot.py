@@ -6,14 +6,45 @@ display needed); matplotlib is the optional ``plot`` extra.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from runlock.errors import InvalidInput, NotFound
 from runlock.store import Store
 from runlock.tracking import records, series
+
+
+class Source(Protocol):
+    """Where the curves come from: a store here (``StoreSource``), or any ``remote.interface.Service``
+    (a team server's client draws from what the server sends)."""
+
+    def run_record(self, ref: str) -> records.RunRecord: ...
+
+    def short_ids(self, ids: list[str]) -> dict[str, str]: ...
+
+    def metric_points(self, ref: str, *, keys: list[str] | None = None, rank: int | None = None) -> Iterable: ...
+
+    def metric_summaries(self, ref: str, *, rank: int | None = None) -> list: ...
+
+
+@dataclass(frozen=True)
+class StoreSource:
+    store: Store
+
+    def run_record(self, ref: str) -> records.RunRecord:
+        return records.get(self.store, ref)
+
+    def short_ids(self, ids: list[str]) -> dict[str, str]:
+        return records.short_ids(self.store, ids)
+
+    def metric_points(self, ref: str, *, keys: list[str] | None = None, rank: int | None = None) -> Iterable:
+        return series.points(self.store, ref, keys=keys, rank=rank)
+
+    def metric_summaries(self, ref: str, *, rank: int | None = None) -> list:
+        return series.summarize(self.store, ref, rank=rank)
 
 
 @dataclass(frozen=True)
@@ -34,9 +65,11 @@ class PlotResult:
         return {"path": self.path, "curves": [c.__dict__ for c in self.curves], "warnings": self.warnings}
 
 
-def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: str | Path, *,
+def plot_metrics(store: Store | Source, refs: Sequence[str], keys: Sequence[str], out: str | Path, *,
                  rank: int = 0, title: str | None = None) -> PlotResult:
-    """Draw ``keys`` of every run in ``refs`` into the PNG ``out``."""
+    """Draw ``keys`` of every run in ``refs`` into the PNG ``out`` (from a store, or from any
+    ``Source``)."""
+    src: Source = StoreSource(store) if isinstance(store, Store) else store
     if not refs or not keys:
         raise InvalidInput("Name at least one run and one --key to plot.")
     out = Path(out)
@@ -48,15 +81,15 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
     except ModuleNotFoundError:
         raise InvalidInput("Plotting needs matplotlib, which is not installed.",
                            hint="Install it with `pip install 'runlock[plot]'`.") from None
-    recs = [records.get(store, r) for r in refs]
-    short = records.short_ids(store, [r.id for r in recs])
+    recs = [src.run_record(r) for r in refs]
+    short = src.short_ids([r.id for r in recs])
     fig = Figure(figsize=(7, 3.2 * len(keys)), layout="constrained")
     axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
     curves = []
     for ax, key in zip(axes, keys):
         drawn: list[tuple[str, dict[int, float]]] = []
         for rec in recs:
-            pts = list(series.points(store, rec.id, keys=[key], rank=rank))
+            pts = list(src.metric_points(rec.id, keys=[key], rank=rank))
             gap, same = None, None
             if pts:
                 # the first run is a line, the others markers over it, so identical curves stay visible
@@ -86,9 +119,9 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower left")
     if not any(c.points for c in curves):
-        raise NotFound("metric", ", ".join(keys), hint=_suggest(store, recs, keys) +
+        raise NotFound("metric", ", ".join(keys), hint=_suggest(src, recs, keys) +
                        "List a run's metrics with `runlock metrics RUN`.")
-    warnings = _warnings(store, recs, keys, curves, short)
+    warnings = _warnings(src, recs, keys, curves, short)
     if title:
         fig.suptitle(title)
     try:
@@ -99,20 +132,20 @@ def plot_metrics(store: Store, refs: Sequence[str], keys: Sequence[str], out: st
     return PlotResult(str(out), curves, warnings)
 
 
-def _warnings(store: Store, recs: list, keys: Sequence[str], curves: list[Curve], short: dict[str, str]) -> list[str]:
+def _warnings(src: Source, recs: list, keys: Sequence[str], curves: list[Curve], short: dict[str, str]) -> list[str]:
     """What the picture leaves out: a key no run logged (an empty panel), runs without points."""
     out = []
     for key in keys:
         missing = [r for r in recs if not any(c.run_id == r.id and c.key == key and c.points for c in curves)]
         if len(missing) == len(recs):
-            out.append(f"no run logged {key!r}; its panel is empty. " + _suggest(store, recs, [key]).strip())
+            out.append(f"no run logged {key!r}; its panel is empty. " + _suggest(src, recs, [key]).strip())
         elif missing:
             out.append(f"{key!r}: no points from " + ", ".join(f"{r.name} (run:{short[r.id]})" for r in missing))
     return [w.strip() for w in out]
 
 
-def _suggest(store: Store, recs: list, keys: Sequence[str]) -> str:
-    known = sorted({s.key for r in recs for s in series.summarize(store, r.id)})
+def _suggest(src: Source, recs: list, keys: Sequence[str]) -> str:
+    known = sorted({s.key for r in recs for s in src.metric_summaries(r.id)})
     close = [m for k in keys for m in difflib.get_close_matches(k, known, n=1)]
     if close:
         return f"Did you mean {', '.join(map(repr, dict.fromkeys(close)))}? "

@@ -36,6 +36,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import yaml
@@ -134,6 +135,13 @@ def load_policy(path: str | Path | None = None, start: str | Path | None = None)
             raise InvalidInput(f"The policy {found} nests too deeply to be a policy.") from None
         raise InvalidInput(f"Cannot read the policy {found}: {str(e).splitlines()[0] if str(e) else e!r}.") from None
     section = (doc or {}).get("check") or {} if isinstance(doc, dict) or doc is None else None
+    return checked_policy(str(found), section)
+
+
+def checked_policy(found: str, section: Any) -> Policy:
+    """The policy a ``[check]`` table describes (``{"rules": [names], name: {options}}``), each
+    rule known and each option of the default's type; ``found`` names where it came from (a
+    team server checks a client's policy with this too)."""
     names = section.get("rules", list(RULES)) if isinstance(section, dict) else None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
             or not all(isinstance(section.get(n) or {}, dict) for n in names):
@@ -155,7 +163,7 @@ def load_policy(path: str | Path | None = None, start: str | Path | None = None)
             raise InvalidInput(f"The policy {found} gives rule {name} options of the wrong type: {wrong}.",
                                hint="Defaults: " + ", ".join(f"{k} = {RULES[name][1][k]!r}" for k in wrong) + ".")
         rules[name] = {**RULES[name][1], **opts}
-    return Policy(str(found), rules)
+    return Policy(found, rules)
 
 
 def _find_policy(start: Path) -> Path | None:

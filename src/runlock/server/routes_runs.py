@@ -1,0 +1,128 @@
+"""The routes behind ``runs tag/note/delete`` and ``artifacts list/show/get``.
+
+Tags, notes and tombstones are the domain's own (``tracking.annotations``), made as the token's
+identity: the permission table checks the action on the run's project (an editor), and the
+domain appends the audit entry in the same transaction, as a local command does.
+
+Artifacts belong to their run's project. A list shows only those of runs the caller may read; a
+show or a read of one it may not read gets the same 403 whether it exists or not (as a run or a
+model does, ``routes_service.hidden``), and the producers and model names a show lists are cut
+to what the caller may read. A read (``POST /artifacts/read``) is checked and audited here, and
+the bytes then travel by sha256 (``GET /objects/{digest}``, ``?via=`` for a folder's files):
+the client checks every path and every byte (``remote.http.HttpService.get_artifact``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+from pydantic import BaseModel, Field
+
+from runlock import artifacts, registry
+from runlock.errors import InvalidInput, NotFound
+from runlock.remote.local import LocalService
+from runlock.server.permissions import V1
+from runlock.server.routes_service import (RunId, hidden, jsonable, may_read_run, readable_run,
+                                           reads_everything)
+from runlock.store import Store
+from runlock.tracking.annotations import MAX_KEY, MAX_NOTE, MAX_VALUE
+
+Key = Annotated[str, Field(max_length=MAX_KEY)]
+Ref = Annotated[str, Query(max_length=300)]
+
+
+class Tags(BaseModel):
+    set: dict[Key, Annotated[str, Field(max_length=MAX_VALUE)]] = Field(default_factory=dict, max_length=1000)
+    remove: list[Key] = Field(default_factory=list, max_length=1000)
+
+
+class NoteText(BaseModel):
+    text: str = Field(max_length=MAX_NOTE)
+
+
+class Reason(BaseModel):
+    reason: str = Field(max_length=10_000)
+
+
+class ArtifactRead(BaseModel):
+    ref: str = Field(max_length=300)
+    dest: str = Field(default="", max_length=4096)     # where the client writes it: for the audit entry
+
+
+def add(app: FastAPI) -> None:
+    """Add these routes to ``app`` (``server.app.create_app`` calls it)."""
+
+    @app.post(f"{V1}/runs/{{run_id}}/tags")
+    def tag_run(request: Request, run_id: RunId, body: Tags) -> dict:
+        return {"tags": _service(request).tag_run(run_id, body.set, remove=body.remove)}
+
+    @app.post(f"{V1}/runs/{{run_id}}/notes", status_code=201)
+    def note_run(request: Request, run_id: RunId, body: NoteText) -> dict:
+        return _service(request).note_run(run_id, body.text).to_dict()
+
+    @app.post(f"{V1}/runs/{{run_id}}/delete")
+    def delete_run(request: Request, run_id: RunId, body: Reason) -> dict:
+        return _service(request).delete_run(run_id, reason=body.reason).to_dict()
+
+    @app.get(f"{V1}/artifacts")
+    def list_artifacts(request: Request, run: Ref | None = None, kind: Ref | None = None, name: Ref | None = None,
+                       limit: Annotated[int, Query(ge=0, le=10_000)] = 50) -> dict:
+        store = _store(request)
+        if run is not None:
+            readable_run(store, run)
+        everything = reads_everything(store)
+        found = _service(request).list_artifacts(run=run, kind=kind, name=name,
+                                                 limit=(limit or None) if everything else None)
+        if not everything:
+            found = [a for a in found if may_read_run(store, a.run_id)][:limit or None]
+        return {"artifacts": [jsonable(a.to_dict()) for a in found]}
+
+    @app.get(f"{V1}/artifacts/show")
+    def show_artifact(request: Request, ref: Ref) -> dict:
+        store = _store(request)
+        readable_artifact(store, ref)
+        detail = _service(request).show_artifact(ref)
+        if not reads_everything(store):
+            detail = artifacts.ArtifactDetail(
+                detail.artifact, [p for p in detail.producers if may_read_run(store, p["run"])],
+                [m for m in detail.models if _may_read_model(store, m)], detail.entries)
+        return jsonable({**detail.artifact.to_dict(), "producers": detail.producers, "models": detail.models,
+                         "entries": detail.entries})
+
+    @app.post(f"{V1}/artifacts/read")
+    def read_artifact(request: Request, body: ArtifactRead) -> dict:
+        store = _store(request)
+        readable_artifact(store, body.ref)
+        art = artifacts.prepare_read(store, body.ref)
+        artifacts.record_read(store, art, body.dest)
+        return jsonable(art.to_dict())
+
+
+def readable_artifact(store: Store, ref: str) -> artifacts.Artifact:
+    """The artifact ``ref`` names, once the caller may read its run; else ``hidden`` (a 403),
+    found or not."""
+    try:
+        art = artifacts.find(store, ref)
+    except (NotFound, InvalidInput):
+        if reads_everything(store):
+            raise
+        art = None
+    if art is None or not may_read_run(store, art.run_id):
+        raise hidden(store, "artifact.read", ref)
+    return art
+
+
+def _may_read_model(store: Store, ref: str) -> bool:
+    try:
+        return may_read_run(store, registry.resolve(store, ref).run_id)
+    except (NotFound, InvalidInput):
+        return False
+
+
+def _store(request: Request) -> Store:
+    return request.state.store
+
+
+def _service(request: Request) -> LocalService:
+    return LocalService(_store(request))
