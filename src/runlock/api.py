@@ -187,13 +187,22 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
     if not isinstance(store, Store):
         if probing():  # under `runlock probe` nothing is recorded: no store is opened
             return runs_.start_run(project, name, store=None, **kw)
-        if store is None and remote_credentials.server_url() and not os.environ.get(runs_.ENV_RUN_ID):
+        if store is None and remote_credentials.server_url() and os.environ.get(runs_.ENV_RUN_ID):
+            runs_.check_start(project, name, system_metrics, system_interval)
+            joined = _join_remote()     # `runlock run` against a team server started it for this process
+            joined._holds += 1
+            if joined._holds == 1:      # a start_run nested in another one changes nothing
+                joined.adopt(project=project, name=name, config=config, seed=seed, tags=tags,
+                             seeding_report=runs_.take_pending_seeding())
+            return joined
+        if store is None and remote_credentials.server_url():
             runs_.check_start(project, name, system_metrics, system_interval)
             remote_run = importlib.import_module("runlock.remote.run")  # the server extra: loaded when used
             remote = remote_run.start_remote_run(
                 remote_run.connect(), project, name, config=config, seed=seed, tags=tags, argv=argv,
                 seeding_report=runs_.take_pending_seeding(), on_end=runs_.pop_run)
             runs_.push_run(remote)
+            runs_.seal_at_exit()      # a script that never finishes it: its points shipped, then sealed
             return remote
         store = open_for_writing(store)  # the run owns it: closed when the interpreter ends
     return runs_.start_run(project, name, store=store, **kw)
@@ -210,8 +219,26 @@ def current_run() -> Any:
     ``RUNLOCK_RUN_ID`` (set by ``runlock run``), joined on first use."""
     found = runs_.current_run()
     if found is None and os.environ.get(runs_.ENV_RUN_ID):
-        return join_run(os.environ[runs_.ENV_RUN_ID])
+        return _join_remote() if remote_credentials.server_url() else join_run(os.environ[runs_.ENV_RUN_ID])
     return found
+
+
+_remote_joined: dict[str, Any] = {}
+
+
+def _join_remote() -> Any:
+    """This process's handle on the team server's run that ``runlock run`` started for it (one
+    per process: it logs as rank 0 and ships its points; the wrapper seals the run)."""
+    run_id = os.environ[runs_.ENV_RUN_ID]
+    found = _remote_joined.get(run_id)
+    if found is not None and not found.ended:
+        return found
+    remote_run = importlib.import_module("runlock.remote.run")  # the server extra: loaded when used
+    run = remote_run.join_remote_run(remote_run.connect(), run_id, on_end=runs_.pop_run)
+    _remote_joined[run_id] = run
+    runs_.push_run(run)
+    runs_.seal_at_exit()        # at exit its points are shipped (not sealed: the wrapper seals)
+    return run
 
 
 def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = False,  # noqa: ANN201

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from runlock import identity
-from runlock.workspace import init
+from runlock.workspace import init, open_store
 from tests.net import free_port
 
 ROLES = ("viewer", "editor", "maintainer", "admin")
@@ -109,3 +109,15 @@ def client_env(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("RUNLOCK_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     return server
+
+
+def scoped_token(folder: Path, name: str, role: str, project: str) -> str:
+    """A token of a new identity ``name`` holding ``role`` on ``project`` only, in the store of
+    ``folder`` (a server may be serving it)."""
+    store = open_store(folder)
+    try:
+        identity.create_identity(store, name)
+        identity.grant_role(store, name, role, project)
+        return identity.issue_token(store, name, days=1).token
+    finally:
+        store.close()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import runlock
-from runlock import auditlog, checkpoints, identity, keys
+from runlock import auditlog, checkpoints, keys
 from runlock.errors import RunlockError
 from runlock.remote.client import Client
 from runlock.remote.http import HttpService
@@ -20,6 +20,7 @@ from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
 from runlock.verify.checklist import Policy, load_policy
 from runlock.workspace import open_store
+from tests.server.conftest import scoped_token
 from tests.server.test_conformance import World, _cli, _named, world  # noqa: F401 (the module's fixture)
 
 
@@ -101,13 +102,7 @@ def test_a_refused_annotation_says_the_same_either_way(world: World, args: list[
 
 def test_annotations_hold_to_the_project_s_roles(world: World) -> None:
     run = _fresh_runs(world, 1)[0]
-    store = open_store(world.root)
-    try:
-        identity.create_identity(store, "proj-viewer")
-        identity.grant_role(store, "proj-viewer", "viewer", "proj")
-        token = identity.issue_token(store, "proj-viewer", days=1).token
-    finally:
-        store.close()
+    token = scoped_token(world.root, "proj-viewer", "viewer", "proj")
     asks = [("tags", {"set": {"team": "x"}}), ("notes", {"text": "x"}), ("delete", {"reason": "x"})]
     for who in ("viewer", "outsider"):
         for path, body in asks:
@@ -156,13 +151,7 @@ def test_artifacts_get_writes_the_same_bytes_and_text_from_both(world: World, tm
 
 def test_artifacts_hold_to_the_project_s_roles(world: World, tmp_path: Path) -> None:
     mine, theirs = _fresh_runs(world, 1, "proj")[0], _fresh_runs(world, 1, "other")[0]
-    store = open_store(world.root)
-    try:
-        identity.create_identity(store, "proj-reader")
-        identity.grant_role(store, "proj-reader", "viewer", "proj")
-        token = identity.issue_token(store, "proj-reader", days=1).token
-    finally:
-        store.close()
+    token = scoped_token(world.root, "proj-reader", "viewer", "proj")
     reader = HttpService(Client(world.server.url, token))
     try:
         listed = {a.run_id for a in reader.list_artifacts(limit=None)}
@@ -303,14 +292,12 @@ def test_attest_and_gate_print_the_same_text_and_verify(world: World, tmp_path: 
 
 def test_a_gate_that_passes_through_the_server_lets_production_move(world: World, tmp_path: Path) -> None:
     policy = Policy("team policy", {"metrics-complete": {}})
-    maintainer_store = open_store(world.root)
+    token = scoped_token(world.root, "release", "maintainer", "proj")
+    store = open_store(world.root)
     try:
-        identity.create_identity(maintainer_store, "release")
-        identity.grant_role(maintainer_store, "release", "maintainer", "proj")
-        token = identity.issue_token(maintainer_store, "release", days=1).token
-        mv = runlock.register_model(world.runs[2], "model", "gated", store=maintainer_store)
+        mv = runlock.register_model(world.runs[2], "model", "gated", store=store)
     finally:
-        maintainer_store.close()
+        store.close()
     editor = HttpService(Client(world.server.url, world.server.tokens["editor"]))
     release = HttpService(Client(world.server.url, token))
     try:
@@ -420,3 +407,36 @@ def test_split_writes_hold_to_roles(world: World, tmp_path: Path) -> None:
                 assert e.value.exit_code == 3, who
         finally:
             svc.close()
+
+
+# -- env: the recorded environment, read from the server, used here -----------------------------------
+@pytest.mark.parametrize("args", [
+    ["env", "export", "RUN0"],
+    ["env", "export", "RUN1", "--format", "pylock"],
+    ["env", "export", "RUN0", "--format", "cyclonedx", "--json"],
+    ["env", "diff", "RUN0"],
+    ["env", "diff", "RUN2", "--json"],
+    ["env", "diff", "01HZZZZZZZZZZZZZZZZZZZZZZZ"],
+    ["env", "rebuild", "RUN0", "-o", "BUSY"],
+])
+def test_env_commands_print_the_same_text(world: World, args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("taken")
+    args = [a.replace("RUN0", world.runs[0]).replace("RUN1", world.runs[1][:10]).replace("RUN2", world.runs[2])
+            .replace("BUSY", str(tmp_path / "busy")) for a in args]
+    remote, local = _cli(world, args, remote=True), _cli(world, args, remote=False)
+    assert remote == local, f"server:\n{remote[1]}\nlocal:\n{local[1]}"
+    assert (local[0] == 0) == ("ZZZZ" not in args[2] and "rebuild" not in args), local
+    if args[1] == "export" and local[0] == 0:
+        assert world.runs[0][:8] in local[1] or world.runs[1][:8] in local[1] or "bom" in local[1].lower()
+
+
+def test_whoami_prints_the_same_identity_from_both(world: World) -> None:
+    """The token's identity from the server, the store's owner here: the same shape either way."""
+    remote = _cli(world, ["users", "whoami", "--json"], remote=True)
+    assert remote[0] == 0 and json.loads(remote[1])["name"] == "admin"
+    assert json.loads(remote[1])["roles"] == {"*": "admin"}
+    local = _cli(world, ["users", "whoami", "--json"], remote=False)
+    assert set(json.loads(local[1])) == set(json.loads(remote[1]))
+    shown = _cli(world, ["users", "whoami"], remote=True)
+    assert shown[0] == 0 and "admin" in shown[1]

@@ -97,6 +97,7 @@ BODIES = {
     ("POST", f"{V1}/runs/{{run_id}}/inputs"): {"json": {"ref": "ds:nothing"}},
     ("POST", f"{V1}/runs/{{run_id}}/summary"): {"json": {"values": {}}},
     ("POST", f"{V1}/runs/{{run_id}}/tags"): {"json": {"set": {"team": "x"}}},
+    ("POST", f"{V1}/runs/{{run_id}}/adopt"): {"json": {}},
     ("POST", f"{V1}/runs/{{run_id}}/notes"): {"json": {"text": "x"}},
     ("POST", f"{V1}/runs/{{run_id}}/delete"): {"json": {"reason": "x"}},
 }

@@ -52,7 +52,7 @@ def users_disable(ctx: typer.Context, name: str = typer.Argument(..., help="Iden
 @users.command("whoami")
 def users_whoami(ctx: typer.Context, as_json: bool = common.JSON_OPTION) -> None:
     """Show the identity this command acts as (the OS user, or --token / RUNLOCK_TOKEN)."""
-    common.emit(identity.whoami(common.store(ctx)), as_json, lambda i: _render_identities([i]))
+    common.emit(service(ctx).whoami(), as_json, lambda i: _render_identities([i]))
 
 
 # -- tokens ------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
-from runlock.cli import common
+from runlock.cli import common, plain
+from runlock.cli.group import state
 from runlock.tracking.wrapper import run_command
 
 
@@ -26,10 +28,18 @@ def run(
     The run id is printed on stderr as the run starts. Exit status: that of the command, or 1 when
     the command succeeded but the run could not be sealed finished (metrics lost)."""
     def started(run) -> None:  # noqa: ANN001
-        common.err_console.print(f"run:{run.id} started", highlight=False)
+        common.err_console.print(f"run:{getattr(run, 'id', run)} started", highlight=False)
 
-    result = run_command(common.store(ctx), command, project=project, name=name, hashseed=hashseed, seed=seed,
-                         on_start=started, stdout=_stderr_fd() if as_json else None)
+    url = plain.server_for(ctx)
+    if url is not None:         # the run lives on the team server; the command runs here
+        client = importlib.import_module("runlock.remote.client").Client(url, state(ctx).token)
+        ctx.find_root().call_on_close(client.close)
+        result = importlib.import_module("runlock.remote.wrapper").run_remote_command(
+            client, command, project=project, name=name, hashseed=hashseed, seed=seed, on_start=started,
+            stdout=_stderr_fd() if as_json else None)
+    else:
+        result = run_command(common.store(ctx), command, project=project, name=name, hashseed=hashseed, seed=seed,
+                             on_start=started, stdout=_stderr_fd() if as_json else None)
     if as_json:
         common.print_json(result.to_dict())
     else:

@@ -162,9 +162,9 @@ def env_export(ctx: typer.Context, run: str = RUN_ARG,
         raise InvalidInput("--index-url goes with --hashes (it names the index the hashes are looked up on).")
     common.output_file(output, force)
     common.output_file(container, force, option="--container")
-    store = common.store(ctx)
-    found = (v.export_requirements(store, run, hashes=hashes, index_url=index_url) if fmt == "requirements"
-             else v.export_lockfile(store, run, fmt, hashes=hashes, index_url=index_url))
+    svc = service(ctx)
+    found = (v.export_requirements(svc, run, hashes=hashes, index_url=index_url) if fmt == "requirements"
+             else v.export_lockfile(svc, run, fmt, hashes=hashes, index_url=index_url))
     if output is not None:
         common.write_output(output, found.text, force)
     if container is not None:
@@ -185,7 +185,7 @@ def env_diff(ctx: typer.Context, run: str = RUN_ARG,
                                          "(e.g. .venv-RUN/bin/python) instead of runlock's own."),
              as_json: bool = common.JSON_OPTION) -> None:
     """Show how this environment (or that of --python) differs from the one RUN recorded."""
-    found = v.env_diff(common.store(ctx), run, python=python)
+    found = v.env_diff(service(ctx), run, python=python)
     common.emit(found, as_json, lambda d: _print_drift(d, [], out=common.console))
 
 
@@ -204,8 +204,7 @@ def env_rebuild(ctx: typer.Context, run: str = RUN_ARG,
     """Create a venv with exactly the distributions RUN recorded (it needs the recorded Python version)."""
     if index_url is not None and not hashes:
         raise InvalidInput("--index-url goes with --hashes (it names the index the hashes are looked up on).")
-    store = common.store(ctx)
-    found = v.rebuild(store, run, output, hashes=hashes, index_url=index_url, lockfile=lockfile)
+    found = v.rebuild(service(ctx), run, output, hashes=hashes, index_url=index_url, lockfile=lockfile)
     common.emit(found, as_json, lambda r: common.console.print(
         f"Rebuilt run:{r.run_id}'s {r.packages} distributions in {r.path} "
         + ("with --require-hashes" + (f" ({r.looked_up} wheel hashes from {'the pylock' if lockfile else 'the index'})."

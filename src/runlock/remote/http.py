@@ -28,6 +28,7 @@ from runlock.data.split import Split, SplitInfo
 from runlock.data.split_ops import Checked, Exported, read_ids, write_ids
 from runlock.errors import IntegrityError, InvalidInput, NotFound
 from runlock.hashing import digest_bytes
+from runlock.identity import Identity
 from runlock.keys import PublicKey, public_from_pem
 from runlock.lineage import Edge, Graph
 from runlock.lineage.entities import LineageView, NodeInfo
@@ -208,6 +209,9 @@ class HttpService:
 
     def audit_checkpoint(self) -> Checkpoint:
         return Checkpoint(**self.client.call("POST", "/audit/checkpoint"))
+
+    def whoami(self) -> Identity:
+        return Identity(**self.client.whoami())
 
     def public_key(self) -> PublicKey:
         """The key the server signs with, as it reports it (an auditor should get it out of band)."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from runlock.attest import Attestation, GateResult
     from runlock.auditlog import Entry
     from runlock.checkpoints import Checkpoint
+    from runlock.identity import Identity
     from runlock.keys import PublicKey
     from runlock.verify.checklist import CheckReport, Policy
     from runlock.verify.compare import Comparison as Verdict
@@ -166,6 +167,8 @@ class Service(Protocol):
     def audit_checkpoint(self) -> Checkpoint: ...
 
     def public_key(self) -> PublicKey: ...
+
+    def whoami(self) -> Identity: ...
 
     # verification (what the record alone decides; a rerun runs where the code is)
     def check(self, target: str, policy: Policy) -> CheckReport: ...

@@ -133,6 +133,9 @@ class LocalService:
     def public_key(self):  # noqa: ANN201
         return _domain("keys").public_key(self.store)
 
+    def whoami(self):  # noqa: ANN201
+        return _domain("identity").whoami(self.store)
+
     # -- verification ------------------------------------------------------------------------------
     def check(self, target: str, policy):  # noqa: ANN001, ANN201
         return _domain("verify.checklist").check(self.store, target, policy)

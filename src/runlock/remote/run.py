@@ -14,11 +14,12 @@ import mimetypes
 import os
 import socket
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from runlock import artifacts, canonical, code
+from runlock import artifacts, canonical, code, seeding
 from runlock.config import ResolvedConfig
 from runlock.data.snapshot import taken_from, taken_here
 from runlock.data.tree import list_files
@@ -35,7 +36,7 @@ from runlock.tracking import where
 from runlock.tracking.values import MAX_STEP
 
 
-__all__ = ["RemoteRun", "RemoteObjects", "start_remote_run", "connect"]
+__all__ = ["RemoteRun", "RemoteObjects", "join_remote_run", "start_remote_run", "connect"]
 
 
 class RemoteObjects:
@@ -64,20 +65,23 @@ class _View:
 
 
 class RemoteRun:
+    seal_at_exit = True     # left open at exit: every point shipped, then sealed (tracking.run)
+
     def __init__(self, client: Client, record: dict, lock: dict | None, *,
-                 on_end: Callable[[Any], None] | None = None) -> None:
+                 on_end: Callable[[Any], None] | None = None, owned: bool = True) -> None:
         self.client = client
         self.service = HttpService(client)
         self.cwd = (record.get("context") or {}).get("cwd")
         self.id, self.project, self.name = record["id"], record["project"], record["name"]
         self.recipe_id = record.get("recipe_id")
-        self.rank, self.owned = 0, True
+        self.rank, self.owned = 0, owned
         self._lock = lock
         self._spool = Spool(client, self.id)
         self._auto_step = -1
         self._known: set[str] = set()
         self._ended = False
         self._on_end = on_end
+        self._holds = 0             # start_run calls holding a joined run (a nested one only flushes)
         self.lost_points = 0
 
     @property
@@ -198,16 +202,47 @@ class RemoteRun:
 
     def finish(self, status: str = "finished", error: str | None = None, *, timeout: float = 60) -> None:
         """Ship every point (waiting at most ``timeout`` s), then seal the run on the server; a run
-        whose points did not all arrive is sealed ``failed`` with ``lost_points``."""
+        whose points did not all arrive is sealed ``failed`` with ``lost_points``. A joined run
+        (``runlock run`` owns it) only ships: what is left stays spooled for the wrapper to send."""
         if self._ended:
+            return
+        if self._holds > 1:         # a nested start_run that joined this same run: only flush
+            self._holds -= 1
+            self._spool.flush(timeout)
             return
         self._ended = True
         self.lost_points = self._spool.close(timeout)
         try:
-            self.client.finish_run(self.id, status, error, self.lost_points)
+            if self.owned:
+                self.client.finish_run(self.id, status, error, self.lost_points)
         finally:
             if self._on_end is not None:
                 self._on_end(self)
+
+    # -- a run that ``runlock run`` started for this process ------------------------------------------
+    def adopt(self, *, project: str | None = None, name: str | None = None, config: Any = None,
+              seed: int | None = None, tags: dict | None = None, seeding_report: dict | None = None) -> None:
+        """Tell the server what the script says about the run it joined (``tracking.run.adopt``),
+        with the knobs as this process sees them."""
+        if self._ended:
+            raise SealedError(self.id, "ended")
+        values = config.values if isinstance(config, ResolvedConfig) else config
+        declared = ((self._lock or {}).get("knobs") or {}).get("declared") or {}
+        body = {"project": project, "name": name, "seed": seed, "tags": canonical.normalize(tags) if tags else None,
+                "config": canonical.normalize(values) if values is not None else None,
+                "seeding": canonical.normalize(seeding_report) if seeding_report is not None else None,
+                "knobs": canonical.normalize(seeding.knobs(**declared))}
+        d = self.client.call("POST", f"/runs/{self.id}/adopt", json=body)
+        self._lock, self.recipe_id = d["lock"], d["recipe_id"]
+        self.project, self.name = d["run"]["project"], d["run"]["name"]
+        if project and project != self.project:
+            warnings.warn(f"runlock: start_run(project={project!r}) joined run {self.id} of project "
+                          f"{self.project!r}, which the command line chose (runlock run --project).",
+                          RuntimeWarning, stacklevel=3)
+
+    def record_seeding(self, report: dict, seed: int | None = None) -> None:
+        """Put a seeding report (and the seed) into the lock, on the server."""
+        self.adopt(seed=seed, seeding_report=report)
 
     def __enter__(self) -> "RemoteRun":
         return self
@@ -219,11 +254,30 @@ class RemoteRun:
             self.finish("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
 
 
+def join_remote_run(client: Client, run_id: str, *, on_end: Callable[[Any], None] | None = None) -> RemoteRun:
+    """A handle on the running run ``run_id`` that ``runlock run`` started for this process: it
+    logs (rank 0) and ships, and leaves sealing to the wrapper."""
+    view = client.call("GET", f"/runs/{run_id}/view")
+    if view["run"]["status"] != "running":
+        raise SealedError(run_id, view["run"]["status"])
+    return RemoteRun(client, view["run"], view["lock"], on_end=on_end, owned=False)
+
+
 def start_remote_run(client: Client, project: str, name: str | None = None, *, config: Any = None,
                      seed: int | None = None, tags: dict | None = None, argv: list[str] | None = None,
-                     seeding_report: dict | None = None,
+                     seeding_report: dict | None = None, context: dict | None = None,
                      on_end: Callable[[Any], None] | None = None) -> RemoteRun:
     """Capture the lock here, create the run on the server, and return a handle that logs to it."""
+    record, lock = create_remote_run(client, project, name, config=config, seed=seed, tags=tags, argv=argv,
+                                     seeding_report=seeding_report, context=context)
+    return RemoteRun(client, record, lock, on_end=on_end)
+
+
+def create_remote_run(client: Client, project: str, name: str | None = None, *, config: Any = None,
+                      seed: int | None = None, tags: dict | None = None, argv: list[str] | None = None,
+                      seeding_report: dict | None = None, context: dict | None = None) -> tuple[dict, dict]:
+    """Capture the lock here and create the run on the server: ``(record, lock)`` (``runlock run``
+    creates its command's run so, leaving the logging to the command)."""
     check_name(project, "project name")
     if name:
         check_name(name, "run name")
@@ -234,7 +288,8 @@ def start_remote_run(client: Client, project: str, name: str | None = None, *, c
     lock = locks.build(view, config=values, seed=seed, argv=argv)  # type: ignore[arg-type]
     if seeding_report is not None:
         lock["seeding"] = canonical.normalize(seeding_report)
-    context = {"cwd": str(Path.cwd()), "pid": os.getpid(), **code.context(view.objects)}  # type: ignore[arg-type]
+    context = {"cwd": str(Path.cwd()), "pid": os.getpid(), **code.context(view.objects),  # type: ignore[arg-type]
+               **(context or {})}
     record = client.create_run({"project": project, "name": name, "tags": canonical.normalize(tags or {}),
                                 "lock": lock, "context": context, "host": socket.gethostname()})
-    return RemoteRun(client, record, lock, on_end=on_end)
+    return record, lock

@@ -148,31 +148,83 @@ class Spool:
 
     def _ship(self) -> bool:
         sent = False
-        while True:
-            rows = self._db.execute("SELECT seq, key, step, value, raw, time FROM points ORDER BY seq, key "
-                                    "LIMIT ?", (BATCH_POINTS,)).fetchall()
-            if not rows:
-                self._ack(self._spooled)
-                return sent
-            top = rows[-1][0]
-            if len(rows) == BATCH_POINTS:          # a log call is never split across two batches
-                rows = [r for r in rows if r[0] < top] or rows
-                top = rows[-1][0]
-            points = [[k, step, seq, raw if raw is not None else v, t]
-                      for seq, k, step, v, raw, t in rows if raw != "empty"]
+        for top, points in _batches(self._db):
             began = time.perf_counter()
             self.client.send_points(self.run_id, self.rank, points)
             self.request_seconds.append(time.perf_counter() - began)
-            self._db.execute("DELETE FROM points WHERE seq <= ?", (top,))
             self.shipped_points += len(points)
             sent = True
             self._ack(top)
+        self._ack(self._spooled)
+        return sent
 
     def _ack(self, seq: int) -> None:
         with self._cond:
             if seq > self._acked:
                 self._acked = seq
             self._cond.notify_all()
+
+
+def _batches(db: sqlite3.Connection):  # noqa: ANN202 - a generator of (last seq, points)
+    """The spooled points, oldest first, in batches of whole log calls; a batch is deleted from the
+    spool only when the next is asked for (after the caller shipped it)."""
+    while True:
+        rows = db.execute("SELECT seq, key, step, value, raw, time FROM points ORDER BY seq, key "
+                          "LIMIT ?", (BATCH_POINTS,)).fetchall()
+        if not rows:
+            return
+        top = rows[-1][0]
+        if len(rows) == BATCH_POINTS:          # a log call is never split across two batches
+            rows = [r for r in rows if r[0] < top] or rows
+            top = rows[-1][0]
+        yield top, [[k, step, seq, raw if raw is not None else v, t] for seq, k, step, v, raw, t in rows
+                    if raw != "empty"]
+        db.execute("DELETE FROM points WHERE seq <= ?", (top,))
+
+
+def drain(client: Client, run_id: str, timeout: float = 60.0) -> int:
+    """Ship what processes on this machine left spooled for ``run_id`` (one killed before it
+    shipped, or whose server was away at its exit): what ``runlock run`` does before it seals the
+    run it started. Returns the log calls still not on the server (their spools are kept)."""
+    left = 0
+    for path in sorted(spool_dir().glob(f"{run_id}.r*.sqlite")):
+        rank = path.name[len(run_id) + 2:-len(".sqlite")]
+        if rank.isdigit():
+            left += _drain_one(client, run_id, int(rank), path, time.monotonic() + timeout)
+    return left
+
+
+def _drain_one(client: Client, run_id: str, rank: int, path: Path, deadline: float) -> int:
+    db = sqlite3.connect(path, isolation_level=None)
+    backoff = 0.1
+    try:
+        while True:
+            try:
+                for _top, points in _batches(db):
+                    client.send_points(run_id, rank, points)
+                break
+            except sqlite3.OperationalError:      # the process died before it made the table
+                break
+            except ServerUnavailable:
+                if time.monotonic() + backoff > deadline:
+                    break
+                time.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+            except RunlockError:                  # refused (sealed run, revoked token)
+                break
+        try:
+            left = db.execute("SELECT count(DISTINCT seq) FROM points").fetchone()[0]
+        except sqlite3.OperationalError:
+            left = 0
+    finally:
+        db.close()
+    if left == 0:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        warnings.warn(f"runlock: {left} points of run {run_id} could not be sent to the server; they are kept "
+                      f"in {path}.", RuntimeWarning, stacklevel=3)
+    return left
 
 
 def _encode(v: float) -> tuple[float | None, str | None]:

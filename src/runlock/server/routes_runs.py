@@ -14,19 +14,22 @@ the client checks every path and every byte (``remote.http.HttpService.get_artif
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from runlock import artifacts, registry
 from runlock.errors import InvalidInput, NotFound
+from runlock.refs import check_name
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
 from runlock.server.routes_service import (RunId, hidden, jsonable, may_read_run, readable_run,
                                            reads_everything)
 from runlock.store import Store
+from runlock.tracking import records
 from runlock.tracking.annotations import MAX_KEY, MAX_NOTE, MAX_VALUE
+from runlock.tracking.run import adopt
 
 Key = Annotated[str, Field(max_length=MAX_KEY)]
 Ref = Annotated[str, Query(max_length=300)]
@@ -43,6 +46,17 @@ class NoteText(BaseModel):
 
 class Reason(BaseModel):
     reason: str = Field(max_length=10_000)
+
+
+class Adopt(BaseModel):
+    """What a script says about the run ``runlock run`` started for it (``tracking.run.adopt``)."""
+    project: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
+    tags: dict[Key, Annotated[str, Field(max_length=MAX_VALUE)]] | None = Field(default=None, max_length=1000)
+    seeding: dict[str, Any] | None = None
+    knobs: dict[str, Any] | None = None
 
 
 class ArtifactRead(BaseModel):
@@ -64,6 +78,17 @@ def add(app: FastAPI) -> None:
     @app.post(f"{V1}/runs/{{run_id}}/delete")
     def delete_run(request: Request, run_id: RunId, body: Reason) -> dict:
         return _service(request).delete_run(run_id, reason=body.reason).to_dict()
+
+    @app.post(f"{V1}/runs/{{run_id}}/adopt")
+    def adopt_run(request: Request, run_id: RunId, body: Adopt) -> dict:
+        store = _store(request)
+        for value, what in ((body.project, "project name"), (body.name, "run name")):
+            if value:
+                check_name(value, what)
+        rec = records.get(store, run_id)
+        renamed, lock, recipe = adopt(store, rec.id, project=body.project, name=body.name, config=body.config,
+                                      seed=body.seed, tags=body.tags, seeding_report=body.seeding, knobs=body.knobs)
+        return jsonable({"run": records.get(store, rec.id).to_dict(), "lock": lock, "recipe_id": recipe})
 
     @app.get(f"{V1}/artifacts")
     def list_artifacts(request: Request, run: Ref | None = None, kind: Ref | None = None, name: Ref | None = None,

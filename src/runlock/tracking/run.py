@@ -219,45 +219,10 @@ class Run:
 
     def _adopt(self, *, project: str, name: str | None, config: Any, seed: int | None, tags: dict | None,
                seeding_report: dict | None) -> None:
-        """What a script's ``start_run`` says about the run it joins (see ``join_wrapper``), in
-        one transaction: one new lock, one recipe id."""
-        if config is not None and not isinstance(config, ResolvedConfig):
-            config = canonical.normalize(config)
-        tags = canonical.normalize(tags) if tags else None
-
-        def write(conn):  # noqa: ANN001, ANN202
-            row = records.require_running(conn, self.id, for_update=True)
-            context = dict(row.context or {})
-            fixed = set((context.get("wrapper") or {}).get("fixed") or ())
-            lock = self._current_lock(row)
-            if config is not None:
-                context, lock["config"] = _config_context(context, lock["config"], config)
-            if seed is not None:
-                lock["seed"] = seed
-            if seeding_report is not None:
-                lock["seeding"] = canonical.normalize(seeding_report)
-                if lock.get("seed") is None:
-                    lock["seed"] = seeding_report.get("seed")
-            declared = (lock.get("knobs") or {}).get("declared") or {}
-            lock["knobs"] = canonical.normalize(seeding.knobs(**declared))
-            values: dict[str, Any] = {"context": context}
-            renamed = {}
-            if name and "name" not in fixed and name != row.name:
-                renamed["name"] = name
-            if project and "project" not in fixed and project != row.project:
-                renamed["project"] = project
-            if tags:
-                values["tags"] = {**(row.tags or {}), **tags}
-                fields.replace_section(conn, self.id, "tags", values["tags"])
-            conn.execute(runs.update().where(runs.c.id == self.id).values(**values, **renamed))
-            if renamed:
-                audit.append(conn, self.store.actor, "run.rename", self.ref,
-                             details={"project": renamed.get("project", row.project), "name": renamed.get("name", row.name),
-                                      "was": {"project": row.project, "name": row.name}})
-            self._store_lock(conn)
-            return renamed
-
-        renamed = self.store.db.run_write(write)
+        """What a script's ``start_run`` says about the run it joins (see ``join_wrapper`` and
+        ``adopt``), in one transaction: one new lock, one recipe id."""
+        renamed, self._lock, self.recipe_id = adopt(self.store, self.id, project=project, name=name, config=config,
+                                                    seed=seed, tags=tags, seeding_report=seeding_report)
         self.project, self.name = renamed.get("project", self.project), renamed.get("name", self.name)
         if project and project != self.project:
             warnings.warn(f"runlock: start_run(project={project!r}) joined run {self.id} of project "
@@ -323,6 +288,58 @@ class Run:
             self.finish("finished")
         else:
             self.finish("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
+
+
+def adopt(store: Store, run_id: str, *, project: str | None, name: str | None, config: Any, seed: int | None,
+          tags: dict | None, seeding_report: dict | None, knobs: dict | None = None) -> tuple[dict, dict, str]:
+    """Give running run ``run_id`` what the script that joined it says about itself (see
+    ``join_wrapper``), in one transaction: its config replaces the lock's, its seed too when it
+    gives one, a seeding report is recorded, the knobs are ``knobs`` (a team server's client
+    captured them in its process) or captured here, keeping those declared before; its name and
+    project replace the run's unless the command line fixed them; its tags are merged in. Returns
+    ``(renamed, lock, recipe_id)``."""
+    if config is not None and not isinstance(config, ResolvedConfig):
+        config = canonical.normalize(config)
+    tags = canonical.normalize(tags) if tags else None
+    ref = f"run:{run_id}"
+
+    def write(conn):  # noqa: ANN001, ANN202
+        row = records.require_running(conn, run_id, for_update=True)
+        context = dict(row.context or {})
+        fixed = set((context.get("wrapper") or {}).get("fixed") or ())
+        lock = locks.load(store, row.recipe_id)
+        if config is not None:
+            context, lock["config"] = _config_context(context, lock["config"], config)
+        if seed is not None:
+            lock["seed"] = seed
+        if seeding_report is not None:
+            lock["seeding"] = canonical.normalize(seeding_report)
+            if lock.get("seed") is None:
+                lock["seed"] = seeding_report.get("seed")
+        declared = (lock.get("knobs") or {}).get("declared") or {}
+        lock["knobs"] = canonical.normalize(knobs if knobs is not None else seeding.knobs(**declared))
+        values: dict[str, Any] = {"context": context}
+        renamed = {}
+        if name and "name" not in fixed and name != row.name:
+            renamed["name"] = name
+        if project and "project" not in fixed and project != row.project:
+            renamed["project"] = project
+        if tags:
+            values["tags"] = {**(row.tags or {}), **tags}
+            fields.replace_section(conn, run_id, "tags", values["tags"])
+        conn.execute(runs.update().where(runs.c.id == run_id).values(**values, **renamed))
+        if renamed:
+            audit.append(conn, store.actor, "run.rename", ref,
+                         details={"project": renamed.get("project", row.project), "name": renamed.get("name", row.name),
+                                  "was": {"project": row.project, "name": row.name}})
+        recipe = locks.store_lock(store, lock)
+        if recipe != row.recipe_id:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(recipe_id=recipe))
+            fields.replace_section(conn, run_id, "config", lock["config"])
+            audit.append(conn, store.actor, "run.lock", ref, before=row.recipe_id, after=recipe)
+        return renamed, lock, recipe
+
+    return store.db.run_write(write)
 
 
 def _config_context(context: dict, old: dict, config: Any) -> tuple[dict, dict]:
@@ -585,7 +602,7 @@ def _seal_at_exit() -> None:
 
 def _finish_open_runs() -> None:
     with _stack_lock:
-        left = [r for r in _stack if isinstance(r, Run) and not r.ended]
+        left = [r for r in _stack if (isinstance(r, Run) or getattr(r, "seal_at_exit", False)) and not r.ended]
     for run in reversed(left):
         run._holds = 0
         try:
@@ -597,5 +614,6 @@ def _finish_open_runs() -> None:
             pass  # the store is gone or refuses: the next command that writes marks the run crashed
 
 
-# for the surface (runlock.api) that starts a run on a team server: the same stack and seeding report
-push_run, pop_run, take_pending_seeding = _push, _pop, _take_pending_seeding
+# for the surface (runlock.api) that starts a run on a team server: the same stack, seeding report
+# and end at exit (a remote run says ``seal_at_exit``)
+push_run, pop_run, take_pending_seeding, seal_at_exit = _push, _pop, _take_pending_seeding, _seal_at_exit

@@ -15,11 +15,12 @@ the only way it takes effect.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from runlock import seeding
@@ -54,36 +55,19 @@ def run_command(store: Store, argv: list[str], *, project: str | None = None, na
     the command starts; ``stdout`` (a file descriptor) takes the command's standard output;
     ``cwd``: the folder the command starts in; ``on_exit(run, returncode)`` is called before the
     run is sealed (to log outputs); an error it raises seals the run failed."""
-    if not argv:
-        raise InvalidInput("No command given.", hint="Use `runlock run -- python train.py ...`.")
-    env = dict(os.environ)
-    if hashseed is not None:
-        env = seeding.hashseed_environ(hashseed, env)
-        env[seeding.HASHSEED_ENV] = str(hashseed)   # what seed_everything checks the hash seed against
-    env.pop(ENV_RUN_ID, None)
-    saved = os.environ.get("PYTHONHASHSEED")
-    if hashseed is not None:
-        os.environ["PYTHONHASHSEED"] = env["PYTHONHASHSEED"]  # recorded in the lock's environment
-    fixed = [k for k, given in (("project", project), ("name", name)) if given]
-    try:
+    env, context = command_env(argv, hashseed, project=project, name=name, cwd=cwd)
+    with hashseed_set(env, hashseed):
         run = create_run(store, project or DEFAULT_PROJECT, name, config=config, seed=seed, argv=argv,
-                         context={"wrapper": {"fixed": fixed}, **({"cwd": os.path.abspath(cwd)} if cwd else {})})
-    finally:
-        if hashseed is not None:
-            _restore("PYTHONHASHSEED", saved)
+                         context=context)
     if on_start is not None:
         on_start(run)
+    env.pop("RUNLOCK_SERVER", None)     # the command logs to this store, not to a server
     env.update({ENV_RUN_ID: run.id, "RUNLOCK_STORE": str(store.root), **(extra_env or {})})
     try:
-        proc = subprocess.Popen(argv, env=env, stdout=stdout, cwd=cwd)
-    except OSError as e:
-        run.finish("failed", f"Could not start {argv[0]}: {e.strerror}")
-        raise InvalidInput(f"Could not start {argv[0]!r}: {e.strerror}.") from None
-    try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait()
+        rc = run_child(argv, env, stdout, cwd)
+    except InvalidInput as e:
+        run.finish("failed", e.message)
+        raise
     if on_exit is not None:
         try:
             on_exit(run, rc)
@@ -97,6 +81,50 @@ def run_command(store: Store, argv: list[str], *, project: str | None = None, na
     rec = records.get(store, run.id)
     return CommandResult(run.id, rc, rec.status, rec.recipe_id, int(rec.context.get("lost_points") or 0),
                          rec.error)
+
+
+def command_env(argv: list[str], hashseed: int | None, *, project: str | None, name: str | None,
+                cwd: str | os.PathLike | None = None) -> tuple[dict[str, str], dict]:
+    """The command's environment (``PYTHONHASHSEED`` set for ``hashseed``, no run id inherited)
+    and the run record's context (which of project and name the command line fixed)."""
+    if not argv:
+        raise InvalidInput("No command given.", hint="Use `runlock run -- python train.py ...`.")
+    env = dict(os.environ)
+    if hashseed is not None:
+        env = seeding.hashseed_environ(hashseed, env)
+        env[seeding.HASHSEED_ENV] = str(hashseed)   # what seed_everything checks the hash seed against
+    env.pop(ENV_RUN_ID, None)
+    fixed = [k for k, given in (("project", project), ("name", name)) if given]
+    return env, {"wrapper": {"fixed": fixed}, **({"cwd": os.path.abspath(cwd)} if cwd else {})}
+
+
+@contextlib.contextmanager
+def hashseed_set(env: dict[str, str], hashseed: int | None) -> Iterator[None]:
+    """``PYTHONHASHSEED`` as the command will have it, while its run's lock is captured here."""
+    if hashseed is None:
+        yield
+        return
+    saved = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = env["PYTHONHASHSEED"]  # recorded in the lock's environment
+    try:
+        yield
+    finally:
+        _restore("PYTHONHASHSEED", saved)
+
+
+
+def run_child(argv: list[str], env: dict[str, str], stdout: int | None = None,
+              cwd: str | os.PathLike | None = None) -> int:
+    """Start the command and wait for it (Ctrl-C is passed on to it); its exit status."""
+    try:
+        proc = subprocess.Popen(argv, env=env, stdout=stdout, cwd=cwd)
+    except OSError as e:
+        raise InvalidInput(f"Could not start {argv[0]!r}: {e.strerror}.") from None
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait()
 
 
 def _restore(key: str, value: str | None) -> None:

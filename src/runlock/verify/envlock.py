@@ -24,6 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from runlock import environment
 from runlock.errors import InvalidInput, RunlockError
@@ -76,11 +77,28 @@ def diff_environments(recorded: dict, current: dict) -> list[Drift]:
     return out
 
 
-def env_diff(store: Store, run: str, current: dict | None = None, *, python: Path | None = None) -> EnvDiff:
+class RunSource(Protocol):
+    """A run's record and lock from elsewhere than a store here: any ``remote.interface.Service``
+    (``run_view``), so a team server's client exports, diffs and rebuilds what the server recorded."""
+
+    def run_view(self, ref: str) -> Any: ...
+
+
+def run_and_lock(source: Store | RunSource, run: str) -> tuple[records.RunRecord, dict]:
+    """The run ``run`` names and its lock (``{}`` when it has none)."""
+    if isinstance(source, Store):
+        rec = records.get(source, run)
+        return rec, locks.load(source, rec.recipe_id) if rec.recipe_id else {}
+    view = source.run_view(run)
+    return view.run, view.lock or {}
+
+
+def env_diff(store: Store | RunSource, run: str, current: dict | None = None, *,
+             python: Path | None = None) -> EnvDiff:
     """How the environment of this process (or of the interpreter ``python``) differs from the one
     ``run`` recorded."""
-    rec = records.get(store, run)
-    recorded = recorded_environment(store, rec, local=False)   # as the lock holds it, as capture() gives it
+    rec, lock = run_and_lock(store, run)
+    recorded = environment_of(rec, lock, local=False)   # as the lock holds it, as capture() gives it
     if current is None:
         current = capture_with(python) if python is not None else environment.capture()
     return EnvDiff(rec.id, diff_environments(recorded, current))
@@ -107,11 +125,21 @@ def capture_with(python: Path) -> dict:
 def recorded_environment(store: Store, rec: records.RunRecord, *, local: bool = True) -> dict:
     """The lock's environment; with ``local``, plus the local folder installs that the run record
     keeps beside it (``environment.local_sources``), so an export can name their folders."""
-    env = dict((locks.load(store, rec.recipe_id) if rec.recipe_id else {}).get("environment") or {})
+    return environment_of(rec, locks.load(store, rec.recipe_id) if rec.recipe_id else {}, local=local)
+
+
+def environment_of(rec: records.RunRecord, lock: dict, *, local: bool = True) -> dict:
+    """``recorded_environment`` of a lock already read."""
+    env = dict(lock.get("environment") or {})
     local = local and (rec.context or {}).get("local_sources")
     if local:
         env["sources"] = {**(env.get("sources") or {}), **local}
     return env
+
+
+def _recorded(source: Store | RunSource, run: str) -> tuple[dict, records.RunRecord]:
+    rec, lock = run_and_lock(source, run)
+    return environment_of(rec, lock), rec
 
 
 def _group(key: str) -> str:
@@ -146,13 +174,12 @@ def _unhashed(env: dict, found: wheels.Lookup | None) -> dict[str, str]:
             if n not in found.found and not (sources.get(n) or {}).get("sha256")}
 
 
-def export_requirements(store: Store, run: str, *, exclude: tuple[str, ...] = (), hashes: bool = False,
+def export_requirements(store: Store | RunSource, run: str, *, exclude: tuple[str, ...] = (), hashes: bool = False,
                         index_url: str | None = None) -> RequirementsLock:
     """The run's environment as a pip requirements file with every distribution pinned (VCS ones
     to their commit, archives with the hash the installer recorded; with ``hashes``, index
     distributions with their wheel's sha256 looked up on the index now)."""
-    rec = records.get(store, run)
-    env = recorded_environment(store, rec)
+    env, rec = _recorded(store, run)
     packages = {k: v for k, v in (env.get("packages") or {}).items() if k not in exclude}
     env = {**env, "packages": packages}
     found = wheel_hashes(env, index_url) if hashes else None
@@ -197,7 +224,7 @@ def requirement_lines(packages: dict[str, str], sources: dict[str, dict],
     return lines, all_hashed
 
 
-def export_lockfile(store: Store, run: str, fmt: str, *, hashes: bool = False, index_url: str | None = None,
+def export_lockfile(store: Store | RunSource, run: str, fmt: str, *, hashes: bool = False, index_url: str | None = None,
                     cache: dict | None = None) -> LockFile:
     """The run's environment as ``pylock`` (PEP 751 ``pylock.toml``) or ``cyclonedx`` (an SBOM);
     with ``hashes``, each index distribution's wheel sha256 looked up on the index now."""
@@ -206,8 +233,7 @@ def export_lockfile(store: Store, run: str, fmt: str, *, hashes: bool = False, i
     if fmt == "cyclonedx" and not pylock.sbom_available():
         raise InvalidInput("--format cyclonedx needs cyclonedx-python-lib.",
                            hint="Install it with `pip install 'runlock[sbom]'`.")
-    rec = records.get(store, run)
-    env = recorded_environment(store, rec)
+    env, rec = _recorded(store, run)
     found = wheel_hashes(env, index_url, cache) if hashes else None
     wheels_found = found.found if found else None
     if fmt == "pylock":
@@ -252,7 +278,7 @@ class Rebuilt:
 _HASH_OPTION = re.compile(r" --hash=sha256:[0-9a-f]{64}$")
 
 
-def rebuild(store: Store, run: str, target: Path, *, hashes: bool = False, index_url: str | None = None,
+def rebuild(store: Store | RunSource, run: str, target: Path, *, hashes: bool = False, index_url: str | None = None,
             lockfile: Path | None = None) -> Rebuilt:
     """A new virtual environment at ``target`` with exactly the distributions ``run`` recorded.
 
@@ -265,8 +291,7 @@ def rebuild(store: Store, run: str, target: Path, *, hashes: bool = False, index
     checks hashes for all or for none, so without every hash none is given and each is pinned by
     version. What the fresh venv brought that the run did not have (pip, setuptools) is then
     uninstalled. On failure the half-built venv is removed."""
-    rec = records.get(store, run)
-    env = recorded_environment(store, rec)
+    env, rec = _recorded(store, run)
     want = (env.get("python") or {}).get("version")
     if not want or not env.get("packages"):
         raise InvalidInput(f"run:{rec.id} recorded no interpreter or packages to rebuild.")
