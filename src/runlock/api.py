@@ -72,6 +72,11 @@ def _served(fn: Callable[[Any], T], client: Any = None) -> T:
         svc.close()
 
 
+def _client() -> Any:
+    """A client of ``RUNLOCK_SERVER`` that outlives the call (a split reads its records through it)."""
+    return importlib.import_module("runlock.remote.client").connect()
+
+
 def _with(store: StoreArg, fn: Callable[[Store], T], *, writes: bool) -> T:
     """``fn(store)``; a store opened here (for ``None`` or a path) is closed afterwards."""
     if isinstance(store, Store):
@@ -105,10 +110,11 @@ def split(snapshot_or_ref: snapshots.Snapshot | str, name: str | None = None,
           **options: Any) -> splits.Split:
     """Split a snapshot and name the result ``split:NAME@vN`` (see ``data.split.create_split``).
     The split keeps the store it was made in (``Split.store``), so it stays open; one made on a
-    team server keeps none (``Split.store`` is None: its records are read from the manifest)."""
-    if _on_server(store):
-        return _served(lambda svc: svc.split(_split_request(snapshot_or_ref, name, ratios, seed, strategy, by, names,
-                                                            options), options.get("on_progress")))
+    team server keeps a client of it, and reads its records from the server's objects."""
+    if _on_server(store):     # the split keeps a client of the server open, to read its records
+        return _served(lambda svc: svc.bind(svc.split(_split_request(
+            snapshot_or_ref, name, ratios, seed, strategy, by, names, options), options.get("on_progress"))),
+            client=_client())
     st = store if store is not None else open_for_writing()
     return splits.create_split(st, snapshot_or_ref, name=name, ratios=ratios, seed=seed, strategy=strategy,
                                by=by, names=names, **options)
@@ -130,7 +136,11 @@ def _split_request(snapshot_or_ref: Any, name: str | None, ratios: Sequence[floa
 
 
 def load_split(ref_or_split: splits.Split | str, store: Store | None = None) -> splits.Split:
-    """The split a reference names (``split:NAME@v1``, ``split:NAME``, an id, or a Split)."""
+    """The split a reference names (``split:NAME@v1``, ``split:NAME``, an id, or a Split); with
+    ``RUNLOCK_SERVER`` set and no store, from the team server (its records read from there)."""
+    if _on_server(store):
+        ref = ref_or_split if isinstance(ref_or_split, str) else ref_or_split.id
+        return _served(lambda svc: svc.bind(svc.load_split(ref)), client=_client())
     return splits.load(store if store is not None else open_store(), ref_or_split)
 
 

@@ -96,7 +96,12 @@ def model_card(store: Store, ref: str, *, limitations: str | None = None) -> Mod
 def write_card(store: Store, ref: str, dest: str | Path, *, force: bool = False,
                limitations: str | None = None) -> ModelCard:
     """Write the card to ``dest`` (a file, or a folder that gets ``README.md``)."""
-    card = model_card(store, ref, limitations=limitations)
+    return save_card(model_card(store, ref, limitations=limitations), dest, force=force)
+
+
+def save_card(card: ModelCard, dest: str | Path, *, force: bool = False) -> ModelCard:
+    """Write a card made already (here, or by a team server) to ``dest`` (a file, or a folder
+    that gets ``README.md``)."""
     path = Path(dest)
     path = path / "README.md" if path.is_dir() else path
     if path.exists() and not force:

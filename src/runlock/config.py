@@ -27,7 +27,7 @@ import yaml
 from runlock import canonical, hashing
 from runlock.errors import InvalidInput, NotFound
 from runlock.store import Store
-from runlock.tracking import records
+from runlock.tracking.source import RunSource, run_and_lock
 from runlock.tracking.fields import flatten
 
 if TYPE_CHECKING:
@@ -162,12 +162,11 @@ def _origins(layers: list[tuple[Source, DictConfig]], values: dict) -> dict[str,
     return {k: origins.get(k, "") for k in sorted(leaves)}
 
 
-def explain(store: Store, ref: str) -> Explanation:
-    """Which file or override set each key of a run's config."""
-    rec = records.get(store, ref)
+def explain(store: Store | RunSource, ref: str) -> Explanation:
+    """Which file or override set each key of a run's config (from a store, or a team server)."""
+    rec, lock = run_and_lock(store, ref)
     if not rec.recipe_id:
         raise NotFound("lock of run", rec.id)
-    lock = canonical.loads(store.objects.get_bytes(rec.recipe_id))
     prov = rec.context.get("config") or {}
     origins = prov.get("origins", {})
     keys = [Explained(k, v, origins.get(k) or CODE_ORIGIN) for k, v in sorted(flatten(lock["config"]).items())]

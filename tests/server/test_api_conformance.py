@@ -87,6 +87,12 @@ def test_split_gives_the_same_split(world: World, where: dict) -> None:
     assert sum(sp.counts.values()) == 120 and set(sp.counts) == {"a", "b"}
     with pytest.raises((InvalidInput, TypeError)):
         runlock.split(snap, "api-tickets", strategy="random", by="label", **where)
+    # a training script reads its partitions, from the server's objects when the split lives there
+    loaded = runlock.load_split("split:api-tickets", **where)
+    frames = {p: loaded.to_pandas(p) for p in ("a", "b")}
+    assert sorted([*frames["a"]["id"], *frames["b"]["id"]]) == [f"t{i:03d}" for i in range(120)] \
+        and len(frames["a"]) == sp.counts["a"]
+    assert sp.to_arrow("b").equals(loaded.to_arrow("b")) and set(frames["a"]["label"]) == {"a", "b"}
 
 
 def _train(where: dict, name: str, data: Path) -> object:

@@ -440,3 +440,48 @@ def test_whoami_prints_the_same_identity_from_both(world: World) -> None:
     assert set(json.loads(local[1])) == set(json.loads(remote[1]))
     shown = _cli(world, ["users", "whoami"], remote=True)
     assert shown[0] == 0 and "admin" in shown[1]
+
+
+@pytest.mark.parametrize("args, code", [
+    (["data", "verify", "ds:cat-docs"], 0),
+    (["data", "verify", "--json"], 0),
+    (["data", "verify", "ds:cat-docs", "--path", "DATA/files"], 0),
+    (["data", "verify", "ds:cat-docs", "--path", "DATA/edited", "--json"], 1),     # another folder's files
+    (["data", "verify", "--path", "DATA/files"], 2),
+    (["data", "verify", "ds:nothing"], 1),
+])
+def test_data_verify_prints_the_same_text(world: World, args: list[str], code: int) -> None:
+    _named(world)
+    args = [a.replace("DATA", str(world.data)) for a in args]
+    remote, local = _cli(world, args, remote=True), _cli(world, args, remote=False)
+    assert remote == local, f"server:\n{remote[1]}\nlocal:\n{local[1]}"
+    assert local[0] == code, local
+
+
+@pytest.mark.parametrize("args", [["config", "explain", "RUN0"], ["config", "explain", "RUN1", "--json"],
+                                  ["config", "explain", "01HZZZZZZZZZZZZZZZZZZZZZZZ"]])
+def test_config_explain_prints_the_same_text(world: World, args: list[str]) -> None:
+    args = [a.replace("RUN0", world.runs[0]).replace("RUN1", world.runs[1][:10]) for a in args]
+    remote, local = _cli(world, args, remote=True), _cli(world, args, remote=False)
+    assert remote == local, f"server:\n{remote[1]}\nlocal:\n{local[1]}"
+    assert (local[0] == 0) == ("ZZZZ" not in args[2]) and ("ZZZZ" in args[2] or "lr" in local[1])
+
+
+def test_registry_card_writes_the_same_card_from_both(world: World, tmp_path: Path) -> None:
+    args = ["registry", "card", "model:bot@v1", "--limitations", "toy data only", "--json", "-o"]
+    remote = _cli(world, [*args, str(tmp_path / "r.md")], remote=True)
+    local = _cli(world, [*args, str(tmp_path / "l.md")], remote=False)
+    assert remote[0] == local[0] == 0, (remote, local)
+    assert remote[1].replace("r.md", "X") == local[1].replace("l.md", "X")
+    assert (tmp_path / "r.md").read_text() == (tmp_path / "l.md").read_text() and "toy data only" in \
+        (tmp_path / "r.md").read_text()
+    again = _cli(world, ["registry", "card", "model:bot@v1", "-o", str(tmp_path / "r.md")], remote=True)
+    assert again == _cli(world, ["registry", "card", "model:bot@v1", "-o", str(tmp_path / "r.md")], remote=False)
+    assert again[0] != 0 and "already exists" in again[1]
+    outsider = HttpService(Client(world.server.url, world.server.tokens["outsider"]))
+    try:
+        with pytest.raises(RunlockError) as e:
+            outsider.model_card("model:bot@v1")
+        assert e.value.exit_code == 3
+    finally:
+        outsider.close()

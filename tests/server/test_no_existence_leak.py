@@ -79,6 +79,19 @@ BY_REFERENCE: dict[tuple[str, str], list[dict]] = {
                                        {"json": {"ref": "{alias}", "alias": "canary", "reason": "x"}}],
     ("POST", f"{V1}/models/aliases/remove"): [{"json": {"name": "{name}", "alias": "canary", "reason": "x"}}],
     ("GET", f"{V1}/lineage"): [{"params": {"entity": "{model}"}}, {"params": {"entity": "run:{run}"}}],
+    ("POST", f"{V1}/splits/import"): [{"json": {"ids": "sha256:" + "0" * 64, "path": "x", "snapshot": "ds:{name}",
+                                                "name": "n"}}],
+    ("POST", f"{V1}/splits/apply"): [{"json": {"ref": "split:{name}", "snapshot": "ds:{name}"}}],
+    ("POST", f"{V1}/splits/check"): [{"json": {"ref": "split:{name}"}}],
+    ("POST", f"{V1}/checks"): [{"json": {"target": "{run}", "policy": {"source": "p", "rules": {}}}},
+                               {"json": {"target": "{model}", "policy": {"source": "p", "rules": {}}}}],
+    ("POST", f"{V1}/compare"): [{"json": {"a": "{run}", "b": "{prefix}", "rtol": 0, "atol": 0, "k": 3}}],
+    ("POST", f"{V1}/attestations"): [{"json": {"ref": "{model}", "policy": {"source": "p", "rules": {}}}},
+                                     {"json": {"ref": "{run}", "policy": {"source": "p", "rules": {}}}}],
+    ("POST", f"{V1}/models/gate"): [{"json": {"model": "{model}", "attestation": "sha256:" + "0" * 64,
+                                              "policy": {"source": "p", "rules": {}}}}],
+    ("POST", f"{V1}/models/card"): [{"json": {"ref": "{model}"}}, {"json": {"ref": "{alias}"}}],
+    ("POST", f"{V1}/snapshots/verify"): [{"json": {"ref": "ds:{name}"}}],
     ("GET", f"{V1}/snapshots/diff"): [{"params": {"old": "ds:{name}", "new": "ds:{name}"}}],
     ("GET", f"{V1}/artifacts"): [{"params": {"run": "{run}"}}, {"params": {"run": "{prefix}", "name": "model"}}],
     ("GET", f"{V1}/artifacts/show"): [{"params": {"ref": "{art}"}}, {"params": {"ref": "{run}/model"}},
@@ -102,7 +115,7 @@ BODIES = {
     ("POST", f"{V1}/runs/{{run_id}}/delete"): {"json": {"reason": "x"}},
 }
 
-REFERENCE_FIELDS = {"ref", "run", "runs", "a", "b", "name", "target", "ids", "snapshot", "entity"}
+REFERENCE_FIELDS = {"ref", "run", "runs", "a", "b", "name", "target", "ids", "snapshot", "entity", "model"}
 
 
 def _fill(value, refs: dict):  # noqa: ANN001, ANN202

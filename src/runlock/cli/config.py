@@ -8,6 +8,7 @@ import typer
 
 from runlock import config as configs
 from runlock.cli import common
+from runlock.cli.service import service
 
 app = typer.Typer(help="Layered configuration: resolve files and overrides; explain a run's config.",
                   no_args_is_help=True)
@@ -17,7 +18,7 @@ app = typer.Typer(help="Layered configuration: resolve files and overrides; expl
 def explain(ctx: typer.Context, run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
             as_json: bool = common.JSON_OPTION) -> None:
     """Show each key of a run's config, its value, and the file or override that set it."""
-    result = configs.explain(common.store(ctx), run)
+    result = configs.explain(service(ctx), run)
     common.emit(result, as_json, _render_explain)
 
 

@@ -9,7 +9,7 @@ from runlock.cli import common
 from runlock.cli.service import service
 from runlock.data.diff import SnapshotDiff
 from runlock.data.snapshot import Snapshot, SnapshotInfo
-from runlock.data.verify import VerifyReport, verify as verify_snapshots
+from runlock.data.verify import VerifyReport
 
 app = typer.Typer(help="Dataset snapshots: content-addressed, versioned, verifiable.", no_args_is_help=True)
 
@@ -75,9 +75,9 @@ def verify_cmd(ctx: typer.Context, ref: str = typer.Argument(None, help="One sna
                path: str = typer.Option(None, "--path", help="Re-hash this folder and compare it with REF instead."),
                progress: bool = common.PROGRESS_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Re-hash stored snapshots (or a folder against one); exit 1 if anything differs."""
-    store = common.store(ctx)
+    svc = service(ctx)
     with common.progress("re-hashing", _bar(progress, as_json), unit="files") as tick:
-        report = verify_snapshots(store, ref, path=path, on_progress=tick)
+        report = svc.verify_snapshots(ref, path=path, on_progress=tick)
     common.emit(report, as_json, _render_verify)
     if not report.ok:
         raise typer.Exit(1)

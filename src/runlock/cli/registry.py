@@ -134,6 +134,6 @@ def card(ctx: typer.Context, ref: str = typer.Argument(..., help=REF_HELP),
          force: bool = typer.Option(False, "--force", help="Replace the file if it exists."),
          as_json: bool = common.JSON_OPTION) -> None:
     """Write a Hugging Face model card (README.md) generated from the record."""
-    result = cards.write_card(common.store(ctx), ref, output, force=force, limitations=limitations)
+    result = cards.save_card(service(ctx).model_card(ref, limitations=limitations), output, force=force)
     common.emit(result, as_json, lambda c: common.console.print(f"wrote the card of {c.ref} to {c.path}",
                                                                 highlight=False))

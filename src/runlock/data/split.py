@@ -71,6 +71,8 @@ class Split:
     leakage: leakage.LeakageReport | None = field(default=None, repr=False)
     created: bool = False
     store: Store | None = field(default=None, repr=False, compare=False)
+    # the snapshot itself, where ``store`` cannot look it up (it is a team server's objects)
+    source: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ref(self) -> str:
@@ -139,7 +141,7 @@ class Split:
         if self.store is None:
             raise InvalidInput(f"{self.ref} was not loaded from a store, so its records cannot be read.",
                                hint="Use runlock.load_split(ref) to get a split bound to its store.")
-        return read_table(self.store, self.snapshot_id)
+        return read_table(self.store, self.source or self.snapshot_id)
 
     def to_dict(self) -> dict:
         total = sum(self.counts.values()) or 1

@@ -66,8 +66,9 @@ def verify(store: Store, ref: str | Snapshot | None = None, *, path: str | Path 
     return _verify_objects(store, [load_snapshot(store, i) for i in ids], on_progress)
 
 
-def verify_path(store: Store, snap: Snapshot, path: Path, *, on_progress: Progress | None = None) -> VerifyReport:
-    """Re-hash the files under ``path`` (no stat cache) and compare them with ``snap``."""
+def verify_path(store: Store | None, snap: Snapshot, path: Path, *, on_progress: Progress | None = None) -> VerifyReport:
+    """Re-hash the files under ``path`` (no stat cache) and compare them with ``snap`` (its
+    manifest says everything: a team server's client compares with the one the server sent)."""
     files = list_files(path)
     with ThreadPoolExecutor(WORKERS) as pool:
         found = dict(zip([rel for rel, _ in files],

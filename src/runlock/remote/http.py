@@ -10,6 +10,7 @@ the path checks of ``runlock.paths`` and the hash check of every byte run here, 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,9 +20,11 @@ from typing import Any
 from runlock import artifacts
 from runlock.attest import Attestation, GateResult, read_attestation
 from runlock.audit import InclusionProof, Problem, VerifyReport
+from runlock.cards import ModelCard
 from runlock.checkpoints import Checkpoint
 from runlock.data.checkout import Checkout, checkout
 from runlock.data.diff import Changes, SnapshotDiff
+from runlock.data.verify import Problem as DataProblem, VerifyReport as DataReport, verify as data_verify, verify_path
 from runlock.data.leakage import LeakageReport
 from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, default_name, took
 from runlock.data.split import Split, SplitInfo
@@ -174,6 +177,10 @@ class HttpService:
         d = self.client.call("GET", "/models/aliases-at", params=params)
         return AliasState(d["name"], d["at"], d["aliases"])
 
+    def model_card(self, ref: str, *, limitations: str | None = None) -> ModelCard:
+        d = self.client.call("POST", "/models/card", json={"ref": ref, "limitations": limitations})
+        return ModelCard(d["ref"], d["digest"], d["front_matter"], d["text"])
+
     def set_alias(self, ref: str, alias: str, *, reason: str) -> AliasMove:
         d = self.client.call("POST", "/models/aliases", json={"ref": ref, "alias": alias, "reason": reason})
         return AliasMove(**d)
@@ -294,6 +301,17 @@ class HttpService:
         return SnapshotDiff(d["old"], d["new"], d["old_id"], d["new_id"], Changes(**d["files"]),
                             Changes(**d["records"]) if d["records"] is not None else None)
 
+    def verify_snapshots(self, ref: str | None = None, *, path: str | None = None,
+                         on_progress: Callable[[int, int], None] | None = None) -> DataReport:
+        """With ``path``: the folder re-hashed here against the snapshot the server holds; else the
+        server re-hashes its objects (``POST /snapshots/verify``)."""
+        if path is not None:
+            if ref is None:
+                return data_verify(None, None, path=path)       # the domain's own refusal
+            return verify_path(None, self.load_snapshot(ref), Path(path), on_progress=on_progress)
+        d = self.client.call("POST", "/snapshots/verify", json={"ref": ref}, timeout=3600.0)
+        return DataReport(d["snapshots"], d["objects"], [DataProblem(**p) for p in d["problems"]])
+
     def list_splits(self, name: str | None = None) -> list[SplitInfo]:
         params = {"name": check_name(name, "split name")} if name is not None else {}
         return [SplitInfo(**i) for i in self.client.call("GET", "/splits", params=params)["splits"]]
@@ -302,6 +320,13 @@ class HttpService:
         d = self.client.call("GET", "/splits/resolve", params={"ref": ref})
         report = LeakageReport.from_dict(d["leakage"]) if d["leakage"] else None
         return Split(d["id"], d["manifest"], d["name"], d["version"], report, False)
+
+    def bind(self, sp: Split) -> Split:
+        """``sp`` able to read its records (``records``, ``to_arrow``, ``to_pandas``) from the
+        server's objects, each hash-checked here, while this service's client is open."""
+        view = ServerView(ServerObjects(self.client), Path(tempfile.gettempdir()) / "runlock-client" / ".runlock",
+                          "client")
+        return dataclasses.replace(sp, store=view, source=self.load_snapshot(sp.snapshot_id))
 
     def export_split(self, ref: str, path: str | Path) -> Exported:
         """The split's manifest from the server, its ids written here as ``splits_v1.json``."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from runlock.audit import InclusionProof, VerifyReport
     from runlock.data.checkout import Checkout
     from runlock.data.diff import SnapshotDiff
+    from runlock.data.verify import VerifyReport as DataReport
     from runlock.data.split_ops import Checked, Exported
     from runlock.data.snapshot import Snapshot, SnapshotInfo
     from runlock.data.split import Split, SplitInfo
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from runlock.tracking.diff import RunDiff
     from runlock.attest import Attestation, GateResult
     from runlock.auditlog import Entry
+    from runlock.cards import ModelCard
     from runlock.checkpoints import Checkpoint
     from runlock.identity import Identity
     from runlock.keys import PublicKey
@@ -151,6 +153,8 @@ class Service(Protocol):
 
     def aliases_at(self, name: str, when: str, alias: str | None = None) -> AliasState: ...
 
+    def model_card(self, ref: str, *, limitations: str | None = None) -> ModelCard: ...
+
     def set_alias(self, ref: str, alias: str, *, reason: str) -> AliasMove: ...
 
     def remove_alias(self, name: str, alias: str, *, reason: str) -> AliasMove: ...
@@ -194,6 +198,9 @@ class Service(Protocol):
     def checkout(self, ref: str, dest: str | Path) -> Checkout: ...
 
     def diff_snapshots(self, old: str, new: str) -> SnapshotDiff: ...
+
+    def verify_snapshots(self, ref: str | None = None, *, path: str | None = None,
+                         on_progress: Callable[[int, int], None] | None = None) -> DataReport: ...
 
     def list_splits(self, name: str | None = None) -> list[SplitInfo]: ...
 

@@ -113,6 +113,9 @@ class LocalService:
     def aliases_at(self, name: str, when: str, alias: str | None = None):  # noqa: ANN201
         return _domain("registry").aliases_at(self.store, name, when, alias)
 
+    def model_card(self, ref: str, *, limitations: str | None = None):  # noqa: ANN201
+        return _domain("cards").model_card(self.store, ref, limitations=limitations)
+
     # -- lineage -----------------------------------------------------------------------------------
     def lineage(self, entity: str, direction: str = "upstream", depth: int = 10, max_nodes: int = 10_000):  # noqa: ANN201
         return _domain("lineage.entities").view(self.store, entity, direction, depth, max_nodes)
@@ -181,6 +184,10 @@ class LocalService:
 
     def diff_snapshots(self, old: str, new: str):  # noqa: ANN201
         return _domain("data.diff").diff(self.store, old, new)
+
+    def verify_snapshots(self, ref: str | None = None, *, path: str | None = None,
+                         on_progress: Callable[[int, int], None] | None = None):  # noqa: ANN201
+        return _domain("data.verify").verify(self.store, ref, path=path, on_progress=on_progress)
 
     def list_splits(self, name: str | None = None) -> list:
         return _domain("data.split").list_splits(self.store, name)

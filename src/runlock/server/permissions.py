@@ -81,12 +81,14 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/models/aliases/remove"): Rule("model.alias", None),
     ("POST", f"{V1}/audit/proof"): Rule("audit.read", "*"),   # signing a checkpoint for it: audit.checkpoint
     ("GET", f"{V1}/snapshots/diff"): Rule("snapshot.read", "*"),
+    ("POST", f"{V1}/snapshots/verify"): Rule("snapshot.verify", "*"),   # re-hashes every object: an editor
     # runs tag/note/delete and artifacts (server/routes_runs.py): annotations are the domain's
     # own, on the run's project; an artifact's handler requires run.read on its run's project
     ("POST", f"{V1}/runs/{{run_id}}/adopt"): Rule("run.log", "run:{run_id}"),   # runlock run's script joins
     ("POST", f"{V1}/runs/{{run_id}}/tags"): Rule("run.tag", "run:{run_id}"),
     ("POST", f"{V1}/runs/{{run_id}}/notes"): Rule("run.note", "run:{run_id}"),
     ("POST", f"{V1}/runs/{{run_id}}/delete"): Rule("run.delete", "run:{run_id}"),
+    ("POST", f"{V1}/models/card"): SIGNED_IN,            # the handler requires run.read on the model's project
     ("GET", f"{V1}/artifacts"): SIGNED_IN,               # filtered to the projects the caller may read
     ("GET", f"{V1}/artifacts/show"): SIGNED_IN,          # the handler requires run.read on its run's project
     ("POST", f"{V1}/artifacts/read"): Rule("artifact.read", None),   # artifacts.prepare_read checks the project

@@ -31,6 +31,10 @@ class Pair(BaseModel):
     b: str = RunRef
 
 
+class VerifyAsk(BaseModel):
+    ref: str | None = Field(default=None, max_length=300)     # None: every snapshot
+
+
 class Several(BaseModel):
     runs: list[str] = Field(min_length=1, max_length=100)
     only_differences: bool = False
@@ -68,6 +72,10 @@ def add(app: FastAPI) -> None:
     def diff_snapshots(request: Request, old: Annotated[str, Query(max_length=300)],
                        new: Annotated[str, Query(max_length=300)]) -> dict:
         return _service(request).diff_snapshots(old, new).to_dict()
+
+    @app.post(f"{V1}/snapshots/verify")
+    def verify_snapshots(request: Request, body: VerifyAsk) -> dict:
+        return _service(request).verify_snapshots(body.ref).to_dict()
 
     @app.get(f"{V1}/splits")
     def list_splits(request: Request, name: str | None = None) -> dict:

@@ -24,7 +24,7 @@ from runlock.errors import InvalidInput, NotFound
 from runlock.refs import check_name
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
-from runlock.server.routes_service import (RunId, hidden, jsonable, may_read_run, readable_run,
+from runlock.server.routes_service import (RunId, hidden, jsonable, may_read_run, readable_model, readable_run,
                                            reads_everything)
 from runlock.store import Store
 from runlock.tracking import records
@@ -59,6 +59,11 @@ class Adopt(BaseModel):
     knobs: dict[str, Any] | None = None
 
 
+class CardAsk(BaseModel):
+    ref: str = Field(max_length=300)
+    limitations: str | None = Field(default=None, max_length=100_000)
+
+
 class ArtifactRead(BaseModel):
     ref: str = Field(max_length=300)
     dest: str = Field(default="", max_length=4096)     # where the client writes it: for the audit entry
@@ -89,6 +94,12 @@ def add(app: FastAPI) -> None:
         renamed, lock, recipe = adopt(store, rec.id, project=body.project, name=body.name, config=body.config,
                                       seed=body.seed, tags=body.tags, seeding_report=body.seeding, knobs=body.knobs)
         return jsonable({"run": records.get(store, rec.id).to_dict(), "lock": lock, "recipe_id": recipe})
+
+    @app.post(f"{V1}/models/card")
+    def model_card(request: Request, body: CardAsk) -> dict:
+        readable_model(_store(request), body.ref)
+        card = _service(request).model_card(body.ref, limitations=body.limitations)
+        return jsonable({"ref": card.ref, "digest": card.digest, "front_matter": card.front_matter, "text": card.text})
 
     @app.get(f"{V1}/artifacts")
     def list_artifacts(request: Request, run: Ref | None = None, kind: Ref | None = None, name: Ref | None = None,

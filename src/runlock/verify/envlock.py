@@ -24,7 +24,6 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from runlock import environment
 from runlock.errors import InvalidInput, RunlockError
@@ -32,6 +31,7 @@ from runlock.store import Store
 from runlock.tracking import lock as locks
 from runlock.tracking import records
 from runlock.tracking.diff import flatten
+from runlock.tracking.source import RunSource, run_and_lock
 from runlock.verify import pylock, wheels
 from runlock.verify.pylock import LockFile
 
@@ -75,22 +75,6 @@ def diff_environments(recorded: dict, current: dict) -> list[Drift]:
         if a != b:
             out.append(Drift(_group(key), key, a, b))
     return out
-
-
-class RunSource(Protocol):
-    """A run's record and lock from elsewhere than a store here: any ``remote.interface.Service``
-    (``run_view``), so a team server's client exports, diffs and rebuilds what the server recorded."""
-
-    def run_view(self, ref: str) -> Any: ...
-
-
-def run_and_lock(source: Store | RunSource, run: str) -> tuple[records.RunRecord, dict]:
-    """The run ``run`` names and its lock (``{}`` when it has none)."""
-    if isinstance(source, Store):
-        rec = records.get(source, run)
-        return rec, locks.load(source, rec.recipe_id) if rec.recipe_id else {}
-    view = source.run_view(run)
-    return view.run, view.lock or {}
 
 
 def env_diff(store: Store | RunSource, run: str, current: dict | None = None, *,
