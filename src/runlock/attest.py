@@ -336,7 +336,8 @@ class GateResult:
 
 def gate_production(store: Store, model_ref: str, attestation: str | Path | bytes, *,
                     key: keys.PublicKey | None = None, override_reason: str | None = None,
-                    policy: policy_checklist.Policy | None = None) -> GateResult:
+                    policy: policy_checklist.Policy | None = None,
+                    source: str | None = None) -> GateResult:
     """May ``model_ref`` become @production? Its record and its run's must match the audit log
     (else IntegrityError), ``runlock check`` with the repository's policy must pass on it (with
     ``split-leakage`` always on), and the attestation must be of that exact version, signed by
@@ -348,7 +349,8 @@ def gate_production(store: Store, model_ref: str, attestation: str | Path | byte
     audit.require_sealed(store, mv.ref, f"run:{mv.run_id}")
     key = key or keys.public_key(store)
     data = attestation if isinstance(attestation, bytes) else read_attestation(attestation)
-    reasons = gate_reasons(check_envelopes(parse_bundle(data, str(attestation)), key), mv.ref, mv.digest, mv.run_id)
+    name = source or ("the attestation" if isinstance(attestation, bytes) else str(attestation))
+    reasons = gate_reasons(check_envelopes(parse_bundle(data, name), key), mv.ref, mv.digest, mv.run_id)
     report = policy_checklist.check(store, mv.ref, gate_policy(policy))
     reasons += [f"runlock check: {r.rule} failed ({r.detail})" for r in report.results if not r.passed]
     if reasons and not (override_reason and override_reason.strip()):

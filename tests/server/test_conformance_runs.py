@@ -485,3 +485,12 @@ def test_registry_card_writes_the_same_card_from_both(world: World, tmp_path: Pa
         assert e.value.exit_code == 3
     finally:
         outsider.close()
+
+
+def test_a_file_that_is_no_attestation_is_refused_in_the_same_words(world: World, tmp_path: Path) -> None:
+    bad = tmp_path / "not-an-attestation.jsonl"
+    bad.write_text("secret text that must not be echoed\n")
+    args = ["attest", "gate", "model:bot@v1", "--attestation", str(bad)]
+    remote, local = _cli(world, args, remote=True), _cli(world, args, remote=False)
+    assert remote == local and remote[0] != 0 and str(bad) in remote[1], f"{remote}\n{local}"
+    assert "secret text" not in remote[1]

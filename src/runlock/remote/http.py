@@ -257,7 +257,7 @@ class HttpService:
     def gate(self, model: str, attestation: str | Path, *, policy: Policy, override: str | None = None) -> GateResult:
         """The attestation goes up as an object (by its sha256); the server decides and records."""
         digest = self.objects.put_bytes(read_attestation(attestation))
-        d = self.client.call("POST", "/models/gate", json={"model": model, "attestation": digest,
+        d = self.client.call("POST", "/models/gate", json={"model": model, "attestation": digest, "source": str(attestation),
                                                            "override": override, "policy": _policy(policy)},
                              timeout=600.0)
         return GateResult(**{k: d[k] for k in GateResult.__dataclass_fields__})

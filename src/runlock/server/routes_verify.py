@@ -54,6 +54,7 @@ class GateAsk(BaseModel):
     attestation: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")     # uploaded first, as an object
     override: str | None = Field(default=None, max_length=10_000)
     policy: PolicyBody
+    source: str | None = Field(default=None, max_length=4096)      # the client's file, for messages
 
 
 class CompareAsk(BaseModel):
@@ -98,7 +99,7 @@ def add(app: FastAPI) -> None:
         readable_model(store, body.model)
         data = object_bytes(store, body.attestation, MAX_BUNDLE_BYTES, "an attestation")
         return gate_production(store, body.model, data, override_reason=body.override,
-                               policy=_policy(body.policy)).to_dict()
+                               policy=_policy(body.policy), source=body.source).to_dict()
 
     @app.get(f"{V1}/keys/public")
     def public_key(request: Request) -> dict:
