@@ -182,7 +182,10 @@ def register_model(run: Any, artifact: str = "model", name: str | None = None, *
 def runs(project: str | None = None, *, where: str | None = None, sort: str | None = None,
          status: str | None = None, limit: int | None = None, store: StoreArg = None):  # noqa: ANN201
     """``runlock.runs(project="bot", where="config.lr > 1e-4")``: matching runs as a DataFrame
-    (see ``tracking.query.frame``); only reads."""
+    (see ``tracking.query.frame``); only reads. With ``RUNLOCK_SERVER`` set and no store, the
+    runs of the team server that the token may read."""
+    if _on_server(store):
+        return _served(lambda svc: svc.run_frame(project=project, status=status, where=where, sort=sort, limit=limit))
     return _with(store, lambda s: query.frame(s, project=project, status=status, where=where, sort=sort,
                                               limit=limit), writes=False)
 

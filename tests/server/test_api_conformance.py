@@ -185,3 +185,29 @@ def test_an_input_the_caller_may_not_read_is_refused(world: World, monkeypatch, 
         assert check.run_view(run.id).lock["inputs"] == []
     finally:
         check.store.close()
+
+
+def test_runs_gives_the_same_frame_either_way(world: World, monkeypatch, tmp_path: Path) -> None:
+    """runlock.runs(): the same DataFrame from the folder and from the server (every field of
+    each run, NaN metrics included); a token sees only the projects it may read."""
+    store = open_store(world.root)
+    try:
+        for i, loss in enumerate((0.5, float("nan"), 0.25)):
+            with runlock.start_run("frameproj", f"f{i}", config={"lr": 10.0 ** -i, "opt": {"name": "adam"}},
+                                   tags={"team": "nlp"}, store=store) as run:
+                run.log({"loss": loss, "acc": 0.1 * i}, step=0)
+                run.set_summary({"eval": {"f1": 0.5 + i}})
+        mine = runlock.runs("frameproj", sort="config.lr", store=store)
+        filtered = runlock.runs("frameproj", where="config.lr < 0.5", store=store)
+    finally:
+        store.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNLOCK_STORE", raising=False)
+    monkeypatch.setenv("RUNLOCK_SERVER", world.server.url)
+    monkeypatch.setenv("RUNLOCK_TOKEN", world.server.tokens["viewer"])
+    theirs = runlock.runs("frameproj", sort="config.lr")
+    assert list(theirs.columns) == list(mine.columns) and "summary.eval.f1" in theirs.columns
+    assert theirs.equals(mine) and len(theirs) == 3 and theirs["metrics.loss"].isna().sum() == 1
+    assert runlock.runs("frameproj", where="config.lr < 0.5").equals(filtered) and len(filtered) == 2
+    monkeypatch.setenv("RUNLOCK_TOKEN", world.server.tokens["outsider"])
+    assert runlock.runs("frameproj").empty

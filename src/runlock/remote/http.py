@@ -42,7 +42,7 @@ from runlock.remote.client import Client
 from runlock.remote.interface import InputUse, RunView, SplitRequest
 from runlock.remote.objects import ServerObjects, ServerView
 from runlock.tracking.annotations import Note, Tombstone
-from runlock.tracking.query import FoundRun
+from runlock.tracking.query import FoundRun, frame_of
 from runlock.tracking.records import MIN_PREFIX, RunRecord
 from runlock.tracking.diff import Change, MetricDelta, RunDiff
 from runlock.tracking.series import Comparison, CompareRow, KeySummary, Point
@@ -70,6 +70,16 @@ class HttpService:
             "project": project, "status": status, "where": where, "sort": sort, "limit": limit or MAX_LIST,
             "deleted": "true" if deleted else None}.items() if v is not None})["runs"]
         return [FoundRun(_record(r), _fields(r.get("fields") or {})) for r in rows]
+
+    def run_frame(self, *, project: str | None = None, status: str | None = None, where: str | None = None,
+                  sort: str | None = None, limit: int | None = None) -> Any:
+        """``runlock.runs()``: the runs the token may read, every field of each, as a DataFrame."""
+        if limit is not None and not 0 < limit <= MAX_LIST:
+            raise InvalidInput(f"A server lists at most {MAX_LIST} runs at a time; pass limit 1 to {MAX_LIST}.")
+        rows = self.client.call("GET", "/runs", params={k: v for k, v in {
+            "project": project, "status": status, "where": where, "sort": sort, "limit": limit or MAX_LIST,
+            "all_fields": "true"}.items() if v is not None})["runs"]
+        return frame_of([FoundRun(_record(r), _fields(r.get("fields") or {})) for r in rows])
 
     def short_ids(self, ids: list[str]) -> dict[str, str]:
         if not ids:

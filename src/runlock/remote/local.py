@@ -50,6 +50,10 @@ class LocalService:
     def short_ids(self, ids: list[str]) -> dict[str, str]:
         return records.short_ids(self.store, ids)
 
+    def run_frame(self, *, project: str | None = None, status: str | None = None, where: str | None = None,
+                  sort: str | None = None, limit: int | None = None):  # noqa: ANN201
+        return query.frame(self.store, project=project, status=status, where=where, sort=sort, limit=limit)
+
     def run_record(self, ref: str) -> records.RunRecord:
         return records.get(self.store, ref)
 

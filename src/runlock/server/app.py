@@ -41,7 +41,8 @@ from runlock.store.schema import artifacts as artifacts_t
 from runlock.store.schema import runs
 from runlock.tracking import fields, records, series
 from runlock.tracking import lock as locks
-from runlock.tracking.query import find_runs
+from runlock.tracking.query import FoundRun, find_runs
+from runlock.tracking.query import all_fields as query_fields
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _STATUS = ((PermissionDenied, 403), (NotFound, 404), (SealedError, 409), (Conflict, 409),
@@ -215,7 +216,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
     @app.get(f"{V1}/runs")
     def list_runs(request: Request, project: str | None = None, status: str | None = None,
                   where: str | None = None, sort: str | None = None, limit: int = 100,
-                  deleted: bool = False) -> dict:
+                  deleted: bool = False, all_fields: bool = False) -> dict:
         store = _store(request)
         if not 0 < limit <= 10_000:
             raise InvalidInput("limit is 1 to 10000.")
@@ -223,8 +224,10 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
         with store.db.read() as conn:
             readable = {p for p in {f.record.project for f in found}
                         if allowed(conn, store.actor, "run.read", ALL_PROJECTS, {"project": p})}
-        return {"runs": [{**_run(f.record), "fields": _jsonable(f.fields)}
-                         for f in found if f.record.project in readable][:limit]}
+        shown = [f for f in found if f.record.project in readable][:limit]
+        if all_fields:      # every field of each (runlock.runs() builds its DataFrame from them)
+            shown = [FoundRun(f.record, v) for f, v in zip(shown, query_fields(store, [f.record for f in shown]))]
+        return {"runs": [{**_run(f.record), "fields": _jsonable(f.fields)} for f in shown]}
 
     @app.post(f"{V1}/runs", status_code=201)
     def create_run(request: Request, body: RunCreate) -> dict:

@@ -276,16 +276,26 @@ def frame(store: Store, *, project: str | None = None, status: str | None = None
     """The matching runs as a pandas DataFrame: one row per run; columns ``id, project, name,
     status, started_at, ended_at, last_step, recipe_id``, then ``config.*``, ``summary.*``,
     ``metrics.*`` (latest values) and ``tags.*``."""
+    found = find_runs(store, project=project, status=status, where=where, sort=sort, limit=limit)
+    return frame_of([FoundRun(f.record, v) for f, v in zip(found, all_fields(store, [f.record for f in found]))])
+
+
+def all_fields(store: Store, recs: list[RunRecord]) -> list[dict]:
+    """Every field of each run (``config.*``, ``summary.*``, ``metrics.*``, ``tags.*``), in order."""
+    with store.db.read() as conn:
+        values = fieldidx.for_runs(conn, [r.id for r in recs])
+    return [values[r.id] for r in recs]
+
+
+def frame_of(found: list[FoundRun]):  # noqa: ANN201  (a pandas DataFrame)
+    """``frame`` of runs found already, each with every field (a team server sends them so)."""
     try:
         import pandas as pd
     except ModuleNotFoundError:
         raise InvalidInput("runlock.runs() returns a pandas DataFrame, and pandas is not installed.",
                            hint="Install it with `pip install 'runlock[tabular]'`.") from None
-    found = find_runs(store, project=project, status=status, where=where, sort=sort, limit=limit)
-    with store.db.read() as conn:
-        values = fieldidx.for_runs(conn, [f.record.id for f in found])
     base = ("id", "project", "name", "status", "started_at", "ended_at", "last_step", "recipe_id")
-    rows = [{**{c: getattr(f.record, c) for c in base}, **values[f.record.id]} for f in found]
+    rows = [{**{c: getattr(f.record, c) for c in base}, **f.fields} for f in found]
     extra = sorted({k for r in rows for k in r} - set(base), key=lambda k: (_section_rank(k), k))
     return pd.DataFrame(rows, columns=[*base, *extra])
 
