@@ -146,7 +146,8 @@ def load_split(ref_or_split: splits.Split | str, store: Store | None = None) -> 
 
 def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Store | None = None) -> str:
     """The files of input ``ref`` (``ds:NAME@vN``): where a rerun rebuilt them; else ``default``;
-    else a fresh checkout of the snapshot from the store (into a new temporary folder)."""
+    else a fresh checkout of the snapshot from the store, or from ``RUNLOCK_SERVER`` when no store
+    is given (into a new temporary folder, every byte hash-checked)."""
     found = inputs.rebuilt_path(ref, default)
     if found is not None:
         return found
@@ -154,6 +155,8 @@ def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Sto
         raise InvalidInput(f"{ref!r} is not a snapshot reference, so it cannot be checked out here.",
                            hint="Pass the path to use outside a rerun as the default.")
     dest = Path(tempfile.mkdtemp(prefix="runlock-input-")) / "files"
+    if _on_server(store):
+        return _served(lambda svc: svc.checkout(ref, dest).dest)
     return _with(store, lambda s: checkout(s, ref, dest).dest, writes=False)
 
 

@@ -211,3 +211,11 @@ def test_runs_gives_the_same_frame_either_way(world: World, monkeypatch, tmp_pat
     assert runlock.runs("frameproj", where="config.lr < 0.5").equals(filtered) and len(filtered) == 2
     monkeypatch.setenv("RUNLOCK_TOKEN", world.server.tokens["outsider"])
     assert runlock.runs("frameproj").empty
+
+
+def test_input_path_checks_out_the_same_files_either_way(world: World, where: dict) -> None:
+    runlock.snapshot(world.data / "files", "api-docs", **where)
+    got = Path(runlock.input_path("ds:api-docs@v1", **where))
+    assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == ["a.txt", "deep/b.txt"]
+    assert (got / "deep" / "b.txt").read_text() == (world.data / "files" / "deep" / "b.txt").read_text()
+    assert runlock.input_path("ds:api-docs@v1", "given/elsewhere", **where) == "given/elsewhere"
