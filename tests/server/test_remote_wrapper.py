@@ -159,6 +159,6 @@ def test_a_project_the_token_may_not_write_says_to_name_one(server: Server, tmp_
     script = _script(tmp_path, QUICKSTART)
     env = _env(server, tmp_path, token=token)
     refused = _runlock("run", "--", sys.executable, str(script), env=env, cwd=script.parent)
-    assert refused.returncode == 3 and "--project NAME" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.returncode == 3 and "--project NAME" in " ".join(refused.stderr.split()) and "Traceback" not in refused.stderr
     assert _runlock("run", "-p", "demo", "--", sys.executable, str(script), env=env, cwd=script.parent).returncode == 0
     assert [r["name"] for r in _runs(server, "demo")] == ["quickstart"]
