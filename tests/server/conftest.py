@@ -88,6 +88,17 @@ def make_server(folder: Path, *, database: str | None = None, objects: str | Non
     return Server(folder / ".runlock", free_port(), env, tokens, args=args)
 
 
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a module's tests that only ask it questions whose answers nothing else
+    changes (refusals, 4xx), so each need not start its own."""
+    s = make_server(tmp_path_factory.mktemp("shared") / "srv").start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     s = make_server(tmp_path / "srv").start()

@@ -22,7 +22,8 @@ def _run(server) -> str:
     "/api/v1/objects/%2e%2e", "/api/v1/runs/..%2F..%2Fetc/metrics", "/api/v1/objects/sha256:" + "A" * 64,
     "/api/v1/../../etc/passwd", "/api/v1/runs/%00/points",
 ])
-def test_paths_that_try_to_escape_are_4xx(server, path: str) -> None:
+def test_paths_that_try_to_escape_are_4xx(module_server, path: str) -> None:
+    server = module_server
     r = httpx.get(server.url + path, headers=server.headers("admin"))
     assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
     assert b"root:" not in r.content and b"[database]" not in r.content
@@ -54,7 +55,8 @@ def test_a_gzip_bomb_is_refused(server) -> None:
 @pytest.mark.parametrize("body", [b"{", b"[]", b"null", b'{"points": "x"}', b'{"points": [[1,2,3]]}',
                                   b'{"points": [["k", -1, 1, 1.0, 0]]}', b'{"points": [["k", 1, 1, true, 0]]}',
                                   b'{"rank": "0", "points": []}', b"\xff\xfe", b'{"points": [["", 1, 1, 1, 0]]}'])
-def test_malformed_batches_are_4xx(server, body: bytes) -> None:
+def test_malformed_batches_are_4xx(module_server, body: bytes) -> None:
+    server = module_server
     run_id = _run(server)
     r = httpx.post(f"{server.url}/api/v1/runs/{run_id}/points", content=body,
                    headers={**server.headers("admin"), "Content-Type": "application/json"})
@@ -64,7 +66,8 @@ def test_malformed_batches_are_4xx(server, body: bytes) -> None:
 
 @pytest.mark.parametrize("body", [b"{", b'{"project": 5}', b'{"project": "a/../b"}', b'{"project": "x", "lock": {}}',
                                   b'{"project": "x", "tags": []}', b"[]"])
-def test_malformed_run_bodies_are_4xx(server, body: bytes) -> None:
+def test_malformed_run_bodies_are_4xx(module_server, body: bytes) -> None:
+    server = module_server
     r = httpx.post(f"{server.url}/api/v1/runs", content=body,
                    headers={**server.headers("admin"), "Content-Type": "application/json"})
     assert 400 <= r.status_code < 500, (body, r.status_code, r.text)
@@ -75,7 +78,8 @@ def test_malformed_run_bodies_are_4xx(server, body: bytes) -> None:
     "config.lr > (select 1)", "' or ''='", "status == \"finished\"; delete from runs", "a" * 5000,
     "lambda: 1",
 ])
-def test_sql_like_filters_are_parsed_never_interpolated(server, where: str) -> None:
+def test_sql_like_filters_are_parsed_never_interpolated(module_server, where: str) -> None:
+    server = module_server
     run_id = _run(server)
     r = httpx.get(f"{server.url}/api/v1/runs", params={"where": where}, headers=server.headers("admin"))
     assert 400 <= r.status_code < 500, (where, r.status_code, r.text)

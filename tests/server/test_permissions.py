@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from runlock.server import create_app
 from runlock.server.permissions import PERMISSIONS, rule_for
 from runlock.workspace import init
+from tests.server.conftest import Server
 
 RUN = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
 DIGEST = "sha256:" + "0" * 64
@@ -40,7 +41,8 @@ def _concrete(path: str) -> str:
 
 
 @pytest.mark.parametrize(("method", "path"), [r for r in _routes() if PERMISSIONS[r].signed_in])
-def test_without_a_token_every_protected_route_is_401(server, method: str, path: str) -> None:
+def test_without_a_token_every_protected_route_is_401(module_server: Server, method: str, path: str) -> None:
+    server = module_server
     r = httpx.request(method, server.url + _concrete(path), json={})
     assert r.status_code == 401, r.text
     bad = httpx.request(method, server.url + _concrete(path), json={},
