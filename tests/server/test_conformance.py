@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,6 +39,14 @@ class World:
     root: Path          # the folder holding the store
     data: Path          # files to snapshot
     runs: list[str]
+
+
+def refused(*calls: Callable[[], object]) -> None:
+    """Each call is refused as a permission error (exit status 3), whoever asks and whatever exists."""
+    for call in calls:
+        with pytest.raises(RunlockError) as e:
+            call()
+        assert e.value.exit_code == 3, call
 
 
 def _seed(root: Path, data: Path) -> list[str]:
@@ -219,14 +227,11 @@ def test_the_reading_routes_hold_to_roles(world: World) -> None:
     outsider = HttpService(Client(world.server.url, world.server.tokens["outsider"]))
     try:
         assert viewer.list_snapshots() and viewer.list_splits() and viewer.diff_runs(*world.runs[:2])
-        for call in (outsider.list_snapshots, outsider.list_splits, lambda: outsider.load_split("split:cat-tickets"),
-                     lambda: outsider.diff_runs(*world.runs[:2]), lambda: outsider.compare_runs(world.runs[:1]),
-                     lambda: outsider.metric_summaries(world.runs[0]), outsider.audit_log,
-                     lambda: outsider.model_history("bot"), lambda: outsider.aliases_at("bot", "2100-01-01"),
-                     lambda: list(outsider.metric_points(world.runs[0]))):
-            with pytest.raises(RunlockError) as e:
-                call()
-            assert e.value.exit_code == 3
+        refused(outsider.list_snapshots, outsider.list_splits, lambda: outsider.load_split("split:cat-tickets"),
+                lambda: outsider.diff_runs(*world.runs[:2]), lambda: outsider.compare_runs(world.runs[:1]),
+                lambda: outsider.metric_summaries(world.runs[0]), outsider.audit_log,
+                lambda: outsider.model_history("bot"), lambda: outsider.aliases_at("bot", "2100-01-01"),
+                lambda: list(outsider.metric_points(world.runs[0])))
     finally:
         viewer.close()
         outsider.close()

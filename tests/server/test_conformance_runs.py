@@ -21,7 +21,7 @@ from runlock.server.permissions import V1
 from runlock.verify.checklist import Policy, load_policy
 from runlock.workspace import open_store
 from tests.server.conftest import scoped_token
-from tests.server.test_conformance import World, _cli, _named, world  # noqa: F401 (the module's fixture)
+from tests.server.test_conformance import World, _cli, _named, refused, world  # noqa: F401 (the module's fixture)
 
 
 def _flat(text: str) -> str:
@@ -164,12 +164,9 @@ def test_artifacts_hold_to_the_project_s_roles(world: World, tmp_path: Path) -> 
         assert reader.show_artifact(f"{mine}/checkpoint").entries
         got = reader.get_artifact(f"{mine}/checkpoint", tmp_path / "ok")      # a folder: its files by ?via=
         assert got.files == 2 and (tmp_path / "ok" / "deep" / "b.bin").exists()
-        for call in (lambda: reader.show_artifact(f"{theirs}/model"),
-                     lambda: reader.get_artifact(f"{theirs}/model", tmp_path / "no"),
-                     lambda: reader.list_artifacts(run=theirs)):
-            with pytest.raises(RunlockError) as e:
-                call()
-            assert e.value.exit_code == 3
+        refused(lambda: reader.show_artifact(f"{theirs}/model"),
+                lambda: reader.get_artifact(f"{theirs}/model", tmp_path / "no"),
+                lambda: reader.list_artifacts(run=theirs))
         assert not (tmp_path / "no").exists()
     finally:
         reader.close()
@@ -236,13 +233,10 @@ def test_check_and_compare_hold_to_the_project_s_roles(world: World) -> None:
         rules = load_policy(None, start="/")        # the built-in policy
         assert viewer.check(world.runs[0], rules).results
         assert viewer.compare_outputs(world.runs[0], world.runs[1], rtol=0, atol=0, k=3).tier
-        for call in (lambda: outsider.check(world.runs[0], rules), lambda: outsider.check("model:bot@v1", rules),
-                     lambda: outsider.compare_outputs(world.runs[0], world.runs[1], rtol=0, atol=0, k=3),
-                     lambda: outsider.check("01HZZZZZZZZZZZZZZZZZZZZZZZ", rules), viewer.audit_checkpoint,
-                     outsider.audit_checkpoint):
-            with pytest.raises(RunlockError) as e:
-                call()
-            assert e.value.exit_code == 3
+        refused(lambda: outsider.check(world.runs[0], rules), lambda: outsider.check("model:bot@v1", rules),
+                lambda: outsider.compare_outputs(world.runs[0], world.runs[1], rtol=0, atol=0, k=3),
+                lambda: outsider.check("01HZZZZZZZZZZZZZZZZZZZZZZZ", rules), viewer.audit_checkpoint,
+                outsider.audit_checkpoint)
     finally:
         outsider.close()
         viewer.close()
@@ -331,11 +325,8 @@ def test_attestations_hold_to_the_project_s_roles(world: World, tmp_path: Path) 
     for who in ("viewer", "outsider"):
         svc = HttpService(Client(world.server.url, world.server.tokens[who]))
         try:
-            for call in (lambda: svc.attest("model:bot@v1", tmp_path / "x", policy=rules),
-                         lambda: svc.attest(world.runs[0], tmp_path / "x", policy=rules)):
-                with pytest.raises(RunlockError) as e:
-                    call()
-                assert e.value.exit_code == 3, who
+            refused(lambda: svc.attest("model:bot@v1", tmp_path / "x", policy=rules),
+                    lambda: svc.attest(world.runs[0], tmp_path / "x", policy=rules))
             assert not (tmp_path / "x").exists()
         finally:
             svc.close()
@@ -405,12 +396,9 @@ def test_split_writes_hold_to_roles(world: World, tmp_path: Path) -> None:
     for who in ("viewer", "outsider"):
         svc = HttpService(Client(world.server.url, world.server.tokens[who]))
         try:
-            for call in (lambda: svc.import_split(ids, "ds:cat-tickets", name="nope"),
-                         lambda: svc.apply_split("split:cat-tickets", "ds:cat-edit@v2", name="nope"),
-                         lambda: svc.check_split("split:cat-tickets")):
-                with pytest.raises(RunlockError) as e:
-                    call()
-                assert e.value.exit_code == 3, who
+            refused(lambda: svc.import_split(ids, "ds:cat-tickets", name="nope"),
+                    lambda: svc.apply_split("split:cat-tickets", "ds:cat-edit@v2", name="nope"),
+                    lambda: svc.check_split("split:cat-tickets"))
         finally:
             svc.close()
 

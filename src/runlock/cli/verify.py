@@ -140,6 +140,10 @@ def check(ctx: typer.Context, target: str = typer.Argument(..., help="Run id, or
         raise typer.Exit(1)
 
 
+INDEX_URL_OPT = typer.Option(None, "--index-url", help="With --hashes: the index to ask (a PEP 503/691 simple "
+                             "API URL; default: PyPI, or PyTorch's for +cuXXX builds).")
+
+
 @env_app.command("export")
 def env_export(ctx: typer.Context, run: str = RUN_ARG,
                output: Path = typer.Option(None, "-o", "--output", help="Write the lock here (default: stdout)."),
@@ -150,8 +154,7 @@ def env_export(ctx: typer.Context, run: str = RUN_ARG,
                hashes: bool = typer.Option(False, "--hashes", help="Look up the sha256 of each index distribution's "
                                            "wheel for this platform on the package index now (needs the network; "
                                            "what it cannot find is named and left without a hash)."),
-               index_url: str = typer.Option(None, "--index-url", help="With --hashes: the index to ask (a PEP 503/"
-                                             "691 simple API URL; default: PyPI, or PyTorch's for +cuXXX builds)."),
+               index_url: str = INDEX_URL_OPT,
                force: bool = common.FORCE_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Write RUN's environment as exactly pinned requirements, a PEP 751 lock or an SBOM (and a container recipe)."""
     if fmt not in ("requirements", "pylock", "cyclonedx"):
@@ -195,8 +198,7 @@ def env_rebuild(ctx: typer.Context, run: str = RUN_ARG,
                 hashes: bool = typer.Option(False, "--hashes", help="Look up the sha256 of each index distribution's "
                                             "wheel on the package index now, as `env export --hashes` does, and "
                                             "install with pip --require-hashes (nothing is built if one has none)."),
-                index_url: str = typer.Option(None, "--index-url", help="With --hashes: the index to ask (a PEP 503/"
-                                              "691 simple API URL; default: PyPI, or PyTorch's for +cuXXX builds)."),
+                index_url: str = INDEX_URL_OPT,
                 lockfile: Path = typer.Option(None, "--pylock", help="Take each wheel's sha256 from this pylock.toml "
                                               "(`env export --format pylock --hashes`, or a bundle's "
                                               "env/RUN/pylock.toml) and install with pip --require-hashes."),

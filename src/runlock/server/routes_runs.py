@@ -24,8 +24,8 @@ from runlock.errors import InvalidInput, NotFound
 from runlock.refs import check_name
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
-from runlock.server.routes_service import (RunId, hidden, jsonable, may_read_run, readable_model, readable_run,
-                                           reads_everything)
+from runlock.server.routes_service import (RunId, jsonable, may_read_run, readable_artifact, readable_model,
+                                           readable_run, reads_everything)
 from runlock.store import Store
 from runlock.tracking import records
 from runlock.tracking.annotations import MAX_KEY, MAX_NOTE, MAX_VALUE
@@ -133,20 +133,6 @@ def add(app: FastAPI) -> None:
         art = artifacts.prepare_read(store, body.ref)
         artifacts.record_read(store, art, body.dest)
         return jsonable(art.to_dict())
-
-
-def readable_artifact(store: Store, ref: str) -> artifacts.Artifact:
-    """The artifact ``ref`` names, once the caller may read its run; else ``hidden`` (a 403),
-    found or not."""
-    try:
-        art = artifacts.find(store, ref)
-    except (NotFound, InvalidInput):
-        if reads_everything(store):
-            raise
-        art = None
-    if art is None or not may_read_run(store, art.run_id):
-        raise hidden(store, "artifact.read", ref)
-    return art
 
 
 def _may_read_model(store: Store, ref: str) -> bool:

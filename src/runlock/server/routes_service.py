@@ -10,7 +10,8 @@ the query, a list), the handler checks ``run.read`` on the project of each run i
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Path as PathParam, Request
@@ -35,6 +36,7 @@ from runlock.tracking.records import RunRecord
 RunId = Annotated[str, PathParam(pattern=r"^(run:)?[0-9A-Za-z]{6,26}$", description="A run id or a unique prefix")]
 Ratio = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Column = Annotated[str, Field(max_length=200)]
+T = TypeVar("T")
 MAX_IDS_BYTES = 512 * 1024 * 1024      # a splits_v1.json: some ten million ids
 
 
@@ -242,14 +244,7 @@ def _input_readable(store: Store, ref: str) -> None:
         readable_model(store, ref)
         return
     if ns == "art":
-        try:
-            run_id = artifacts.find(store, ref).run_id
-        except (NotFound, InvalidInput):
-            if reads_everything(store):
-                raise
-            run_id = None
-        if run_id is None or not may_read_run(store, run_id):
-            raise hidden(store, "artifact.read", ref)
+        readable_artifact(store, ref)
         return
     action = "split.read" if ns == "split" else "snapshot.read"
     with store.db.read() as conn:
@@ -274,28 +269,32 @@ def hidden(store: Store, action: str, ref: str) -> PermissionDenied:
 
 def readable_run(store: Store, ref: str) -> RunRecord:
     """The run ``ref`` names, once the caller may read it; else ``hidden`` (a 403), found or not."""
-    try:
-        rec = records.get(store, ref)
-    except (NotFound, InvalidInput):
-        if reads_everything(store):
-            raise
-        rec = None
-    if rec is None or not may_read_run(store, rec.id):
-        raise hidden(store, "run.read", f"run:{ref.removeprefix('run:')}")
-    return rec
+    return _readable(store, "run.read", f"run:{ref.removeprefix('run:')}", lambda: records.get(store, ref),
+                     lambda rec: rec.id)
 
 
 def readable_model(store: Store, ref: str) -> registry.ModelVersion:
     """The model version ``ref`` names, once the caller may read its run; else ``hidden``."""
+    return _readable(store, "model.read", ref, lambda: registry.resolve(store, ref), lambda mv: mv.run_id)
+
+
+def readable_artifact(store: Store, ref: str) -> artifacts.Artifact:
+    """The artifact ``ref`` names, once the caller may read its run; else ``hidden``."""
+    return _readable(store, "artifact.read", ref, lambda: artifacts.find(store, ref), lambda art: art.run_id)
+
+
+def _readable(store: Store, action: str, shown: str, find: Callable[[], T], run_of: Callable[[T], str]) -> T:
+    """What ``find`` finds, once the caller may read the run it belongs to (``run_of``); else the
+    same ``hidden`` 403 whether it exists or not (only a reader of every run hears "not found")."""
     try:
-        mv = registry.resolve(store, ref)
+        found = find()
     except (NotFound, InvalidInput):
         if reads_everything(store):
             raise
-        mv = None
-    if mv is None or not may_read_run(store, mv.run_id):
-        raise hidden(store, "model.read", ref)
-    return mv
+        found = None
+    if found is None or not may_read_run(store, run_of(found)):
+        raise hidden(store, action, shown)
+    return found
 
 
 def may_read_run(store: Store, run_id: str) -> bool:
