@@ -27,6 +27,7 @@ same paths into its outputs.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -34,11 +35,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from runlock import artifacts, canonical
 from runlock.data.checkout import checkout
+from runlock.data.snapshot import Snapshot, load_snapshot
 from runlock.data.verify import verify as verify_snapshot
 from runlock.errors import IntegrityError, InvalidInput, NotFound, RunlockError
 from runlock.hashing import digest_file, is_digest
@@ -102,19 +105,113 @@ def input_path(ref: str, default: str | os.PathLike | None = None, *, store: Sto
     return checkout(store, ref, Path(tempfile.mkdtemp(prefix="runlock-input-")) / "files").dest
 
 
+@dataclass(frozen=True)
+class Source:
+    """What one lock input is rebuilt from, found where the records are (``resolve``). Rebuilding
+    it (``build_all``, ``place_all``) needs only objects, so a rerun against a team server does
+    it from the sources the server sends (``to_dict``/``from_dict``), every byte hashed here.
+
+    ``snapshot``: a snapshot input, or the snapshot a split names; ``manifest``: a split's own
+    manifest bytes; ``artifact``: the artifact an artifact or model input is; ``object``: else
+    the bare object it is; ``files``: ``(path in the project, object id)`` of what the run found at
+    ``entry["path"]``."""
+
+    entry: dict
+    snapshot: Snapshot | None = None
+    manifest: bytes | None = None
+    artifact: artifacts.Artifact | None = None
+    object: str | None = None
+    files: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.entry.get("ref") or self.entry["node"]
+
+    def to_dict(self) -> dict:
+        snap = self.snapshot
+        return {"entry": self.entry,
+                "snapshot": None if snap is None else {"id": snap.id, "kind": snap.kind, "manifest": snap.manifest,
+                                                       "name": snap.name, "version": snap.version},
+                "manifest": None if self.manifest is None else base64.b64encode(self.manifest).decode(),
+                "artifact": None if self.artifact is None else self.artifact.to_dict(), "object": self.object,
+                "files": None if self.files is None else [list(f) for f in self.files]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Source:
+        snap, art = d.get("snapshot"), d.get("artifact")
+        return cls(d["entry"], Snapshot(**snap) if snap else None,
+                   base64.b64decode(d["manifest"]) if d.get("manifest") is not None else None,
+                   artifacts.Artifact(**{k: art.get(k) for k in artifacts.Artifact.__dataclass_fields__}) if art else None,
+                   d.get("object"),
+                   tuple((str(p), str(o)) for p, o in d["files"]) if d.get("files") is not None else None)
+
+
+def resolve_sources(store: Store, inputs: list[dict]) -> list[Source]:
+    """What each input of a lock is rebuilt from (snapshots and artifacts looked up, the files
+    at each recorded path listed); an input of a kind no rerun can rebuild is refused here."""
+    return [_resolve(store, entry) for entry in inputs]
+
+
+def _resolve(store: Store, entry: dict) -> Source:
+    kind = entry.get("kind")
+    files = tuple(_files_at(store, entry)) if entry.get("path") else None
+    if kind == "snapshot":
+        return Source(entry, _load(store, entry, entry["id"]), files=files)
+    if kind == "split":
+        data = store.objects.get_bytes(entry["id"])
+        try:
+            manifest = canonical.loads(data)
+        except ValueError:
+            manifest = None
+        parent = manifest.get("snapshot") if isinstance(manifest, dict) else None
+        snap = _load(store, entry, parent) if isinstance(parent, str) and is_digest(parent) else None
+        return Source(entry, snap, data, files=files)
+    if kind in ("artifact", "model"):
+        digest = entry["id"]
+        if kind == "model" and not is_digest(digest):
+            digest = resolve(store, entry.get("ref") or entry["node"].split(":", 1)[1], "model").target
+        with store.db.read() as conn:
+            row = conn.execute(sa.select(artifacts_table.c.run_id, artifacts_table.c.name).where(
+                artifacts_table.c.digest == digest).limit(1)).first()
+        if row is None:
+            return Source(entry, object=digest, files=files)
+        return Source(entry, artifact=artifacts.get(store, row.run_id, row.name), files=files)
+    raise InvalidInput(f"Input {entry.get('ref') or entry['node']} has kind {kind!r}, "
+                       "which a rerun cannot rebuild.", hint="Rerun with the input in place (--in-place).")
+
+
+def _load(store: Store, entry: dict, snap_id: str) -> Snapshot:
+    try:
+        return load_snapshot(store, snap_id)
+    except (NotFound, IntegrityError) as e:
+        if isinstance(e, UnsafePath):
+            raise
+        raise _broken_snapshot(store, entry, e) from None
+
+
 def materialize(store: Store, inputs: list[dict], dest: Path, *,
                 on_progress: Callable[[int, int, str], None] | None = None) -> tuple[list[Materialized], dict[str, str]]:
-    """Rebuild every input under ``dest``; return them and the environment variables naming them.
-    ``on_progress(done, total, ref)`` is called before each input is rebuilt."""
+    """Rebuild every input under ``dest`` from ``store``; see ``build_all``."""
+    sources = resolve_sources(store, inputs)
+    return build_all(store, sources, dest, on_progress=on_progress,
+                     broken=lambda entry, e: _broken_snapshot(store, entry, e))
+
+
+def build_all(view: Any, sources: list[Source], dest: Path, *,
+              on_progress: Callable[[int, int, str], None] | None = None,
+              broken: Callable[[dict, Exception], Exception] | None = None) -> tuple[list[Materialized], dict[str, str]]:
+    """Rebuild every input under ``dest`` with the objects of ``view`` (a store, or what a team
+    server's client reads through); return them and the environment variables naming them.
+    ``on_progress(done, total, ref)`` is called before each input is rebuilt; ``broken(entry,
+    error)`` words a snapshot that cannot be checked out (default: the error itself)."""
     done: list[Materialized] = []
-    for n, entry in enumerate(inputs):
-        ref = entry.get("ref") or entry["node"]
+    for n, src in enumerate(sources):
         if on_progress:
-            on_progress(n, len(inputs), ref)
-        target = dest / _upper(ref).lower().replace("_", "-")
-        path = _BUILDERS.get(entry.get("kind"), _unknown)(store, entry, target)
-        done.append(Materialized(ref, entry["node"], entry["id"], entry.get("kind"), str(path),
-                                 tuple(n for n in env_names(ref) if n)))
+            on_progress(n, len(sources), src.ref)
+        target = dest / _upper(src.ref).lower().replace("_", "-")
+        path = _build(view, src, target, broken)
+        done.append(Materialized(src.ref, src.entry["node"], src.entry["id"], src.entry.get("kind"), str(path),
+                                 tuple(n for n in env_names(src.ref) if n)))
     shorts = [m.env[1] for m in done if len(m.env) > 1]
     env = {}
     for m in done:
@@ -128,14 +225,42 @@ def materialize(store: Store, inputs: list[dict], dest: Path, *,
     return done, env
 
 
-def _snapshot(store: Store, entry: dict, target: Path) -> Path:
+def _build(view: Any, src: Source, target: Path, broken: Callable[[dict, Exception], Exception] | None) -> Path:
+    kind = src.entry.get("kind")
+    if kind == "snapshot":
+        return _checkout(view, src, src.snapshot, target, broken)
+    if kind == "split":
+        target.mkdir(parents=True)
+        (target / "split.json").write_bytes(src.manifest or b"")
+        if src.snapshot is not None:
+            _checkout(view, src, src.snapshot, target / "data", broken)
+        return target
+    if src.artifact is None:                    # an object that is no run's artifact
+        target.parent.mkdir(parents=True, exist_ok=True)
+        view.objects.copy_to(src.object or src.entry["id"], target)
+        return target
+    art = src.artifact
+    return artifacts.materialize(_for(view, art), art, target / check_component(art.name, "artifact name"))
+
+
+def _checkout(view: Any, src: Source, snap: Snapshot, target: Path,
+              broken: Callable[[dict, Exception], Exception] | None) -> Path:
     try:
-        checkout(store, entry["id"], target)
+        checkout(view, snap, target)
     except UnsafePath:
         raise                                   # a crafted manifest: its own message names the entry
     except (NotFound, IntegrityError) as e:
-        raise _broken_snapshot(store, entry, e) from None
+        if broken is None:
+            raise IntegrityError(f"Input {src.ref} cannot be rebuilt: {e}") from None
+        raise broken(src.entry, e) from None
     return target
+
+
+def _for(view: Any, art: artifacts.Artifact | None) -> Any:
+    """The view to read ``art``'s files through (a team server's client names the folder's file
+    list with each download: ``for_artifact``); a store reads them all alike."""
+    pick = getattr(view, "for_artifact", None)
+    return pick(art) if pick is not None and art is not None else view
 
 
 def _broken_snapshot(store: Store, entry: dict, cause: Exception) -> IntegrityError:
@@ -152,47 +277,6 @@ def _broken_snapshot(store: Store, entry: dict, cause: Exception) -> IntegrityEr
              "list them. Restore them from a copy of the store.")
 
 
-def _split(store: Store, entry: dict, target: Path) -> Path:
-    target.mkdir(parents=True)
-    data = store.objects.get_bytes(entry["id"])
-    (target / "split.json").write_bytes(data)
-    try:
-        manifest = canonical.loads(data)
-    except ValueError:
-        manifest = None
-    parent = manifest.get("snapshot") if isinstance(manifest, dict) else None
-    if isinstance(parent, str) and is_digest(parent):
-        _snapshot(store, {"id": parent, "node": f"snapshot:{parent}"}, target / "data")
-    return target
-
-
-def _artifact(store: Store, entry: dict, target: Path) -> Path:
-    digest = entry["id"]
-    with store.db.read() as conn:
-        row = conn.execute(sa.select(artifacts_table.c.run_id, artifacts_table.c.name).where(
-            artifacts_table.c.digest == digest).limit(1)).first()
-    if row is None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        store.objects.copy_to(digest, target)
-        return target
-    art = artifacts.get(store, row.run_id, row.name)
-    return artifacts.materialize(store, art, target / check_component(art.name, "artifact name"))
-
-
-def _model(store: Store, entry: dict, target: Path) -> Path:
-    ref = entry.get("ref") or entry["node"].split(":", 1)[1]
-    digest = entry["id"] if is_digest(entry["id"]) else resolve(store, ref, "model").target
-    return _artifact(store, {**entry, "id": digest}, target)
-
-
-def _unknown(store: Store, entry: dict, target: Path) -> Path:
-    raise InvalidInput(f"Input {entry.get('ref') or entry['node']} has kind {entry.get('kind')!r}, "
-                       "which a rerun cannot rebuild.", hint="Rerun with the input in place (--in-place).")
-
-
-_BUILDERS = {"snapshot": _snapshot, "split": _split, "artifact": _artifact, "model": _model}
-
-
 # -- inputs rebuilt where the run found them ---------------------------------------------------
 @dataclass(frozen=True)
 class Placed:
@@ -203,26 +287,33 @@ class Placed:
 
 
 def place(store: Store, inputs: list[dict], root: Path, *, replace: bool) -> list[Placed]:
+    """Rebuild every input with a recorded ``path`` at ``root / path`` from ``store``; see ``place_all``."""
+    return place_all(store, [Source(e, files=tuple(_files_at(store, e))) for e in inputs if e.get("path")],
+                     root, replace=replace)
+
+
+def place_all(view: Any, sources: list[Source], root: Path, *, replace: bool) -> list[Placed]:
     """Rebuild every input with a recorded ``path`` at ``root / path``. A file already there with
     the recorded bytes is kept; one with other bytes is replaced when ``replace`` (a temporary
     worktree), else refused before anything is written (the user's own checkout)."""
-    plans = [(entry, _files_at(store, entry)) for entry in inputs if entry.get("path")]
-    wrong = [f"{rel} ({entry.get('ref') or entry['node']})" for entry, files in plans
-             for rel, digest in files if _differs(root / rel, digest)]
+    plans = [(src, list(src.files)) for src in sources if src.entry.get("path") and src.files is not None]
+    wrong = [f"{rel} ({src.ref})" for src, files in plans for rel, digest in files if _differs(root / rel, digest)]
     if wrong and not replace:
         listed = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
         raise RunlockError(f"The run read other bytes at {listed} than are there now in {root}.",
                            hint="Rerun without --in-place: the temporary worktree gets the recorded inputs.")
     done = []
     with Dest(root) as dest:
-        for entry, files in plans:
+        for src, files in plans:
+            objects = _for(view, src.artifact).objects
             written = 0
             for rel, digest in files:
+                check_entry(rel, f"input {src.ref}")
                 if _differs(root / rel, digest) is not False:
-                    with store.objects.open(digest) as src:
-                        dest.write(rel, src, digest)
+                    with objects.open(digest) as f:
+                        dest.write(rel, f, digest)
                     written += 1
-            done.append(Placed(entry.get("ref") or entry["node"], entry["path"], len(files), written))
+            done.append(Placed(src.ref, src.entry["path"], len(files), written))
     return done
 
 

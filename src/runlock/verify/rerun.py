@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -96,16 +97,44 @@ class Prepared:
     placed: list[inputs_mod.Placed] = field(default_factory=list)
 
 
-def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
-    """Everything a rerun of ``run`` will do, decided from its lock; nothing is changed."""
-    rec = records.get(store, run)
-    audit.require_sealed(store, f"run:{rec.id}")    # a run edited since its seal is not rerun
-    if not rec.recipe_id:
-        raise RunlockError(f"Run {rec.id} has no lock, so there is nothing to rerun it from.",
-                           hint="Only runs started with runlock.start_run or `runlock run` can be rerun.")
-    lock = locks.load(store, rec.recipe_id)
-    audit.require_sealed(store, *[str(i["ref"]) for i in lock.get("inputs") or []
-                                  if str(i.get("ref", "")).startswith(("ds:", "split:", "model:"))])
+class Rerunner(Protocol):
+    """Where a rerun's records are: a store here (``LocalRerunner``), or a team server
+    (``runlock.remote.rerun.RemoteRerunner``). The rerun itself always runs here, where the code
+    is; what it reads and what it records go through this."""
+
+    where: str
+
+    def plan(self, run: str, *, isolated: bool) -> RerunPlan: ...
+
+    def record(self, run: str) -> records.RunRecord: ...
+
+    def sources(self, plan: RerunPlan) -> list[inputs_mod.Source]: ...
+
+    def build(self, sources: list[inputs_mod.Source], dest: Path,
+              on_progress: Callable[[int, int, str], None]) -> dict[str, str]: ...
+
+    def place(self, sources: list[inputs_mod.Source], root: Path, *, replace: bool) -> list[inputs_mod.Placed]: ...
+
+    def patch(self, digest: str) -> bytes: ...
+
+    def recorded_repo(self, plan: RerunPlan) -> Path | None: ...
+
+    def launch(self, plan: RerunPlan, prep: Prepared, *, argv: list[str], seed: int | None) -> Rerun: ...
+
+    def link(self, new: str, original: str) -> None: ...
+
+    def verified(self, run: str, *, rerun_id: str | None = None, failure: dict | None = None,
+                 rtol: float = 0.0, atol: float = 0.0, k: float = 0.0, rehearsal_id: str | None = None) -> Any: ...
+
+    def spread(self, run: str, seeds: list[int], runs: list[str]) -> Any: ...
+
+
+def rerunner(source: Store | Rerunner) -> Rerunner:
+    return LocalRerunner(source) if isinstance(source, Store) else source
+
+
+def plan_from(rec: records.RunRecord, lock: dict, *, isolated: bool, drift: EnvDiff | None) -> RerunPlan:
+    """Everything a rerun of run ``rec`` will do, decided from its record and lock."""
     argv = list((lock.get("entrypoint") or {}).get("argv") or [])
     if not argv or argv[0] in _NOT_REPLAYABLE or "ipykernel" in argv[0]:
         raise RunlockError(f"Run {rec.id} was not started from a command runlock can replay "
@@ -136,16 +165,128 @@ def plan_rerun(store: Store, run: str, *, isolated: bool = True) -> RerunPlan:
         isolated=isolated, seed=lock.get("seed"),
         env_set={k: v for k, v in sorted(recorded.items()) if v is not None},
         env_unset=sorted(k for k, v in recorded.items() if v is None),
-        knobs=lock.get("knobs") or {}, inputs=inputs, lock=lock,
-        drift=env_diff(store, rec.id), notes=notes)
+        knobs=lock.get("knobs") or {}, inputs=inputs, lock=lock, drift=drift, notes=notes)
+
+
+def sealed_recipe(store: Store, run: str) -> tuple[records.RunRecord, dict]:
+    """The run and its lock, refused when either, or an input it names, changed since sealed."""
+    rec = records.get(store, run)
+    audit.require_sealed(store, f"run:{rec.id}")    # a run edited since its seal is not rerun
+    if not rec.recipe_id:
+        raise RunlockError(f"Run {rec.id} has no lock, so there is nothing to rerun it from.",
+                           hint="Only runs started with runlock.start_run or `runlock run` can be rerun.")
+    lock = locks.load(store, rec.recipe_id)
+    audit.require_sealed(store, *[str(i["ref"]) for i in lock.get("inputs") or []
+                                  if str(i.get("ref", "")).startswith(("ds:", "split:", "model:"))])
+    return rec, lock
+
+
+def incomplete(rec: records.RunRecord) -> dict | None:
+    """Why no rerun can be compared with ``rec`` (it did not store every point it logged), or None."""
+    if not (rec.context.get("lost_points") or rec.context.get("unflushed_writers")):
+        return None
+    return {"error": f"Run {rec.id} did not store every metric point it logged (lost_points "
+                     f"{rec.context.get('lost_points') or 0}, {len(rec.context.get('unflushed_writers') or [])} "
+                     "process(es) never reported); its series are incomplete, so no rerun can be compared with "
+                     "it.", "hint": "Run it again and verify the new run.",
+            "lost_points": rec.context.get("lost_points") or 0}
+
+
+class LocalRerunner:
+    """A rerun whose records are in ``store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.where = str(store.root)
+
+    def plan(self, run: str, *, isolated: bool) -> RerunPlan:
+        rec, lock = sealed_recipe(self.store, run)
+        return plan_from(rec, lock, isolated=isolated, drift=env_diff(self.store, rec.id))
+
+    def record(self, run: str) -> records.RunRecord:
+        return records.get(self.store, run)
+
+    def sources(self, plan: RerunPlan) -> list[inputs_mod.Source]:
+        return inputs_mod.resolve_sources(self.store, plan.inputs)
+
+    def build(self, sources: list[inputs_mod.Source], dest: Path,
+              on_progress: Callable[[int, int, str], None]) -> dict[str, str]:
+        return inputs_mod.build_all(self.store, sources, dest, on_progress=on_progress,
+                                    broken=lambda entry, e: inputs_mod._broken_snapshot(self.store, entry, e))[1]
+
+    def place(self, sources: list[inputs_mod.Source], root: Path, *, replace: bool) -> list[inputs_mod.Placed]:
+        return inputs_mod.place_all(self.store, sources, root, replace=replace)
+
+    def patch(self, digest: str) -> bytes:
+        return self.store.objects.get_bytes(digest)
+
+    def recorded_repo(self, plan: RerunPlan) -> Path | None:
+        """The repository the run ran in, else the store's own (where an imported bundle's code is)."""
+        cwd = records.get(self.store, plan.run_id).context.get("cwd")
+        found = workdir.find_repo(Path(cwd)) if cwd and Path(cwd).is_dir() else None
+        return found or workdir.store_repo(self.store, ((plan.lock.get("code") or {}).get("git") or {}).get("commit"))
+
+    def launch(self, plan: RerunPlan, prep: Prepared, *, argv: list[str], seed: int | None) -> Rerun:
+        store = self.store
+        if plan.style == "script":
+            cmd = [sys.executable, "-m", "runlock.cli.boot", *argv]
+        else:
+            spec = json.dumps({"project": plan.project, "name": plan.name, "seed": seed})
+            cmd = [sys.executable, "-m", "runlock.cli.boot", "--wrap", spec, "--", *argv]
+        started = utcnow()
+        env = child_env(plan, prep, seed, {"RUNLOCK_STORE": str(store.root)}, drop=("RUNLOCK_SERVER",))
+        rc, pid = run_rerun(cmd, prep, env, plan.run_id)
+        made = _runs_started_by(store, pid, started)
+        if not made:
+            raise RunlockError(f"The rerun of run {plan.run_id} exited with status {rc} without starting a run.",
+                               hint="Check its output above; the script must call runlock.start_run.")
+        if made[0].status == "running":
+            records.reap_crashed(store)
+        new = records.get(store, made[0].id)
+        return Rerun(plan.run_id, new.id, new.status, rc, plan)
+
+    def link(self, new: str, original: str) -> None:
+        def write(conn: sa.Connection) -> None:
+            if lineage.record_edge(conn, "reproduces", f"run:{new}", f"run:{original}"):
+                audit.append(conn, self.store.actor, "run.reproduce", f"run:{new}", details={"of": f"run:{original}"})
+
+        self.store.db.run_write(write)
+
+    def verified(self, run: str, *, rerun_id: str | None = None, failure: dict | None = None,
+                 rtol: float = 0.0, atol: float = 0.0, k: float = 0.0, rehearsal_id: str | None = None) -> Any:
+        """Store the outcome of verifying ``run``: ``failure`` (``{"error", "hint"}``) when no
+        rerun could be compared, else the comparison of ``rerun_id`` with it, made here."""
+        from runlock.verify.compare import compare          # numpy: not for every rerun's boot
+        from runlock.verify.records import FAILED, add_verification
+
+        if failure is None:
+            failure = incomplete(records.get(self.store, run))
+        if failure is not None:
+            return add_verification(self.store, run, "rerun", FAILED, failure, rerun_id=rerun_id,
+                                    rehearsal_id=rehearsal_id)
+        found = compare(self.store, run, rerun_id, rtol=rtol, atol=atol, k=k)
+        return add_verification(self.store, run, "rerun", found.tier, found.to_dict(), rerun_id=rerun_id,
+                                rehearsal_id=rehearsal_id)
+
+    def spread(self, run: str, seeds: list[int], runs: list[str]) -> Any:
+        from runlock.verify.records import add_spread
+        from runlock.verify.spread import spread_stats
+
+        return add_spread(self.store, run, seeds, runs, spread_stats(self.store, runs))
+
+
+def plan_rerun(source: Store | Rerunner, run: str, *, isolated: bool = True) -> RerunPlan:
+    """Everything a rerun of ``run`` will do, decided from its lock; nothing is changed."""
+    return rerunner(source).plan(run, isolated=isolated)
 
 
 @contextmanager
-def prepared(store: Store, plan: RerunPlan, *, repo: str | Path | None = None,
+def prepared(source: Store | Rerunner, plan: RerunPlan, *, repo: str | Path | None = None,
              keep: bool = False, progress: Progress | None = None) -> Iterator[Prepared]:
     """Check out the code and rebuild the inputs in a temporary folder; remove both after.
     ``progress(done, total, description)`` follows the steps; it reaches ``total`` just before
     the body runs (the command's own output follows)."""
+    backend = rerunner(source)
     folder = Path(tempfile.mkdtemp(prefix="runlock-rerun-"))
     here = Path.cwd()
     code = None
@@ -154,16 +295,16 @@ def prepared(store: Store, plan: RerunPlan, *, repo: str | Path | None = None,
     try:
         tick(0, steps, "checking out the recorded code")
         if plan.isolated:
-            repo_path = Path(repo).resolve() if repo else _recorded_repo(store, plan) or workdir.find_repo(here)
+            repo_path = Path(repo).resolve() if repo else backend.recorded_repo(plan) or workdir.find_repo(here)
             if repo_path is None:
                 raise RunlockError(f"No git repository here ({here}) to check the code of run {plan.run_id} out of.",
                                    hint="Run this inside the project's repository, or pass --repo PATH.")
-            code = workdir.isolated(store, plan.lock, plan.run_id, repo_path, folder / "code")
+            code = workdir.isolated(backend.patch, plan.lock, plan.run_id, repo_path, folder / "code")
         else:
             code = workdir.in_place(plan.lock, plan.run_id, workdir.find_repo(here), here)
-        placed = inputs_mod.place(store, plan.inputs, code.root, replace=code.isolated)
-        _, env = inputs_mod.materialize(store, plan.inputs, folder / "inputs",
-                                        on_progress=lambda n, _, ref: tick(1 + n, steps, f"rebuilding {ref}"))
+        sources = backend.sources(plan)
+        placed = backend.place(sources, code.root, replace=code.isolated)
+        env = backend.build(sources, folder / "inputs", lambda n, _, ref: tick(1 + n, steps, f"rebuilding {ref}"))
         tick(steps, steps, "running the recorded command")
         yield Prepared(code, env, folder, placed)
     finally:
@@ -173,60 +314,47 @@ def prepared(store: Store, plan: RerunPlan, *, repo: str | Path | None = None,
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def launch(store: Store, plan: RerunPlan, prep: Prepared, *, argv: list[str] | None = None,
+def launch(source: Store | Rerunner, plan: RerunPlan, prep: Prepared, *, argv: list[str] | None = None,
            seed: int | None = None) -> Rerun:
     """Start the recorded command (or ``argv``, with ``seed`` instead of the recorded one) in the
     prepared folder; return the run it made."""
-    argv = list(argv or plan.argv)
-    seed = plan.seed if seed is None else seed
-    if plan.style == "script":
-        cmd = [sys.executable, "-m", "runlock.cli.boot", *argv]
-    else:
-        spec = json.dumps({"project": plan.project, "name": plan.name, "seed": seed})
-        cmd = [sys.executable, "-m", "runlock.cli.boot", "--wrap", spec, "--", *argv]
-    started = utcnow()
+    return rerunner(source).launch(plan, prep, argv=list(argv or plan.argv), seed=plan.seed if seed is None else seed)
+
+
+def rerun(source: Store | Rerunner, run: str, *, isolated: bool = True, repo: str | Path | None = None,
+          keep: bool = False, plan: RerunPlan | None = None, progress: Progress | None = None) -> Rerun:
+    """Rerun ``run`` from its lock as a new run with a ``reproduces`` edge to it
+    (``progress(done, total, description)``: the preparation, see ``prepared``)."""
+    backend = rerunner(source)
+    plan = plan or backend.plan(run, isolated=isolated)
+    with prepared(backend, plan, repo=repo, keep=keep, progress=progress) as prep:
+        result = backend.launch(plan, prep, argv=list(plan.argv), seed=plan.seed)
+    backend.link(result.run_id, plan.run_id)
+    return result
+
+
+def run_rerun(cmd: list[str], prep: Prepared, env: dict[str, str], original: str) -> tuple[int, int]:
+    """Start the rerun's process in the prepared folder and wait for it: ``(exit status, pid)``."""
     try:
-        proc = subprocess.Popen(cmd, cwd=prep.code.cwd, env=child_env(store, plan, prep, seed), stdout=_stdout())
+        proc = subprocess.Popen(cmd, cwd=prep.code.cwd, env=env, stdout=_stdout())
     except OSError as e:
-        raise RunlockError(f"Could not start the rerun of run {plan.run_id}: {e.strerror}.") from None
+        raise RunlockError(f"Could not start the rerun of run {original}: {e.strerror}.") from None
     try:
         rc = proc.wait()
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait()
-    made = _runs_started_by(store, proc.pid, started)
-    if not made:
-        raise RunlockError(f"The rerun of run {plan.run_id} exited with status {rc} without starting a run.",
-                           hint="Check its output above; the script must call runlock.start_run.")
-    if made[0].status == "running":
-        records.reap_crashed(store)
-    new = records.get(store, made[0].id)
-    return Rerun(plan.run_id, new.id, new.status, rc, plan)
+    return rc, proc.pid
 
 
-def rerun(store: Store, run: str, *, isolated: bool = True, repo: str | Path | None = None,
-          keep: bool = False, plan: RerunPlan | None = None, progress: Progress | None = None) -> Rerun:
-    """Rerun ``run`` from its lock as a new run with a ``reproduces`` edge to it
-    (``progress(done, total, description)``: the preparation, see ``prepared``)."""
-    plan = plan or plan_rerun(store, run, isolated=isolated)
-    with prepared(store, plan, repo=repo, keep=keep, progress=progress) as prep:
-        result = launch(store, plan, prep)
-    link(store, result.run_id, plan.run_id)
-    return result
-
-
-def link(store: Store, new: str, original: str) -> None:
-    def write(conn: sa.Connection) -> None:
-        if lineage.record_edge(conn, "reproduces", f"run:{new}", f"run:{original}"):
-            audit.append(conn, store.actor, "run.reproduce", f"run:{new}", details={"of": f"run:{original}"})
-
-    store.db.run_write(write)
-
-
-def child_env(store: Store, plan: RerunPlan, prep: Prepared, seed: int | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in plan.env_unset and k not in ("RUNLOCK_RUN_ID", "RUNLOCK_RANK")}
+def child_env(plan: RerunPlan, prep: Prepared, seed: int | None, where: dict[str, str],
+              drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """The rerun's environment: this one, with the recorded variables set or unset, ``where``
+    (the store or server it records to) and the rebuilt inputs."""
+    gone = {*plan.env_unset, *drop, "RUNLOCK_RUN_ID", "RUNLOCK_RANK"}
+    env = {k: v for k, v in os.environ.items() if k not in gone}
     env.update(plan.env_set)
-    env.update({"RUNLOCK_STORE": str(store.root), ENV_REPRODUCES: plan.run_id,
+    env.update({**where, ENV_REPRODUCES: plan.run_id,
                 ENV_REPLAY: json.dumps({"torch": plan.knobs.get("torch"), "threads": plan.knobs.get("threads")})})
     if seed is not None:
         env[ENV_SEED] = str(seed)
@@ -243,13 +371,6 @@ def _runs_started_by(store: Store, pid: int, since: str) -> list[records.RunReco
     with store.db.read() as conn:
         ids = [r.id for r in conn.execute(q)]
     return [records.get(store, i) for i in ids]
-
-
-def _recorded_repo(store: Store, plan: RerunPlan) -> Path | None:
-    """The repository the run ran in, else the store's own (where an imported bundle's code is)."""
-    cwd = records.get(store, plan.run_id).context.get("cwd")
-    found = workdir.find_repo(Path(cwd)) if cwd and Path(cwd).is_dir() else None
-    return found or workdir.store_repo(store, ((plan.lock.get("code") or {}).get("git") or {}).get("commit"))
 
 
 def _stdout() -> int | None:

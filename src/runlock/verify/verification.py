@@ -24,37 +24,32 @@ from runlock import artifacts, canonical
 from runlock.errors import InvalidInput, RunlockError
 from runlock.store import Store
 from runlock.tracking import records
-from runlock.verify.compare import ATOL, K, RTOL, compare
-from runlock.verify.records import FAILED, Verification, add_verification, tier_rank
-from runlock.verify.rerun import rerun
+from runlock.verify.compare import ATOL, K, RTOL
+from runlock.verify.records import Verification, add_verification, tier_rank
+from runlock.verify.rerun import Rerunner, incomplete, rerun, rerunner
 
 
-def verify(store: Store, run: str, *, isolated: bool = True, repo: str | Path | None = None,
+def verify(source: Store | Rerunner, run: str, *, isolated: bool = True, repo: str | Path | None = None,
            rtol: float = RTOL, atol: float = ATOL, k: float = K, rehearsal_id: str | None = None,
            progress: Callable[[int, int, str], None] | None = None) -> Verification:
     """Rerun ``run`` and compare the rerun with it; store and return the outcome (``progress``:
-    the rerun's preparation, as in ``rerun``)."""
-    rec = records.get(store, run)
-    if rec.context.get("lost_points") or rec.context.get("unflushed_writers"):
-        return add_verification(store, rec.id, "rerun", FAILED, {
-            "error": f"Run {rec.id} did not store every metric point it logged (lost_points "
-                     f"{rec.context.get('lost_points') or 0}, {len(rec.context.get('unflushed_writers') or [])} "
-                     "process(es) never reported); its series are incomplete, so no rerun can be compared with "
-                     "it.", "hint": "Run it again and verify the new run.",
-            "lost_points": rec.context.get("lost_points") or 0}, rehearsal_id=rehearsal_id)
+    the rerun's preparation, as in ``rerun``). The comparison is made where the records are: a
+    team server compares the rerun it holds with the original and stores the outcome itself."""
+    backend = rerunner(source)
+    rec = backend.record(run)
+    tol = {"rtol": rtol, "atol": atol, "k": k, "rehearsal_id": rehearsal_id}
+    failure = incomplete(rec)
+    if failure is not None:
+        return backend.verified(rec.id, failure=failure, **tol)
     try:
-        result = rerun(store, rec.id, isolated=isolated, repo=repo, progress=progress)
+        result = rerun(backend, rec.id, isolated=isolated, repo=repo, progress=progress)
     except RunlockError as e:
-        return add_verification(store, rec.id, "rerun", FAILED, {"error": e.message, "hint": e.hint},
-                                rehearsal_id=rehearsal_id)
+        return backend.verified(rec.id, failure={"error": e.message, "hint": e.hint}, **tol)
     if result.status != "finished":
-        return add_verification(store, rec.id, "rerun", FAILED,
-                                {"error": f"The rerun run:{result.run_id} ended {result.status} "
-                                          f"(exit status {result.returncode}).", "hint": None},
-                                rerun_id=result.run_id, rehearsal_id=rehearsal_id)
-    found = compare(store, rec.id, result.run_id, rtol=rtol, atol=atol, k=k)
-    return add_verification(store, rec.id, "rerun", found.tier, found.to_dict(), rerun_id=result.run_id,
-                            rehearsal_id=rehearsal_id)
+        return backend.verified(rec.id, rerun_id=result.run_id, failure={
+            "error": f"The rerun run:{result.run_id} ended {result.status} (exit status {result.returncode}).",
+            "hint": None}, **tol)
+    return backend.verified(rec.id, rerun_id=result.run_id, **tol)
 
 
 def verify_reference(store: Store, run: str, reference: str | Path, *, outputs: str | Path | None = None,

@@ -10,6 +10,7 @@ exactly the recorded ones. Either way the command starts in the recorded sub-fol
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,9 @@ def recorded_git(lock: dict, run_id: str) -> dict:
     return info
 
 
-def isolated(store: Store, lock: dict, run_id: str, repo: Path, dest: Path) -> CodeCheckout:
-    """A temporary worktree of ``repo`` at the recorded commit, recorded diff applied, in ``dest``."""
+def isolated(patch_of: Callable[[str], bytes], lock: dict, run_id: str, repo: Path, dest: Path) -> CodeCheckout:
+    """A temporary worktree of ``repo`` at the recorded commit, recorded diff applied, in ``dest``
+    (``patch_of(id)``: the diff's bytes, from the store or a team server)."""
     info = recorded_git(lock, run_id)
     commit = info["commit"]
     if git(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode != 0:
@@ -74,7 +76,7 @@ def isolated(store: Store, lock: dict, run_id: str, repo: Path, dest: Path) -> C
             hint=f"Fetch it (`git fetch origin {commit}`), or pass --repo with a clone that has it.")
     git(repo, "worktree", "add", "--detach", "--quiet", str(dest), commit)
     if info.get("diff"):
-        patch = store.objects.get_bytes(info["diff"])
+        patch = patch_of(info["diff"])
         applied = git(dest, "apply", "--index", "--binary", "--whitespace=nowarn", "-", data=patch, check=False)
         if applied.returncode != 0:
             remove(CodeCheckout(dest, dest, repo, commit, info["diff"], True))
