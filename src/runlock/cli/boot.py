@@ -2,6 +2,7 @@
 
     python -m runlock.cli.boot SCRIPT ARGS...           a script that called start_run
     python -m runlock.cli.boot --wrap SPEC -- CMD...    a command `runlock run` wrapped
+    python -m runlock.cli.boot --remote SPEC -- ARGV... either, recording to a team server
 
 ``RUNLOCK_REPLAY`` (JSON) carries the recorded ``knobs``: when torch was imported before the
 original run started, torch is imported here too and its thread counts and determinism flags
@@ -67,15 +68,24 @@ def restore_knobs(knobs: dict) -> list[str]:
 
 def main(args: list[str]) -> int:
     restore_knobs(json.loads(os.environ.get(ENV_REPLAY) or "{}"))
+    if args[:1] == ["--remote"]:    # a rerun recording to a team server (runlock.remote.rerun)
+        from runlock.remote.rerun import boot_remote
+        return boot_remote(json.loads(args[1]), args[3:], _run_script)
     if args[:1] == ["--wrap"]:
         spec = json.loads(args[1])
         store = open_for_writing()
         result = run_command(store, args[3:], project=spec["project"], name=spec["name"], seed=spec.get("seed"))
         return result.returncode
+    _run_script(args)
+    return 0
+
+
+def _run_script(args: list[str]) -> None:
+    """Run ``args[0]`` as ``python SCRIPT ARGS`` would: same ``sys.argv``, its folder first on
+    ``sys.path``, as ``__main__``."""
     sys.argv = list(args)
     sys.path[0] = os.path.dirname(os.path.abspath(args[0]))
     runpy.run_path(args[0], run_name="__main__")
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import typer
 
 from runlock import verify as v
 from runlock.cli import common, runids
-from runlock.cli.service import service
+from runlock.cli.service import remote, service
 from runlock.errors import InvalidInput
 from runlock.verify.compare import ATOL, K, RTOL, Output
 from runlock.tracking import records
@@ -36,16 +36,24 @@ REQUIRE = typer.Option(None, "--require", help=f"Exit with status 1 unless the t
                        f"({', '.join(TIERS)}).")
 
 
+def _rerunner(ctx: typer.Context):  # noqa: ANN202 - a Store or a RemoteRerunner
+    """What a rerun records to: the store here, or the team server (``runlock.remote.rerun``)."""
+    if remote(ctx):
+        from runlock.remote.rerun import RemoteRerunner    # httpx: only for a server
+        return RemoteRerunner(service(ctx))  # type: ignore[arg-type]
+    return common.store(ctx)
+
+
 @app.command("rerun")
 def rerun(ctx: typer.Context, run: str = RUN_ARG, in_place: bool = IN_PLACE, repo: Path = REPO,
           keep: bool = typer.Option(False, "--keep", help="Keep the temporary worktree and inputs."),
           as_json: bool = common.JSON_OPTION) -> None:
     """Rerun RUN from its lock (exact code, data, seeds, knobs) as a new run linked to it."""
-    store = common.store(ctx)
-    plan = v.plan_rerun(store, run, isolated=not in_place)
+    source = _rerunner(ctx)
+    plan = v.plan_rerun(source, run, isolated=not in_place)
     _print_drift(plan.drift, plan.notes)
     with common.progress("preparing the rerun", False if as_json else None, until_done=True) as tick:
-        result = v.rerun(store, run, isolated=not in_place, repo=repo, keep=keep, plan=plan, progress=tick)
+        result = v.rerun(source, run, isolated=not in_place, repo=repo, keep=keep, plan=plan, progress=tick)
     common.emit(result, as_json, lambda r: common.console.print(
         f"run:{r.run_id} reran run:{r.original}: [{_colour(r.status)}]{r.status}[/] (exit status {r.returncode}). "
         f"Compare them with `runlock compare {r.original} {r.run_id}`."))
@@ -74,9 +82,9 @@ def variance(ctx: typer.Context, run: str = RUN_ARG,
              seed_env: bool = typer.Option(False, "--seed-env", help="Change only RUNLOCK_SEED, not the command line."),
              in_place: bool = IN_PLACE, repo: Path = REPO, as_json: bool = common.JSON_OPTION) -> None:
     """Rerun RUN with different seeds and store the spread of its final metrics."""
-    store = common.store(ctx)
+    source = _rerunner(ctx)
     with common.progress("reruns", False if as_json else None) as tick:
-        spread = v.variance(store, run, seeds=seeds, seed_arg=None if seed_env else seed_arg,
+        spread = v.variance(source, run, seeds=seeds, seed_arg=None if seed_env else seed_arg,
                             isolated=not in_place, repo=repo, progress=tick)
     common.emit(spread, as_json, lambda s: common.console.print(common.table(
         f"seed-to-seed spread of run:{s.run_id} over {len(s.seeds)} seeds", ["metric", "mean", "std", "min", "max"],
@@ -100,8 +108,12 @@ def verify(ctx: typer.Context,
            k: float = K_OPT, require: str = REQUIRE, as_json: bool = common.JSON_OPTION) -> None:
     """Rerun RUN and compare (stored on the run); or check its outputs against a reference; or rehearse an audit."""
     _check_tier(require)
-    store = common.store(ctx)
     if sample is not None:
+        if remote(ctx):
+            raise InvalidInput("`verify --sample` (an audit rehearsal) runs where the store is, not against a "
+                               "team server.", hint="Run it on the server's machine with --store PATH, or verify "
+                                                    "the runs one by one: `runlock verify RUN`.")
+        store = common.store(ctx)
         with common.progress("verifying", False if as_json else None) as tick:
             done = v.rehearse(store, sample, project=project, since=since, seed=seed, isolated=not in_place,
                               repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
@@ -113,17 +125,21 @@ def verify(ctx: typer.Context,
         return
     if run is None:
         raise InvalidInput("Name a run to verify, or pass --sample N.", hint="See `runlock verify --help`.")
+    source = _rerunner(ctx)
     if history:
-        found = v.verifications_of(store, records.get(store, run).id)
-        ids = {} if as_json else runids.labels(store, [x.rerun_id for x in found if x.rerun_id], wide=False)
+        found = (source.verifications(run) if remote(ctx)
+                 else v.verifications_of(source, records.get(source, run).id))
+        ids = {} if as_json else runids.shown(service(ctx), [x.rerun_id for x in found if x.rerun_id], wide=False)
         common.emit(found, as_json, lambda f: _render_history(f, ids))
         return
     if reference is not None:
-        found = v.verify_reference(store, run, reference, outputs=outputs, artifact=artifact)
+        found = (source.verify_reference(run, reference, outputs=outputs, artifact=artifact) if remote(ctx)
+                 else v.verify_reference(source, run, reference, outputs=outputs, artifact=artifact))
     else:
-        _print_drift(v.env_diff(store, run), [])
+        plan = v.plan_rerun(source, run, isolated=not in_place) if remote(ctx) else None
+        _print_drift(plan.drift if plan else v.env_diff(source, run), [])
         with common.progress("preparing the rerun", False if as_json else None, until_done=True) as tick:
-            found = v.verify(store, run, isolated=not in_place, repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
+            found = v.verify(source, run, isolated=not in_place, repo=repo, rtol=rtol, atol=atol, k=k, progress=tick)
     common.emit(found, as_json, _render_verification)
     _gate(found.tier, require, fail=found.tier == "failed")
 

@@ -33,7 +33,7 @@ from runlock.authz import ALL_PROJECTS, allowed, needed_role, role_grants
 from runlock.errors import (Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied,
                             RunlockError, SealedError, StoreBusy, StoreError)
 from runlock.refs import check_name
-from runlock.server import ingest, routes_read, routes_runs, routes_service, routes_verify, webui
+from runlock.server import ingest, routes_read, routes_rerun, routes_runs, routes_service, routes_verify, webui
 from runlock.server.limits import BodyLimit
 from runlock.server.permissions import V1, rule_for
 from runlock.store import Store
@@ -93,6 +93,7 @@ def create_app(store: Store) -> FastAPI:
     routes_read.add(app)                 # … and what its reading commands ask
     routes_runs.add(app)                 # runs tag/note/delete, artifacts list/show/get
     routes_verify.add(app)               # check, compare, audit checkpoint
+    routes_rerun.add(app)                # rerun, verify, variance: recipe in, outcome computed here
     app.mount("/", webui.pages(store))   # the web UI, after the API: its own sign-in and the same roles
     return app
 

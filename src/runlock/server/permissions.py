@@ -99,6 +99,14 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/keys/public"): SIGNED_IN,             # public by design: what verifiers check against
     ("POST", f"{V1}/attestations"): Rule("attestation.create", None),     # the handler checks it on the target
     ("POST", f"{V1}/models/gate"): Rule("gate.pass", None),   # the decision's audit entry checks gate.pass/override
+    # rerun, verify, variance (server/routes_rerun.py): the rerun runs on the client; the handlers
+    # also require run.read on every run the body names
+    ("GET", f"{V1}/runs/{{run_id}}/recipe"): Rule("run.read", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/reproduces"): Rule("run.reproduce", "run:{run_id}"),   # the rerun's project
+    ("POST", f"{V1}/runs/{{run_id}}/verifications"): Rule("verification.create", "run:{run_id}"),
+    ("GET", f"{V1}/runs/{{run_id}}/verifications"): Rule("run.read", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/verifications/reference"): Rule("verification.create", "run:{run_id}"),
+    ("POST", f"{V1}/runs/{{run_id}}/spreads"): Rule("variance.create", "run:{run_id}"),
 }
 
 

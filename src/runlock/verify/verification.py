@@ -55,19 +55,32 @@ def verify(source: Store | Rerunner, run: str, *, isolated: bool = True, repo: s
 def verify_reference(store: Store, run: str, reference: str | Path, *, outputs: str | Path | None = None,
                      artifact: str = "outputs", rtol: float | None = None, atol: float | None = None) -> Verification:
     """Compare a run's outputs on a benchmark set with the reference file; store the outcome."""
+    ref_data = _read(Path(reference), "reference file")
+    out = None if outputs is None else (_read(Path(outputs), "outputs file"), str(outputs))
+    return verify_reference_data(store, run, ref_data, str(reference), outputs=out, artifact=artifact,
+                                 rtol=rtol, atol=atol)
+
+
+def verify_reference_data(store: Store, run: str, reference: bytes, source: str, *,
+                          outputs: tuple[bytes, str] | None = None, artifact: str = "outputs",
+                          rtol: float | None = None, atol: float | None = None) -> Verification:
+    """``verify_reference`` over bytes: the reference (read from ``source``, for messages) and the
+    outputs (``(bytes, source)``, else the run's artifact ``artifact``). A team server gets both
+    as objects the client uploaded."""
     rec = records.get(store, run)
-    ref_doc = _read_json(Path(reference), "reference file")
+    ref_doc = _parse(reference, f"reference file {source}")
     if outputs is not None:
-        out_doc, source = _read_json(Path(outputs), "outputs file"), str(outputs)
+        out_doc, out_source = _parse(outputs[0], f"outputs file {outputs[1]}"), outputs[1]
     else:
         art = artifacts.get(store, rec.id, artifact)
         if art.manifest is not None:
             raise InvalidInput(f"Artifact {artifact!r} of run {rec.id} is a folder, not a JSON file of outputs.",
                                hint="Name the outputs file artifact with --artifact, or pass --outputs FILE.")
-        out_doc, source = _parse(store.objects.get_bytes(art.digest), f"artifact {artifact}"), f"artifact:{art.digest}"
+        out_doc = _parse(store.objects.get_bytes(art.digest), f"artifact {artifact}")
+        out_source = f"artifact:{art.digest}"
     expected, opts = _cases(ref_doc)
     if not expected:
-        raise InvalidInput(f"The reference file {reference} has no cases, so there is nothing to check the outputs against.",
+        raise InvalidInput(f"The reference file {source} has no cases, so there is nothing to check the outputs against.",
                            hint="A reference is {case id: expected output}, a list of outputs, or {\"outputs\": {...}}.")
     got, _ = _cases(out_doc)
     rtol = opts.get("rtol", RTOL) if rtol is None else rtol
@@ -76,16 +89,16 @@ def verify_reference(store: Store, run: str, reference: str | Path, *, outputs: 
               "expected": expected[c], "got": got.get(c, "<missing>")} for c in sorted(expected)]
     tier = max((c["tier"] for c in cases), key=tier_rank, default="bitwise")
     counts = {t: sum(c["tier"] == t for c in cases) for t in ("bitwise", "tolerance", "different")}
-    report = {"tier": tier, "outputs": source, "rtol": rtol, "atol": atol, "counts": counts,
+    report = {"tier": tier, "outputs": out_source, "rtol": rtol, "atol": atol, "counts": counts,
               "extra_cases": sorted(set(got) - set(expected)),
               "cases": sorted(cases, key=lambda c: (-tier_rank(c["tier"]), c["case"]))}
-    ref_id = store.objects.put_file(reference)
+    ref_id = store.objects.put_bytes(reference)
     return add_verification(store, rec.id, "reference", tier, {**report, "reference": ref_id}, reference=ref_id)
 
 
-def _read_json(path: Path, what: str) -> object:
+def _read(path: Path, what: str) -> bytes:
     try:
-        return _parse(path.read_bytes(), f"{what} {path}")
+        return path.read_bytes()
     except OSError as e:
         raise InvalidInput(f"Cannot read the {what} {path}: {e.strerror}.") from None
 
