@@ -7,7 +7,8 @@ bytes are audited (``model.read``) and so are checked the same way.
 
 Minimum role per action (``noun.*`` covers every verb of that noun)::
 
-    viewer      every ``*.read`` (model.read, artifact.read), audit.*; token.* on one's own tokens
+    viewer      every ``*.read`` (model.read, artifact.read), audit.*
+    (any role, on any project) token.* on one's own tokens
     editor      run.*, snapshot.*, split.*, artifact.*, dataset.*, evaluation.*, lineage.*
     maintainer  model.register, model.alias (any alias but production), gate.pass
     admin       moving or removing the production alias, gate.override, user.*, role.*,
@@ -138,8 +139,19 @@ def allowed(conn: Connection, actor: str, action: str, target: str, details: dic
         return action in SYSTEM_ACTIONS
     if actor == store_owner(conn):
         return True
+    if action.startswith("token.") and details.get("identity") == actor:
+        return _active(conn, actor)           # one's own tokens: a role on any project will do
     have = role_of(conn, actor, project_of(conn, target, details))
     return have is not None and RANK[have] >= RANK[needed_role(actor, action, target, details)]
+
+
+def _active(conn: Connection, actor: str) -> bool:
+    """Does ``actor`` hold a role somewhere (and is not disabled)?"""
+    disabled = conn.execute(sa.select(identities.c.disabled_at).where(identities.c.name == actor)).first()
+    if disabled is not None and disabled.disabled_at:
+        return False
+    return conn.execute(sa.select(role_grants.c.role).where(role_grants.c.identity == actor).limit(1)).first() \
+        is not None
 
 
 def require(conn: Connection, actor: str, action: str, target: str, details: dict | None = None) -> None:

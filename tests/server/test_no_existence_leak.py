@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import runlock
+from runlock import identity
 from runlock.server import create_app
 from runlock.server.permissions import PERMISSIONS, V1
 from runlock.workspace import init, open_store
@@ -38,6 +39,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
         run.finish()
         runlock.register_model(run.id, "model", "bot", store=store)
         running = runlock.start_run("proj", "still-running", store=store)   # a 409 would say "it runs"
+        identity.create_identity(store, "dora")                             # an identity that exists
     finally:
         store.close()
     server.start()
@@ -45,9 +47,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
         mine = httpx.post(f"{server.url}{V1}/runs", json={"project": "elsewhere"}, headers=server.headers("outsider"))
         assert mine.status_code == 201, mine.text
         real = {"run": run.id, "prefix": run.id[:10], "running": running.id, "model": "model:bot@v1",
-                "alias": "model:bot@v1", "name": "bot", "art": f"art:{art.digest}"}
+                "alias": "model:bot@v1", "name": "bot", "art": f"art:{art.digest}",
+                "who": "dora"}
         fake = {"run": MADE_UP_RUN, "prefix": MADE_UP_RUN[:10], "running": "01HYYYYYYYYYYYYYYYYYYYYYYY",
-                "model": "model:ghost@v1", "alias": "model:bot@v9", "name": "ghost", "art": f"art:{MADE_UP_DIGEST}"}
+                "model": "model:ghost@v1", "alias": "model:bot@v9", "name": "ghost", "art": f"art:{MADE_UP_DIGEST}",
+                "who": "ghost-user"}
         yield server, real, fake, mine.json()["id"]
     finally:
         server.stop()
@@ -97,6 +101,14 @@ BY_REFERENCE: dict[tuple[str, str], list[dict]] = {
     ("GET", f"{V1}/artifacts/show"): [{"params": {"ref": "{art}"}}, {"params": {"ref": "{run}/model"}},
                                       {"params": {"ref": "{prefix}/model"}}],
     ("POST", f"{V1}/artifacts/read"): [{"json": {"ref": "{art}"}}, {"json": {"ref": "{run}/model"}}],
+    # identities: who exists is an admin's business
+    ("POST", f"{V1}/identities"): [{"json": {"name": "{who}"}}],
+    ("POST", f"{V1}/identities/disable"): [{"json": {"name": "{who}"}}],
+    ("POST", f"{V1}/tokens"): [{"json": {"name": "{who}"}}],
+    ("POST", f"{V1}/grants"): [{"json": {"name": "{who}", "role": "viewer"}}],
+    ("POST", f"{V1}/grants/revoke"): [{"json": {"name": "{who}"}}],
+    ("GET", f"{V1}/tokens"): [{"params": {"user": "{who}"}}],
+    ("GET", f"{V1}/grants"): [{"params": {"user": "{who}"}}],
     # a name given to what is made, not a reference: asked all the same
     ("POST", f"{V1}/snapshots"): [{"json": {"name": "{name}", "manifest": {}}}],
     ("POST", f"{V1}/runs"): [],     # the run's name (its project decides, and the refusal names a new id)

@@ -20,6 +20,11 @@ roles = typer.Typer(help="Roles per project: viewer, editor, maintainer, admin."
 keys = typer.Typer(help="The store's Ed25519 signing key.", no_args_is_help=True)
 
 
+def _svc(ctx: typer.Context):  # noqa: ANN202
+    """The store here or the team server (``users add`` has an option named ``service``)."""
+    return service(ctx)
+
+
 def _render_identities(found: list[identity.Identity]) -> None:
     common.console.print(common.table(None, ["identity", "kind", "roles", "owner", "disabled"], [
         (i.name, i.kind, ", ".join(f"{r} on {p}" for p, r in sorted(i.roles.items())) or "-",
@@ -32,21 +37,21 @@ def users_add(ctx: typer.Context, name: str = typer.Argument(..., help="User or 
               service: bool = typer.Option(False, "--service", help="A service account (CI, a server, a bot)."),
               as_json: bool = common.JSON_OPTION) -> None:
     """Register a user or a service account (admin)."""
-    who = identity.create_identity(common.store(ctx), name, "service" if service else "user")
+    who = _svc(ctx).create_identity(name, "service" if service else "user")
     common.emit(who, as_json, lambda i: _render_identities([i]))
 
 
 @users.command("list")
 def users_list(ctx: typer.Context, as_json: bool = common.JSON_OPTION) -> None:
     """List identities with their roles."""
-    common.emit(identity.list_identities(common.store(ctx)), as_json, _render_identities)
+    common.emit(_svc(ctx).list_identities(), as_json, _render_identities)
 
 
 @users.command("disable")
 def users_disable(ctx: typer.Context, name: str = typer.Argument(..., help="Identity to disable."),
                   as_json: bool = common.JSON_OPTION) -> None:
     """Disable an identity: it loses every role and its tokens are refused (admin)."""
-    common.emit(identity.disable_identity(common.store(ctx), name), as_json, lambda i: _render_identities([i]))
+    common.emit(_svc(ctx).disable_identity(name), as_json, lambda i: _render_identities([i]))
 
 
 @users.command("whoami")
@@ -69,7 +74,7 @@ def tokens_issue(ctx: typer.Context, name: str = typer.Argument(..., help="Ident
                  label: str = typer.Option("", "--label", help="What the token is for."),
                  as_json: bool = common.JSON_OPTION) -> None:
     """Issue an API token. It is printed once and never stored: keep it now."""
-    issued = identity.issue_token(common.store(ctx), name, days=None if no_expiry else days, label=label)
+    issued = _svc(ctx).issue_token(name, days=None if no_expiry else days, label=label)
     common.emit(issued, as_json, lambda t: (
         common.console.print(t.token, highlight=False, soft_wrap=True),
         common.err_console.print(f"Token {identity.TOKEN_PREFIX}{t.info.id} for {t.info.identity}, expires "
@@ -80,14 +85,14 @@ def tokens_issue(ctx: typer.Context, name: str = typer.Argument(..., help="Ident
 def tokens_list(ctx: typer.Context, user: str = typer.Option(None, "--user", help="Only this identity's tokens."),
                 as_json: bool = common.JSON_OPTION) -> None:
     """List tokens (ids and status; never the secrets)."""
-    common.emit(identity.list_tokens(common.store(ctx), user), as_json, _render_tokens)
+    common.emit(_svc(ctx).list_tokens(user), as_json, _render_tokens)
 
 
 @tokens.command("revoke")
 def tokens_revoke(ctx: typer.Context, token_id: str = typer.Argument(..., help="Token id (rlk_<16 hex>)."),
                   as_json: bool = common.JSON_OPTION) -> None:
     """Revoke a token; it is refused from now on."""
-    common.emit(identity.revoke_token(common.store(ctx), token_id), as_json, lambda t: _render_tokens([t]))
+    common.emit(_svc(ctx).revoke_token(token_id), as_json, lambda t: _render_tokens([t]))
 
 
 # -- roles -------------------------------------------------------------------------------
@@ -104,7 +109,7 @@ def roles_grant(ctx: typer.Context, name: str = typer.Argument(..., help="Identi
                 role: str = typer.Argument(..., help="viewer, editor, maintainer or admin."),
                 project: str = PROJECT_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Give an identity a role on a project, replacing its previous one there (admin)."""
-    common.emit(identity.grant_role(common.store(ctx), name, role, project), as_json,
+    common.emit(_svc(ctx).grant_role(name, role, project), as_json,
                 lambda g: _render_grants([g]))
 
 
@@ -112,14 +117,14 @@ def roles_grant(ctx: typer.Context, name: str = typer.Argument(..., help="Identi
 def roles_revoke(ctx: typer.Context, name: str = typer.Argument(..., help="Identity."),
                  project: str = PROJECT_OPTION, as_json: bool = common.JSON_OPTION) -> None:
     """Take an identity's role on a project away (admin)."""
-    common.emit(identity.revoke_role(common.store(ctx), name, project), as_json, lambda g: _render_grants([g]))
+    common.emit(_svc(ctx).revoke_role(name, project), as_json, lambda g: _render_grants([g]))
 
 
 @roles.command("list")
 def roles_list(ctx: typer.Context, user: str = typer.Option(None, "--user", help="Only this identity."),
                as_json: bool = common.JSON_OPTION) -> None:
     """List role grants (the store's owner is an admin without one)."""
-    common.emit(identity.list_grants(common.store(ctx), user), as_json, _render_grants)
+    common.emit(_svc(ctx).list_grants(user), as_json, _render_grants)
 
 
 # -- keys --------------------------------------------------------------------------------

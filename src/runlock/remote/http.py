@@ -31,7 +31,7 @@ from runlock.data.split import Split, SplitInfo
 from runlock.data.split_ops import Checked, Exported, read_ids, write_ids
 from runlock.errors import IntegrityError, InvalidInput, NotFound
 from runlock.hashing import digest_bytes
-from runlock.identity import Identity
+from runlock.identity import Grant, Identity, IssuedToken, TokenInfo
 from runlock.keys import PublicKey, public_from_pem
 from runlock.lineage import Edge, Graph
 from runlock.lineage.entities import LineageView, NodeInfo
@@ -230,6 +230,37 @@ class HttpService:
     def whoami(self) -> Identity:
         return Identity(**self.client.whoami())
 
+    # -- users, tokens, roles (server/routes_admin.py) ------------------------------------------------
+    def list_identities(self) -> list[Identity]:
+        return [Identity(**i) for i in self.client.call("GET", "/identities")["identities"]]
+
+    def create_identity(self, name: str, kind: str = "user") -> Identity:
+        return Identity(**self.client.call("POST", "/identities", json={"name": name, "kind": kind}))
+
+    def disable_identity(self, name: str) -> Identity:
+        return Identity(**self.client.call("POST", "/identities/disable", json={"name": name}))
+
+    def issue_token(self, name: str, *, days: int | None, label: str = "") -> IssuedToken:
+        d = self.client.call("POST", "/tokens", json={"name": name, "days": days, "label": label})
+        return IssuedToken(d["token"], _token(d["info"]))
+
+    def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        params = {"user": user} if user is not None else {}
+        return [_token(t) for t in self.client.call("GET", "/tokens", params=params)["tokens"]]
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return _token(self.client.call("POST", "/tokens/revoke", json={"id": token_id}))
+
+    def grant_role(self, name: str, role: str, project: str) -> Grant:
+        return Grant(**self.client.call("POST", "/grants", json={"name": name, "role": role, "project": project}))
+
+    def revoke_role(self, name: str, project: str) -> Grant:
+        return Grant(**self.client.call("POST", "/grants/revoke", json={"name": name, "project": project}))
+
+    def list_grants(self, user: str | None = None) -> list[Grant]:
+        params = {"user": user} if user is not None else {}
+        return [Grant(**g) for g in self.client.call("GET", "/grants", params=params)["grants"]]
+
     def public_key(self) -> PublicKey:
         """The key the server signs with, as it reports it (an auditor should get it out of band)."""
         return public_from_pem(self.client.call("GET", "/keys/public")["pem"].encode(), f"the key {self.where} sent")
@@ -418,6 +449,10 @@ def _summary(d: dict) -> KeySummary:
 
 def _artifact(d: dict) -> artifacts.Artifact:
     return artifacts.Artifact(**{k: d.get(k) for k in artifacts.Artifact.__dataclass_fields__})
+
+
+def _token(d: dict) -> TokenInfo:
+    return TokenInfo(**{k: d.get(k) for k in TokenInfo.__dataclass_fields__})
 
 
 def _model(d: dict) -> ModelVersion:

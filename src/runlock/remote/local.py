@@ -143,6 +143,34 @@ class LocalService:
     def whoami(self):  # noqa: ANN201
         return _domain("identity").whoami(self.store)
 
+    # -- users, tokens, roles ----------------------------------------------------------------------
+    def list_identities(self):  # noqa: ANN201
+        return _domain("identity").list_identities(self.store)
+
+    def create_identity(self, name: str, kind: str = "user"):  # noqa: ANN201
+        return _domain("identity").create_identity(self.store, name, kind)
+
+    def disable_identity(self, name: str):  # noqa: ANN201
+        return _domain("identity").disable_identity(self.store, name)
+
+    def issue_token(self, name: str, *, days: int | None, label: str = ""):  # noqa: ANN201
+        return _domain("identity").issue_token(self.store, name, days=days, label=label)
+
+    def list_tokens(self, user: str | None = None):  # noqa: ANN201
+        return _domain("identity").list_tokens(self.store, user)
+
+    def revoke_token(self, token_id: str):  # noqa: ANN201
+        return _domain("identity").revoke_token(self.store, token_id)
+
+    def grant_role(self, name: str, role: str, project: str):  # noqa: ANN201
+        return _domain("identity").grant_role(self.store, name, role, project)
+
+    def revoke_role(self, name: str, project: str):  # noqa: ANN201
+        return _domain("identity").revoke_role(self.store, name, project)
+
+    def list_grants(self, user: str | None = None):  # noqa: ANN201
+        return _domain("identity").list_grants(self.store, user)
+
     # -- verification ------------------------------------------------------------------------------
     def check(self, target: str, policy):  # noqa: ANN001, ANN201
         return _domain("verify.checklist").check(self.store, target, policy)

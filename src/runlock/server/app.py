@@ -33,7 +33,7 @@ from runlock.authz import ALL_PROJECTS, allowed, needed_role, role_grants
 from runlock.errors import (Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied,
                             RunlockError, SealedError, StoreBusy, StoreError)
 from runlock.refs import check_name
-from runlock.server import ingest, routes_read, routes_rerun, routes_runs, routes_service, routes_verify, webui
+from runlock.server import ingest, routes_admin, routes_read, routes_rerun, routes_runs, routes_service, routes_verify, webui
 from runlock.server.limits import BodyLimit
 from runlock.server.permissions import V1, rule_for
 from runlock.store import Store
@@ -94,6 +94,7 @@ def create_app(store: Store) -> FastAPI:
     routes_runs.add(app)                 # runs tag/note/delete, artifacts list/show/get
     routes_verify.add(app)               # check, compare, audit checkpoint
     routes_rerun.add(app)                # rerun, verify, variance: recipe in, outcome computed here
+    routes_admin.add(app)                # users, tokens, roles
     app.mount("/", webui.pages(store))   # the web UI, after the API: its own sign-in and the same roles
     return app
 
@@ -112,14 +113,36 @@ def _guard(store: Store):  # noqa: ANN202
         actor = _authenticate(store, request.headers.get("authorization", ""))
         request.state.store = dataclasses.replace(store, actor=actor)
         if rule.action is not None and rule.target is not None:
-            target = rule.target_for(request.path_params)
             with store.db.read() as conn:
+                if "run_id" in request.path_params and not rule.any_project:
+                    _resolve_run_prefix(conn, actor, rule.action, request)
+                target = rule.target_for(request.path_params)
                 ok = (_allowed_somewhere(conn, actor, rule.action) if rule.any_project
                       else allowed(conn, actor, rule.action, target))
             if not ok:
                 where = "any project" if rule.any_project else target
                 raise PermissionDenied(actor, rule.action, where, needed_role(actor, rule.action, target, {}))
     return guard
+
+
+def _resolve_run_prefix(conn, actor: str, action: str, request: Request) -> None:  # noqa: ANN001
+    """A run id prefix in the path, resolved among the runs the caller may ``action`` (and only
+    those, so neither a match nor an ambiguity tells of a run elsewhere): the route then sees the
+    whole id. A reader of every project needs none of this (the domain resolves it, as locally);
+    a prefix naming none of the caller's runs is left alone, and refused like an unknown id."""
+    ref = request.path_params["run_id"]
+    ident = ref.removeprefix("run:").upper()
+    if len(ident) >= 26 or allowed(conn, actor, action, ALL_PROJECTS):
+        return
+    granted = set(conn.execute(sa.select(role_grants.c.project).where(role_grants.c.identity == actor)).scalars())
+    projects = [p for p in granted if allowed(conn, actor, action, ALL_PROJECTS, {"project": p})]
+    mine = list(conn.execute(sa.select(runs.c.id).where(runs.c.id.startswith(ident, autoescape=True),
+                                                        runs.c.project.in_(projects)).limit(2)).scalars())
+    if len(mine) > 1:
+        raise InvalidInput(f"Run reference {ref!r} matches several of your runs ({', '.join(mine[:2])} ...); "
+                           "give more characters.")
+    if mine:
+        request.scope["path_params"] = {**request.path_params, "run_id": mine[0]}
 
 
 def _allowed_somewhere(conn, actor: str, action: str) -> bool:  # noqa: ANN001

@@ -74,7 +74,7 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/models/history"): SIGNED_IN,          # the handler requires run.read on each version's run
     ("GET", f"{V1}/models/aliases-at"): SIGNED_IN,       # the same
     ("GET", f"{V1}/audit/log"): Rule("audit.read", "*"),
-    ("GET", f"{V1}/lineage"): Rule("lineage.read", "*"),    # a walk crosses projects: a viewer on *
+    ("GET", f"{V1}/lineage"): SIGNED_IN,     # a viewer on * sees it all; others their projects' nodes
     # registry alias set/remove: the move's transaction checks model.alias on the version's project
     # (admin for production), as a local move does; the handler first refuses a model it may not read
     ("POST", f"{V1}/models/aliases"): Rule("model.alias", None),
@@ -107,6 +107,17 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/runs/{{run_id}}/verifications"): Rule("run.read", "run:{run_id}"),
     ("POST", f"{V1}/runs/{{run_id}}/verifications/reference"): Rule("verification.create", "run:{run_id}"),
     ("POST", f"{V1}/runs/{{run_id}}/spreads"): Rule("variance.create", "run:{run_id}"),
+    # users, tokens, roles (server/routes_admin.py): each write's audit entry checks the action
+    # (an admin; one's own tokens: anyone); listing tokens or grants shows a non-admin their own
+    ("GET", f"{V1}/identities"): Rule("user.list", "*"),
+    ("POST", f"{V1}/identities"): Rule("user.create", None),
+    ("POST", f"{V1}/identities/disable"): Rule("user.disable", None),
+    ("POST", f"{V1}/tokens"): Rule("token.issue", None),
+    ("GET", f"{V1}/tokens"): SIGNED_IN,
+    ("POST", f"{V1}/tokens/revoke"): Rule("token.revoke", None),
+    ("POST", f"{V1}/grants"): Rule("role.grant", None),
+    ("POST", f"{V1}/grants/revoke"): Rule("role.revoke", None),
+    ("GET", f"{V1}/grants"): SIGNED_IN,
 }
 
 
