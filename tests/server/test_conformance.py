@@ -450,8 +450,9 @@ def test_lineage_is_the_same_walk_from_both(both, world: World) -> None:
         http.lineage("model:nobody")
 
 
-def test_lineage_needs_a_viewer_on_every_project(world: World) -> None:
-    """A walk crosses projects (one snapshot feeds runs of many): a grant on one project is not enough."""
+def test_lineage_refuses_an_entity_the_token_cannot_read(world: World) -> None:
+    """A grant on another project reads nothing of this one (tests/server/test_lineage_scoped.py
+    has what a reader of one project sees of a walk that crosses projects)."""
     for role, expected in (("viewer", 200), ("outsider", 403)):
         r = httpx.get(f"{world.server.url}/api/v1/lineage", params={"entity": "model:bot@v1"},
                       headers=world.server.headers(role))

@@ -8,6 +8,8 @@ returns what the graph exports and the card need: a label, a status, times, and 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -192,3 +194,29 @@ def view(store: Store, text: str, direction: str = "upstream", depth: int = 10,
     """Resolve ``text``, walk its lineage and describe every node reached."""
     graph = lineage.traverse(store, resolve(store, text), direction, depth, max_nodes)
     return LineageView(graph, describe(store, set(graph.nodes)))
+
+
+HIDDEN = "hidden"
+
+
+def cut(found: LineageView, visible: Callable[[NodeInfo], bool]) -> LineageView:
+    """``found`` as a reader who may see only the nodes ``visible`` accepts sees it: every other
+    node keeps its place in the graph (a run's hidden input is still an input) but is renamed
+    ``hidden:N`` and described by nothing but that, so neither its id nor its name shows."""
+    renamed: dict[str, str] = {}
+    for key in sorted(found.graph.nodes, key=lambda k: (found.graph.nodes[k], k)):
+        info = found.nodes.get(key)
+        if info is None or not visible(info):
+            renamed[key] = f"{HIDDEN}:{len(renamed) + 1}"
+    if not renamed:
+        return found
+
+    def new(key: str) -> str:
+        return renamed.get(key, key)
+
+    edges = tuple(dataclasses.replace(e, src=new(e.src), dst=new(e.dst)) for e in found.graph.edges)
+    graph = dataclasses.replace(found.graph, root=new(found.graph.root), edges=edges,
+                                nodes={new(k): d for k, d in found.graph.nodes.items()})
+    nodes = {new(k): v for k, v in found.nodes.items() if k not in renamed}
+    nodes.update({k: NodeInfo(k, HIDDEN, k.partition(":")[2], "(not visible to you)") for k in renamed.values()})
+    return LineageView(graph, nodes)

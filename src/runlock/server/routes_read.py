@@ -15,7 +15,10 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
+from runlock.authz import ALL_PROJECTS, allowed
+from runlock.errors import InvalidInput, NotFound
 from runlock.lineage import MAX_NODES
+from runlock.lineage.entities import HIDDEN, NodeInfo, cut
 from runlock.refs import check_name
 from runlock.remote.local import LocalService
 from runlock.server.permissions import V1
@@ -152,15 +155,38 @@ def add_proof(app: FastAPI) -> None:
 
 
 def add_lineage(app: FastAPI) -> None:
-    """``lineage``: a walk crosses projects (one snapshot feeds runs of many), so it needs a viewer
-    on ``*``, as data does; the answer is ``LineageView.to_dict`` (the CLI's ``--format json``)."""
+    """``lineage``: the answer is ``LineageView.to_dict`` (the CLI's ``--format json``). A walk
+    crosses projects (one snapshot feeds runs of many): a viewer on ``*`` sees all of it; anyone
+    else must be able to read the entity asked about (the same 403 whether it exists or not) and
+    sees every node they may not read as ``hidden:N`` (``lineage.entities.cut``): runs of their
+    projects, their artifacts and model versions show; snapshots and splits, which belong to no
+    project, and everything of other projects do not."""
 
     @app.get(f"{V1}/lineage")
     def lineage(request: Request, entity: Annotated[str, Query(max_length=300)],
                 direction: Annotated[str, Query(pattern="^(upstream|downstream|both)$")] = "upstream",
                 depth: Annotated[int, Query(ge=0, le=1000)] = 10,
                 max_nodes: Annotated[int, Query(ge=1, le=MAX_NODES)] = MAX_NODES) -> dict:
-        return jsonable(_service(request).lineage(entity, direction, depth, max_nodes).to_dict())
+        store: Store = request.state.store
+        with store.db.read() as conn:
+            everything = allowed(conn, store.actor, "lineage.read", ALL_PROJECTS)
+        if everything:
+            return jsonable(_service(request).lineage(entity, direction, depth, max_nodes).to_dict())
+        try:
+            found = _service(request).lineage(entity, direction, depth, max_nodes)
+        except (NotFound, InvalidInput):
+            raise hidden(store, "lineage.read", entity) from None
+        shown = cut(found, lambda info: _visible(store, info))
+        if shown.graph.root.startswith(f"{HIDDEN}:"):
+            raise hidden(store, "lineage.read", entity)
+        return jsonable(shown.to_dict())
+
+
+def _visible(store: Store, info: NodeInfo) -> bool:
+    """May a reader of some projects see this node? Runs of those projects, and the artifacts and
+    model versions those runs made."""
+    run = info.id if info.type == "run" else info.attrs.get("run") if info.type in ("artifact", "model") else None
+    return isinstance(run, str) and may_read_run(store, run)
 
 
 def _models_readable(request: Request, name: str) -> None:
