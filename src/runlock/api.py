@@ -207,7 +207,7 @@ def start_run(project: str, name: str | None = None, *, config: Any = None, seed
             runs_.check_start(project, name, system_metrics, system_interval)
             joined = _join_remote()     # `runlock run` against a team server started it for this process
             joined._holds += 1
-            if joined._holds == 1:      # a start_run nested in another one changes nothing
+            if joined._holds == 1 and joined.rank == 0:     # rank 0 speaks for the run (once)
                 joined.adopt(project=project, name=name, config=config, seed=seed, tags=tags,
                              seeding_report=runs_.take_pending_seeding())
             return joined
@@ -244,13 +244,15 @@ _remote_joined: dict[str, Any] = {}
 
 def _join_remote() -> Any:
     """This process's handle on the team server's run that ``runlock run`` started for it (one
-    per process: it logs as rank 0 and ships its points; the wrapper seals the run)."""
+    per process: it logs as its rank, ``RUNLOCK_RANK`` else 0, and ships its points; the wrapper
+    seals the run)."""
     run_id = os.environ[runs_.ENV_RUN_ID]
     found = _remote_joined.get(run_id)
     if found is not None and not found.ended:
         return found
     remote_run = importlib.import_module("runlock.remote.run")  # the server extra: loaded when used
-    run = remote_run.join_remote_run(remote_run.connect(), run_id, on_end=runs_.pop_run)
+    run = remote_run.join_remote_run(remote_run.connect(), run_id, on_end=runs_.pop_run,
+                                     rank=runs_.env_rank())
     _remote_joined[run_id] = run
     runs_.push_run(run)
     runs_.seal_at_exit()        # at exit its points are shipped (not sealed: the wrapper seals)

@@ -162,3 +162,49 @@ def test_a_project_the_token_may_not_write_says_to_name_one(server: Server, tmp_
     assert refused.returncode == 3 and "--project NAME" in " ".join(refused.stderr.split()) and "Traceback" not in refused.stderr
     assert _runlock("run", "-p", "demo", "--", sys.executable, str(script), env=env, cwd=script.parent).returncode == 0
     assert [r["name"] for r in _runs(server, "demo")] == ["quickstart"]
+
+
+RANKS = """
+import os, subprocess, sys
+procs = [subprocess.Popen([sys.executable, "rank.py"], env={**os.environ, "RUNLOCK_RANK": str(r)}) for r in range(4)]
+sys.exit(max(p.wait() for p in procs))
+"""
+RANK = """
+import runlock
+runlock.seed_everything(3)
+run = runlock.start_run("ranks", "ddp")
+for i in range(30):
+    runlock.current_run().log({"x": float(i)}, step=i)
+"""
+
+
+def test_ranks_of_a_distributed_command_each_log_to_the_one_remote_run(server: Server, tmp_path: Path) -> None:
+    """Every process of a distributed job (RUNLOCK_RANK) logs its own rank; a rank that joins again
+    (a restarted worker) numbers on after what the server holds, so none of its points is taken
+    for a repeat and dropped."""
+    _script(tmp_path, RANK, "rank.py")
+    launcher = _script(tmp_path, RANKS, "launch.py")
+    env = _env(server, tmp_path)
+    done = _runlock("run", "-p", "ranks", "--json", "--", sys.executable, str(launcher), env=env, cwd=launcher.parent)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    points = _points(server, run_id)
+    assert {r: sorted(p[1] for p in points if p[3] == r) for r in range(4)} == {r: list(range(30)) for r in range(4)}
+    rec = _runs(server, "ranks")[0]
+    assert rec["status"] == "finished" and rec["name"] == "ddp"
+
+    again = _script(tmp_path, """
+        import os, subprocess, sys
+        for _ in range(2):     # rank 1 twice, one after the other, each logging steps 100..104
+            subprocess.run([sys.executable, "again.py"], env={**os.environ, "RUNLOCK_RANK": "1"}, check=True)
+        """, "twice.py")
+    _script(tmp_path, """
+        import runlock
+        run = runlock.current_run()
+        for i in range(5):
+            run.log({"y": float(i)}, step=100 + i)
+        """, "again.py")
+    done = _runlock("run", "-p", "ranks", "--json", "--", sys.executable, str(again), env=env, cwd=again.parent)
+    assert done.returncode == 0, done.stderr
+    ys = [p for p in _points(server, json.loads(done.stdout)["run_id"]) if p[0] == "y"]
+    assert len(ys) == 10 and {p[3] for p in ys} == {1}

@@ -68,15 +68,16 @@ class RemoteRun:
     seal_at_exit = True     # left open at exit: every point shipped, then sealed (tracking.run)
 
     def __init__(self, client: Client, record: dict, lock: dict | None, *,
-                 on_end: Callable[[Any], None] | None = None, owned: bool = True) -> None:
+                 on_end: Callable[[Any], None] | None = None, owned: bool = True, rank: int = 0,
+                 start_seq: int = 0) -> None:
         self.client = client
         self.service = HttpService(client)
         self.cwd = (record.get("context") or {}).get("cwd")
         self.id, self.project, self.name = record["id"], record["project"], record["name"]
         self.recipe_id = record.get("recipe_id")
-        self.rank, self.owned = 0, owned
+        self.rank, self.owned = rank, owned
         self._lock = lock
-        self._spool = Spool(client, self.id)
+        self._spool = Spool(client, self.id, rank, start_seq=start_seq)
         self._auto_step = -1
         self._known: set[str] = set()
         self._ended = False
@@ -254,13 +255,16 @@ class RemoteRun:
             self.finish("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
 
 
-def join_remote_run(client: Client, run_id: str, *, on_end: Callable[[Any], None] | None = None) -> RemoteRun:
+def join_remote_run(client: Client, run_id: str, *, on_end: Callable[[Any], None] | None = None,
+                    rank: int = 0) -> RemoteRun:
     """A handle on the running run ``run_id`` that ``runlock run`` started for this process: it
-    logs (rank 0) and ships, and leaves sealing to the wrapper."""
+    logs as ``rank`` (each process of a distributed job its own: ``RUNLOCK_RANK``), numbering on
+    from what the server holds for that rank, ships, and leaves sealing to the wrapper."""
     view = client.call("GET", f"/runs/{run_id}/view")
     if view["run"]["status"] != "running":
         raise SealedError(run_id, view["run"]["status"])
-    return RemoteRun(client, view["run"], view["lock"], on_end=on_end, owned=False)
+    seq = client.call("GET", f"/runs/{run_id}/seq", params={"rank": rank})["seq"]
+    return RemoteRun(client, view["run"], view["lock"], on_end=on_end, owned=False, rank=rank, start_seq=seq)
 
 
 def start_remote_run(client: Client, project: str, name: str | None = None, *, config: Any = None,

@@ -42,14 +42,18 @@ def spool_dir() -> Path:
 class Spool:
     """Queue → SQLite file → server, for one run and rank."""
 
-    def __init__(self, client: Client, run_id: str, rank: int = 0, *, path: Path | None = None) -> None:
+    def __init__(self, client: Client, run_id: str, rank: int = 0, *, path: Path | None = None,
+                 start_seq: int = 0) -> None:
         self.client, self.run_id, self.rank = client, run_id, rank
         self.path = path or spool_dir() / f"{run_id}.r{rank}.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._queue: deque = deque()
-        self._seq = 0               # last sequence number given out (training thread only)
-        self._acked = 0             # every point with seq <= this is on the server
-        self._spooled = 0           # every point with seq <= this left the queue (shipping thread)
+        # numbers go on after the server's and after any a killed process left in this spool, so
+        # no log call of this process is taken for one already stored (and dropped as a repeat)
+        start_seq = max(start_seq, _spooled_seq(self.path))
+        self._seq = start_seq       # last sequence number given out (training thread only)
+        self._acked = start_seq     # every point with seq <= this is on the server
+        self._spooled = start_seq   # every point with seq <= this left the queue (shipping thread)
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._closing = False
@@ -163,6 +167,19 @@ class Spool:
             if seq > self._acked:
                 self._acked = seq
             self._cond.notify_all()
+
+
+def _spooled_seq(path: Path) -> int:
+    """The highest sequence number a spool file on disk holds (0: none, or no file)."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT max(seq) FROM points").fetchone()[0] or 0
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
 
 
 def _batches(db: sqlite3.Connection):  # noqa: ANN202 - a generator of (last seq, points)

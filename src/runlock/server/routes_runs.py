@@ -29,7 +29,7 @@ from runlock.server.routes_service import (RunId, jsonable, may_read_run, readab
 from runlock.store import Store
 from runlock.tracking import records
 from runlock.tracking.annotations import MAX_KEY, MAX_NOTE, MAX_VALUE
-from runlock.tracking.run import adopt
+from runlock.tracking.run import adopt, next_seq
 
 Key = Annotated[str, Field(max_length=MAX_KEY)]
 Ref = Annotated[str, Query(max_length=300)]
@@ -94,6 +94,14 @@ def add(app: FastAPI) -> None:
         renamed, lock, recipe = adopt(store, rec.id, project=body.project, name=body.name, config=body.config,
                                       seed=body.seed, tags=body.tags, seeding_report=body.seeding, knobs=body.knobs)
         return jsonable({"run": records.get(store, rec.id).to_dict(), "lock": lock, "recipe_id": recipe})
+
+    @app.get(f"{V1}/runs/{{run_id}}/seq")
+    def last_seq(request: Request, run_id: RunId, rank: Annotated[int, Query(ge=0, le=2**31)] = 0) -> dict:
+        """The last sequence number stored for ``rank``: a process joining the run as that rank
+        numbers its log calls on from it (the server keeps the first of two equal numbers)."""
+        store = _store(request)
+        rec = records.get(store, run_id)
+        return {"run": rec.id, "rank": rank, "seq": next_seq(store, rec.id, rank)}
 
     @app.post(f"{V1}/models/card")
     def model_card(request: Request, body: CardAsk) -> dict:

@@ -426,8 +426,8 @@ def join_run(run_id: str, *, store: Store, rank: int | None = None,
     rec = records.get(store, run_id)
     if rec.sealed:
         raise SealedError(rec.id, rec.status)
-    rank = _as_rank(os.environ.get(ENV_RANK, "0") if rank is None else rank)
-    run = Run(store, rec, None, owned=False, rank=rank, start_seq=_next_seq(store, rec.id, rank),
+    rank = env_rank() if rank is None else _as_rank(rank)
+    run = Run(store, rec, None, owned=False, rank=rank, start_seq=next_seq(store, rec.id, rank),
               settings=settings)
     key = str(ULID())
     if writers.register(store, rec.id, key, rank):
@@ -435,6 +435,11 @@ def join_run(run_id: str, *, store: Store, rank: int | None = None,
     _push(run)
     _seal_at_exit()
     return run
+
+
+def env_rank() -> int:
+    """This process's rank in a distributed job: ``RUNLOCK_RANK``, else 0."""
+    return _as_rank(os.environ.get(ENV_RANK, "0"))
 
 
 def _as_rank(rank: Any) -> int:
@@ -447,7 +452,8 @@ def _as_rank(rank: Any) -> int:
     return value
 
 
-def _next_seq(store: Store, run_id: str, rank: int) -> int:
+def next_seq(store: Store, run_id: str, rank: int) -> int:
+    """The last sequence number stored for ``rank`` of the run (a new writer numbers on from it)."""
     with store.db.read() as conn:
         return conn.execute(sa.select(sa.func.max(metrics.c.seq)).where(
             metrics.c.run_id == run_id, metrics.c.rank == rank)).scalar() or 0
