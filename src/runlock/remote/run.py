@@ -223,7 +223,7 @@ class RemoteRun:
     # -- a run that ``runlock run`` started for this process ------------------------------------------
     def adopt(self, *, project: str | None = None, name: str | None = None, config: Any = None,
               seed: int | None = None, tags: dict | None = None, seeding_report: dict | None = None) -> None:
-        """Tell the server what the script says about the run it joined (``tracking.run.adopt``),
+        """Tell the server what the script says about the run it joined (``tracking.adopt.adopt``),
         with the knobs as this process sees them."""
         if self._ended:
             raise SealedError(self.id, "ended")

@@ -29,7 +29,8 @@ from runlock.server.routes_service import (RunId, jsonable, may_read_run, readab
 from runlock.store import Store
 from runlock.tracking import records
 from runlock.tracking.annotations import MAX_KEY, MAX_NOTE, MAX_VALUE
-from runlock.tracking.run import adopt, next_seq
+from runlock.tracking.adopt import adopt
+from runlock.tracking.run import next_seq
 
 Key = Annotated[str, Field(max_length=MAX_KEY)]
 Ref = Annotated[str, Query(max_length=300)]
@@ -49,7 +50,7 @@ class Reason(BaseModel):
 
 
 class Adopt(BaseModel):
-    """What a script says about the run ``runlock run`` started for it (``tracking.run.adopt``)."""
+    """What a script says about the run ``runlock run`` started for it (``tracking.adopt.adopt``)."""
     project: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=200)
     config: dict[str, Any] | None = None
