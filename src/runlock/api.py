@@ -100,7 +100,11 @@ def snapshot(path: str | Path, name: str | None = None, *, id_column: str | None
 
 def transform(snapshot: str | snapshots.Snapshot, fn: Callable, params: dict | None = None,
               name: str | None = None, *, store: Store | None = None) -> snapshots.Snapshot:
-    """Apply ``fn`` to a snapshot and record the result as a derived snapshot (``data.transform``)."""
+    """Apply ``fn`` to a snapshot and record the result as a derived snapshot (``data.transform``);
+    with ``RUNLOCK_SERVER`` set and no store, the parent is read from the team server and the
+    result recorded there (``fn`` runs here)."""
+    if _on_server(store):
+        return _served(lambda svc: svc.transform(snapshot, fn, params, name))
     return _with(store, lambda s: transforms.derive(s, snapshot, fn, params, name), writes=True)
 
 

@@ -219,3 +219,58 @@ def test_input_path_checks_out_the_same_files_either_way(world: World, where: di
     assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == ["a.txt", "deep/b.txt"]
     assert (got / "deep" / "b.txt").read_text() == (world.data / "files" / "deep" / "b.txt").read_text()
     assert runlock.input_path("ds:api-docs@v1", "given/elsewhere", **where) == "given/elsewhere"
+
+
+def _only_a(table, label):  # noqa: ANN001, ANN202 - a table transform (its source is hashed)
+    import os
+    with open(os.environ["RUNLOCK_TEST_CALLS"], "a") as f:
+        f.write("called\n")
+    return [r for r in table.to_pylist() if r["label"] == label]
+
+
+def _shout(src, dst):  # noqa: ANN001, ANN202 - a files transform
+    for p in sorted(src.rglob("*.txt")):
+        (dst / p.name).write_text(p.read_text().upper())
+
+
+def test_transform_derives_the_same_snapshot(world: World, where: dict, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each side applies a recipe the other has not (label a here, b there), then the recipe the
+    other applied: that one is found by its recipe, not applied again, and is the same snapshot."""
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("RUNLOCK_TEST_CALLS", str(calls))
+    mine, other = ("a", "b") if where else ("b", "a")
+    parent = runlock.snapshot(world.data / "tickets.jsonl", "api-derive", id_column="id", **where)
+    made = runlock.transform(parent.ref, _only_a, {"label": mine}, f"api-derive-{mine}", **where)
+    assert made.manifest["parent"] == parent.id and made.manifest["recipe"]["params"] == {"label": mine}
+    rows = [json.loads(line) for line in (world.data / "tickets.jsonl").read_text().splitlines()]
+    assert made.manifest["table"]["record_count"] == sum(r["label"] == mine for r in rows)
+    assert calls.read_text().count("called") == 1
+    again = runlock.transform(parent, _only_a, {"label": mine}, f"api-derive-{mine}", **where)
+    assert again.id == made.id and calls.read_text().count("called") == 1      # found by its recipe
+    local = _local(world)
+    try:     # what either made is a snapshot of the folder, with its lineage edge
+        assert local.load_snapshot(made.id).manifest == made.manifest
+        assert f"snapshot:{parent.id}" in local.lineage(f"ds:api-derive-{mine}@v1").graph.nodes
+        seen = [i.ref for i in local.list_snapshots()]
+    finally:
+        local.store.close()
+    if f"ds:api-derive-{other}@v1" in seen:     # the other side ran first: its result is found, not remade
+        theirs = runlock.transform(parent, _only_a, {"label": other}, f"api-derive-{other}", **where)
+        assert calls.read_text().count("called") == 1 and theirs.manifest["recipe"]["params"] == {"label": other}
+    shouted = runlock.transform(runlock.snapshot(world.data / "files", "api-derive-docs", **where).ref, _shout,
+                                name="api-derive-shout", **where)
+    assert sorted(e["path"] for e in shouted.entries) == ["a.txt", "b.txt"]
+
+
+def test_a_derived_manifest_must_name_a_recipe_of_its_parent(world: World, tmp_path: Path) -> None:
+    import httpx
+    store = open_store(world.root)
+    try:
+        parent = runlock.snapshot(world.data / "files", "api-derive-bad", store=store)
+    finally:
+        store.close()
+    manifest = dict(parent.manifest, parent=parent.id, recipe={"format": "runlock.recipe/2", "parent": "sha256:" + "0" * 64})
+    r = httpx.post(f"{world.server.url}/api/v1/snapshots", json={"name": "forged", "manifest": manifest},
+                   headers=world.server.headers("editor"))
+    assert r.status_code == 400 and "recipe of that parent" in r.json()["error"]

@@ -61,11 +61,21 @@ def derive(store: Store, parent: str | Snapshot, fn: Callable, params: dict | No
     if done is not None:
         return save(store, load_snapshot(store, done).manifest, name)
     with tempfile.TemporaryDirectory(prefix="runlock-derive-") as tmp:
-        out = _apply_table(store, base, fn, params or {}, Path(tmp)) if base.kind == "table" \
-            else _apply_files(store, base, fn, params or {}, Path(tmp))
-        id_column = _kept_id_column(base, out)
+        out, id_column = apply(store, base, fn, params or {}, Path(tmp))
         return create_snapshot(store, out, name, id_column=id_column, use_cache=False,
                                parent=base.id, recipe=recipe)
+
+
+def apply(view: Any, base: Snapshot, fn: Callable, params: dict, tmp: Path) -> tuple[Path, str | None]:
+    """Call ``fn`` on snapshot ``base`` (read through ``view``: a store, or a team server's
+    objects); the output written under ``tmp``, and the id column it kept."""
+    out = _apply_table(view, base, fn, params, tmp) if base.kind == "table" else _apply_files(view, base, fn, params, tmp)
+    return out, _kept_id_column(base, out)
+
+
+def default_name(base: Snapshot, fn: Callable) -> str:
+    """The dataset name a derived snapshot gets when none is given."""
+    return _default_name(base, fn)
 
 
 def recipe_for(parent_id: str, fn: Callable, params: dict) -> dict:

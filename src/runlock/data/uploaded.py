@@ -16,6 +16,7 @@ from runlock import canonical
 from runlock.data import manifest as mf
 from runlock.data import tabular
 from runlock.data.ingest import Entry
+from runlock.data.transform import RECIPE_FORMAT
 from runlock.errors import IntegrityError, InvalidInput, NotFound
 from runlock.hashing import is_digest
 from runlock.store.objects import ObjectStore
@@ -27,19 +28,35 @@ def checked_manifest(objects: ObjectStore, doc: Any) -> dict:
     """The manifest ``doc`` claims to be, rebuilt from the stored objects (see the module)."""
     if not isinstance(doc, dict) or doc.get("format") != mf.FORMAT or doc.get("kind") not in mf.KINDS:
         raise InvalidInput(f"Not a snapshot manifest ({mf.FORMAT}).")
-    if doc.get("parent") is not None or doc.get("recipe") is not None:
-        raise InvalidInput("A client sends snapshots of files or tables; derived snapshots are made where "
-                           "the data is (runlock.transform).")
+    parent, recipe = _derivation(objects, doc)
     raw = doc.get("entries")
     if not isinstance(raw, list) or not raw or len(raw) > MAX_ENTRIES:
         raise InvalidInput(f"A manifest lists 1 to {MAX_ENTRIES} entries.")
     entries = [_entry(objects, e) for e in raw]
     table = _table(objects, doc, entries) if doc["kind"] == "table" else None
-    rebuilt = mf.build(doc["kind"], entries, table=table)
+    rebuilt = mf.build(doc["kind"], entries, table=table, parent=parent, recipe=recipe)
     if canonical.dumps(rebuilt) != canonical.dumps(canonical.normalize(doc)):
         raise IntegrityError("The manifest sent does not match the objects it names (sizes, totals or the "
                              "table's records); nothing was recorded.", expected=None, actual=None)
     return rebuilt
+
+
+def _derivation(objects: ObjectStore, doc: dict) -> tuple[str | None, dict | None]:
+    """A derived snapshot's ``parent`` and ``recipe`` (``runlock.transform`` on a client): both or
+    neither; the recipe is one (its format, its parent) and the parent a snapshot held here. That
+    the function made these files is the client's word, as a snapshot's files are."""
+    parent, recipe = doc.get("parent"), doc.get("recipe")
+    if parent is None and recipe is None:
+        return None, None
+    if not (isinstance(parent, str) and is_digest(parent) and isinstance(recipe, dict)
+            and recipe.get("format") == RECIPE_FORMAT and recipe.get("parent") == parent):
+        raise InvalidInput(f"A derived snapshot names its parent snapshot and a {RECIPE_FORMAT} recipe of "
+                           "that parent (runlock.transform makes both).")
+    try:
+        mf.decode(objects.get_bytes(parent), parent)
+    except NotFound:
+        raise InvalidInput(f"The parent snapshot {parent} is not on this server.") from None
+    return parent, canonical.normalize(recipe)
 
 
 def _entry(objects: ObjectStore, e: Any) -> Entry:

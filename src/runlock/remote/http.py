@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from runlock import artifacts
+from runlock import artifacts, canonical
 from runlock.attest import Attestation, GateResult, read_attestation
 from runlock.audit import InclusionProof, Problem, VerifyReport
 from runlock.cards import ModelCard
@@ -27,6 +27,7 @@ from runlock.data.diff import Changes, SnapshotDiff
 from runlock.data.verify import Problem as DataProblem, VerifyReport as DataReport, verify as data_verify, verify_path
 from runlock.data.leakage import LeakageReport
 from runlock.data.snapshot import Snapshot, SnapshotInfo, build_manifest, default_name, took
+from runlock.data.transform import apply as apply_fn, default_name as derived_name, recipe_for
 from runlock.data.split import Split, SplitInfo
 from runlock.data.split_ops import Checked, Exported, read_ids, write_ids
 from runlock.errors import IntegrityError, InvalidInput, NotFound
@@ -311,14 +312,35 @@ class HttpService:
         p = Path(path).absolute()
         name = check_name(name or default_name(p))
         manifest = build_manifest(self.objects, p, id_column=id_column, kind=kind, on_progress=on_progress)
-        d = self.client.call("POST", "/snapshots", json={"name": name, "manifest": manifest, "source": str(p)},
-                             timeout=600.0)
-        snap = Snapshot(d["id"], d["kind"], d["manifest"], d["name"], d["version"], d["created"])
+        snap = self._named(manifest, name, str(p))
         took(snap.id, p)        # a remote run's ``use`` of it (or of a split of it) records the path
         return snap
 
+    def _named(self, manifest: dict, name: str, source: str | None) -> Snapshot:
+        """Have the server check ``manifest`` against its objects and name it ``ds:NAME``."""
+        d = self.client.call("POST", "/snapshots", json={"name": name, "manifest": manifest, "source": source},
+                             timeout=600.0)
+        return Snapshot(d["id"], d["kind"], d["manifest"], d["name"], d["version"], d["created"])
+
     def split(self, request: SplitRequest, on_progress: Callable[..., None] | None = None) -> Split:
         return _split(self.client.call("POST", "/splits", json=request.to_dict(), timeout=600.0))
+
+    def transform(self, parent: str | Snapshot, fn: Callable, params: dict | None = None,
+                  name: str | None = None) -> Snapshot:
+        """``runlock.transform`` with the data on the server: the parent is read from the server's
+        objects (each byte hashed here), ``fn`` runs here, and the output goes up as a snapshot
+        naming its parent and recipe; a recipe the server has already seen is not applied again."""
+        base = parent if isinstance(parent, Snapshot) else self.load_snapshot(parent)
+        recipe = recipe_for(base.id, fn, params or {})
+        name = check_name(name or derived_name(base, fn), "dataset name")
+        done = self.client.call("GET", "/snapshots/derived", params={"recipe": canonical.digest(recipe)})["id"]
+        if done is not None:
+            return self._named(self.load_snapshot(done).manifest, name, None)
+        with tempfile.TemporaryDirectory(prefix="runlock-derive-") as tmp:
+            view = ServerView(ServerObjects(self.client), Path(tmp) / "nowhere" / ".runlock", "client")
+            out, id_column = apply_fn(view, base, fn, params or {}, Path(tmp))
+            manifest = build_manifest(self.objects, out, id_column=id_column, parent=base.id, recipe=recipe)
+        return self._named(manifest, name, None)
 
     def list_snapshots(self, name: str | None = None) -> list[SnapshotInfo]:
         params = {"name": check_name(name, "dataset name")} if name is not None else {}

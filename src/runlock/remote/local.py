@@ -205,6 +205,9 @@ class LocalService:
         return _domain("data.split").create_split(self.store, request.snapshot, **split_arguments(request),
                                                   on_progress=on_progress)
 
+    def transform(self, parent, fn, params=None, name=None):  # noqa: ANN001, ANN201
+        return _domain("data.transform").derive(self.store, parent, fn, params, name)
+
     def list_snapshots(self, name: str | None = None) -> list:
         return _domain("data.snapshot").list_snapshots(self.store, name)
 

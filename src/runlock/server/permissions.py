@@ -81,6 +81,7 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/models/aliases/remove"): Rule("model.alias", None),
     ("POST", f"{V1}/audit/proof"): Rule("audit.read", "*"),   # signing a checkpoint for it: audit.checkpoint
     ("GET", f"{V1}/snapshots/diff"): Rule("snapshot.read", "*"),
+    ("GET", f"{V1}/snapshots/derived"): Rule("snapshot.read", "*"),     # runlock.transform's cache
     ("POST", f"{V1}/snapshots/verify"): Rule("snapshot.verify", "*"),   # re-hashes every object: an editor
     # runs tag/note/delete and artifacts (server/routes_runs.py): annotations are the domain's
     # own, on the run's project; an artifact's handler requires run.read on its run's project

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from runlock.authz import ALL_PROJECTS, allowed
+from runlock.data.snapshot import snapshots as snapshots_t
 from runlock.errors import InvalidInput, NotFound
 from runlock.lineage import MAX_NODES
 from runlock.lineage.entities import HIDDEN, NodeInfo, cut
@@ -70,6 +72,14 @@ def add(app: FastAPI) -> None:
         snap = _service(request).load_snapshot(ref[:300])
         return jsonable({"id": snap.id, "kind": snap.kind, "manifest": snap.manifest, "name": snap.name,
                          "version": snap.version})
+
+    @app.get(f"{V1}/snapshots/derived")
+    def derived(request: Request, recipe: Annotated[str, Query(pattern=r"^sha256:[0-9a-f]{64}$")]) -> dict:
+        """The snapshot a recipe already made, if one did (``runlock.transform`` skips the work)."""
+        store: Store = request.state.store
+        with store.db.read() as conn:
+            found = conn.execute(sa.select(snapshots_t.c.id).where(snapshots_t.c.recipe_id == recipe).limit(1)).scalar()
+        return {"id": found}
 
     @app.get(f"{V1}/snapshots/diff")
     def diff_snapshots(request: Request, old: Annotated[str, Query(max_length=300)],
