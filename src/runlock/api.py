@@ -274,7 +274,13 @@ def seed_everything(seed: int, deterministic: bool = True, warn_only: bool = Fal
 def resume(run_or_checkpoint: str | os.PathLike, *, project: str | None = None, name: str | None = None,
            config: Any = None, seed: int | None = None, step: int | None = None, restore_rng: bool = True,
            store: StoreArg = None) -> Any:
-    """Start a run that continues ``run_or_checkpoint`` (``tracking.resume``)."""
+    """Start a run that continues ``run_or_checkpoint`` (``tracking.resume``); with
+    ``RUNLOCK_SERVER`` set and no store, of a run on the team server (``remote.resume``)."""
+    if _on_server(store):
+        remote_resume = importlib.import_module("runlock.remote.resume")
+        return _served(lambda svc: remote_resume.resume(
+            svc, run_or_checkpoint, lambda p, n, **kw: start_run(p, n, **kw), project=project, name=name,
+            config=config, seed=seed, step=step, restore_rng_state=restore_rng))
     return resumes.resume(run_or_checkpoint, project=project, name=name, config=config, seed=seed, step=step,
                           restore_rng=restore_rng,
                           store=store if isinstance(store, Store) else open_for_writing(store))

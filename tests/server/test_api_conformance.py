@@ -274,3 +274,54 @@ def test_a_derived_manifest_must_name_a_recipe_of_its_parent(world: World, tmp_p
     r = httpx.post(f"{world.server.url}/api/v1/snapshots", json={"name": "forged", "manifest": manifest},
                    headers=world.server.headers("editor"))
     assert r.status_code == 400 and "recipe of that parent" in r.json()["error"]
+
+
+def test_resume_continues_a_run_the_same_way(world: World, where: dict, tmp_path: Path) -> None:
+    """runlock.resume of a run's latest checkpoint, and of a checkpoint file on disk found by its
+    content: the same records either way (the resumes edge, step, restored RNG state)."""
+    import random as stdlib_random
+
+    import torch
+
+    from runlock.torch import rng_state
+    from runlock.tracking.resume import continue_run
+
+    run = runlock.start_run("resumable", "first", config={"lr": 0.5}, seed=11, **where)
+    for step in range(5):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+    ckpt = world.data.parent / f"ckpt-{'remote' if not where else 'local'}.pt"
+    stdlib_random.seed(12345)
+    torch.save({"model": {}, "rng": rng_state()}, ckpt)
+    expected = stdlib_random.random()                # the draw a resumed run must repeat
+    run.log_artifact(ckpt, "ckpt", kind="checkpoint", metadata={"step": 4})
+    run.finish()
+    stdlib_random.seed(999)                          # something else happened since
+
+    resumed = runlock.resume(run.id, **where)
+    assert stdlib_random.random() == expected        # the checkpoint's RNG state is back
+    resumed.log({"loss": 0.1})                       # the default step goes on from the checkpoint's
+    resumed.finish()
+    by_path = runlock.resume(ckpt, name="by-path", **where)
+    by_path.finish()
+    # the Hugging Face callback's way: the Trainer resumed from the folder or file on disk
+    trainer = runlock.start_run("resumable", "trainer", **where)
+    continue_run(where.get("store"), trainer, ckpt, 4)
+    trainer.log({"loss": 0.05})
+    trainer.finish()
+
+    local = _local(world)
+    try:
+        first = local.run_record(resumed.id)
+        assert (first.project, first.name) == ("resumable", "first")
+        assert first.context["resumes"]["of"] == run.id and first.context["resumes"]["step"] == 4
+        assert first.context["resumes"]["rng_restored"] is True
+        assert [(p.key, p.step) for p in local.metric_points(resumed.id)] == [("loss", 5)]
+        assert local.run_view(resumed.id).lock["config"] == {"lr": 0.5}
+        second = local.run_record(by_path.id)
+        assert second.name == "by-path" and second.context["resumes"]["of"] == run.id
+        assert local.run_record(trainer.id).context["resumes"]["step"] == 4
+        assert [p.step for p in local.metric_points(trainer.id)] == [5]
+        edges = local.lineage(f"run:{resumed.id}").graph.edges
+        assert any(e.kind == "resumes" and e.dst == f"run:{run.id}" for e in edges)
+    finally:
+        local.store.close()

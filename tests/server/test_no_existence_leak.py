@@ -17,6 +17,7 @@ import pytest
 
 import runlock
 from runlock import identity
+from runlock.tracking.run import pop_run
 from runlock.server import create_app
 from runlock.server.permissions import PERMISSIONS, V1
 from runlock.workspace import init, open_store
@@ -39,6 +40,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, di
         run.finish()
         runlock.register_model(run.id, "model", "bot", store=store)
         running = runlock.start_run("proj", "still-running", store=store)   # a 409 would say "it runs"
+        pop_run(running)            # left running in the store, but not this process's current run
         identity.create_identity(store, "dora")                             # an identity that exists
     finally:
         store.close()

@@ -137,7 +137,7 @@ class RunlockCallback(TrainerCallback):
         """The Trainer loaded a checkpoint: link the run to the one that logged it."""
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if folder.is_dir():
-            continue_run(self.run.store, self.run, folder, state.global_step)
+            continue_run(getattr(self.run, "store", None), self.run, folder, state.global_step)  # None: a server's
         else:
             self.run.continue_from(state.global_step)
         self._losses = _LossTotal(state.log_history, state.global_step)

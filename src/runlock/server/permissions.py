@@ -87,6 +87,7 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     # own, on the run's project; an artifact's handler requires run.read on its run's project
     ("POST", f"{V1}/runs/{{run_id}}/adopt"): Rule("run.log", "run:{run_id}"),   # runlock run's script joins
     ("GET", f"{V1}/runs/{{run_id}}/seq"): Rule("run.log", "run:{run_id}"),      # where a joining rank numbers on
+    ("POST", f"{V1}/runs/{{run_id}}/resumes"): Rule("run.resume", "run:{run_id}"),   # and run.read on the one it continues
     ("POST", f"{V1}/runs/{{run_id}}/tags"): Rule("run.tag", "run:{run_id}"),
     ("POST", f"{V1}/runs/{{run_id}}/notes"): Rule("run.note", "run:{run_id}"),
     ("POST", f"{V1}/runs/{{run_id}}/delete"): Rule("run.delete", "run:{run_id}"),

@@ -30,6 +30,7 @@ from runlock.store import Store
 from runlock.tracking import records
 from runlock.tracking.annotations import MAX_KEY, MAX_NOTE, MAX_VALUE
 from runlock.tracking.adopt import adopt
+from runlock.tracking.resume import record_resumption
 from runlock.tracking.run import next_seq
 
 Key = Annotated[str, Field(max_length=MAX_KEY)]
@@ -47,6 +48,13 @@ class NoteText(BaseModel):
 
 class Reason(BaseModel):
     reason: str = Field(max_length=10_000)
+
+
+class Resumes(BaseModel):
+    of: str = Field(max_length=200)
+    checkpoint: str | None = Field(default=None, max_length=300)     # an artifact reference
+    step: int = Field(ge=0, le=2**62)
+    rng_restored: bool = False
 
 
 class Adopt(BaseModel):
@@ -95,6 +103,20 @@ def add(app: FastAPI) -> None:
         renamed, lock, recipe = adopt(store, rec.id, project=body.project, name=body.name, config=body.config,
                                       seed=body.seed, tags=body.tags, seeding_report=body.seeding, knobs=body.knobs)
         return jsonable({"run": records.get(store, rec.id).to_dict(), "lock": lock, "recipe_id": recipe})
+
+    @app.post(f"{V1}/runs/{{run_id}}/resumes", status_code=201)
+    def resumes(request: Request, run_id: RunId, body: Resumes) -> dict:
+        """``runlock.resume`` of a run on the server: the running run continues ``of`` (which the
+        caller may read) from its checkpoint artifact at ``step`` (``tracking.resume``)."""
+        store = _store(request)
+        rec, of = records.get(store, run_id), readable_run(store, body.of)
+        node = None
+        if body.checkpoint is not None:
+            art = readable_artifact(store, body.checkpoint)
+            if art.run_id != of.id:
+                raise InvalidInput(f"Checkpoint {art.ref} was logged by run {art.run_id}, not by run {of.id}.")
+            node = art.lineage_node
+        return record_resumption(store, rec.id, of.id, node, body.step, rng_restored=body.rng_restored).to_dict()
 
     @app.get(f"{V1}/runs/{{run_id}}/seq")
     def last_seq(request: Request, run_id: RunId, rank: Annotated[int, Query(ge=0, le=2**31)] = 0) -> dict:

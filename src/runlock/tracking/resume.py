@@ -68,10 +68,10 @@ def resume(run_or_checkpoint: str | os.PathLike, *, project: str | None = None, 
            store: Store) -> Run:
     """Start a run that continues ``run_or_checkpoint`` (see the module docstring)."""
     art, path = find_checkpoint(store, run_or_checkpoint)
-    step = _step_of(art, step)
+    step = step_of(art, step)
     old = records.get(store, art.run_id)
     lock = locks.load(store, old.recipe_id) if old.recipe_id else {}
-    restored = restore_rng and _restore_rng(store, art)   # before the run starts: a refusal leaves nothing
+    restored = restore_rng and restore_rng_of(store, art)   # before the run starts: a refusal leaves nothing
     run = start_run(project or old.project, name or old.name,
                     config=lock.get("config") if config is None else config,
                     seed=lock.get("seed") if seed is None else seed, store=store)
@@ -80,10 +80,13 @@ def resume(run_or_checkpoint: str | os.PathLike, *, project: str | None = None, 
     return run
 
 
-def continue_run(store: Store, run: Run, checkpoint: str | Path, step: int) -> Resumption | None:
+def continue_run(store: Store | None, run: Run, checkpoint: str | Path, step: int) -> Resumption | None:
     """Link ``run``, which resumed from the checkpoint folder or file at ``checkpoint`` (as the
     Trainer does), to the run that logged that checkpoint. None, with a warning, when no run in
-    this store logged those bytes."""
+    this store logged those bytes. A run on a team server (no ``store``) asks the server
+    (``RemoteRun.continue_checkpoint``)."""
+    if store is None:
+        return run.continue_checkpoint(checkpoint, step)  # type: ignore[attr-defined]
     try:
         art = _artifact_of_path(store, Path(checkpoint), besides=run.id)
     except NotFound:
@@ -101,20 +104,30 @@ def continue_run(store: Store, run: Run, checkpoint: str | Path, step: int) -> R
 def mark_resumed(store: Store, run: Run, of: str, checkpoint: artifacts.Artifact | None, step: int, *,
                  rng_restored: bool = False) -> Resumption:
     """Record that ``run`` continues run ``of`` from ``checkpoint`` at ``step``, in one transaction."""
-    if of == run.id:
-        raise InvalidInput(f"Run {run.id} cannot resume itself.")
-    found = Resumption(run.id, of, checkpoint.lineage_node if checkpoint else None, step, rng_restored)
+    found = record_resumption(store, run.id, of, checkpoint.lineage_node if checkpoint else None, step,
+                              rng_restored=rng_restored)
+    run.continue_from(step)
+    return found
+
+
+def record_resumption(store: Store, run_id: str, of: str, checkpoint: str | None, step: int, *,
+                      rng_restored: bool = False) -> Resumption:
+    """The records of a resumption (the running run's context, the ``resumes`` edge, the audit
+    entry), in one transaction: ``mark_resumed`` here, ``POST /runs/{id}/resumes`` on a server."""
+    if of == run_id:
+        raise InvalidInput(f"Run {run_id} cannot resume itself.")
+    found = Resumption(run_id, of, checkpoint, step, rng_restored)
+    node = f"run:{run_id}"
 
     def write(conn: sa.Connection) -> None:
-        row = records.require_running(conn, run.id)
+        row = records.require_running(conn, run_id)
         context = {**(row.context or {}), "resumes": found.to_dict()}
-        conn.execute(runs.update().where(runs.c.id == run.id).values(context=context))
-        if lineage.record_edge(conn, EDGE, run.lineage_node, f"run:{of}"):
-            audit.append(conn, store.actor, "run.resume", run.lineage_node,
+        conn.execute(runs.update().where(runs.c.id == run_id).values(context=context))
+        if lineage.record_edge(conn, EDGE, node, f"run:{of}"):
+            audit.append(conn, store.actor, "run.resume", node,
                          details={"of": f"run:{of}", "checkpoint": found.checkpoint, "step": step})
 
     store.db.run_write(write)
-    run.continue_from(step)
     return found
 
 
@@ -153,7 +166,7 @@ def find_checkpoint(store: Store, ref: str | os.PathLike) -> tuple[artifacts.Art
         raise InvalidInput(f"Run {old.id} logged no checkpoint artifact to resume from.",
                            hint="Log checkpoints with run.log_artifact(path, name, kind='checkpoint', "
                                 "metadata={'step': N}), or pass the checkpoint itself.")
-    return max(points, key=lambda a: (_meta_step(a) if _meta_step(a) is not None else -1, a.created_at)), None
+    return max(points, key=lambda a: (meta_step(a) if meta_step(a) is not None else -1, a.created_at)), None
 
 
 def _artifact_of_path(store: Store, path: Path, besides: str | None = None) -> artifacts.Artifact:
@@ -171,17 +184,17 @@ def _artifact_of_path(store: Store, path: Path, besides: str | None = None) -> a
     return artifacts.get(store, row.run_id, row.name)
 
 
-def _meta_step(art: artifacts.Artifact) -> int | None:
+def meta_step(art: artifacts.Artifact) -> int | None:
     step = (art.meta or {}).get("step")
     return step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None
 
 
-def _step_of(art: artifacts.Artifact, step: int | None) -> int:
+def step_of(art: artifacts.Artifact, step: int | None) -> int:
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise InvalidInput(f"Step {step!r} is not a non-negative integer.")
         return step
-    found = _meta_step(art)
+    found = meta_step(art)
     if found is None:
         raise InvalidInput(f"Checkpoint {art.ref} does not say which step it holds.",
                            hint="Pass resume(..., step=N), or log checkpoints with metadata={'step': N}.")
@@ -189,9 +202,10 @@ def _step_of(art: artifacts.Artifact, step: int | None) -> int:
 
 
 # -- the RNG state it holds ------------------------------------------------------------------------
-def _restore_rng(store: Store, art: artifacts.Artifact) -> bool:
+def restore_rng_of(store: Store, art: artifacts.Artifact) -> bool:
     """Restore the runlock RNG state the checkpoint holds; False when it holds none (or torch is
-    not installed, since only torch checkpoints hold one)."""
+    not installed, since only torch checkpoints hold one). ``store``: anything with the objects
+    (a team server's client reads them hash-checked)."""
     try:
         import torch  # optional: checkpoints with RNG state are torch files
 
