@@ -137,7 +137,8 @@ def run_finetune(store: Store, workdir: Path, name: str, split_ref: str, base_re
                  args: Sequence[str] = (), on_step: Callable[[int], None] | None = None) -> DemoRun:
     """Run ``python -m runlock.demo.finetune --split SPLIT --base BASE ARGS`` in ``workdir`` as
     run ``name`` in a fresh process (its output folder ``workdir/out/NAME``)."""
-    env = {k: v for k, v in os.environ.items() if k != "RUNLOCK_RUN_ID"}
+    # the demo records in its own new store, also where RUNLOCK_SERVER names a team server
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNLOCK_RUN_ID", "RUNLOCK_SERVER")}
     env.update({"RUNLOCK_STORE": str(store.root), finetune.ENV_NAME: name, finetune.ENV_REPORT: "1",
                 finetune.ENV_OUT: str(workdir / "out" / name)})
     cmd = [sys.executable, "-m", "runlock.demo.finetune", "--split", split_ref, "--base", base_ref, *args]
