@@ -628,3 +628,25 @@ def test_a_nan_metric_prints_the_same_from_a_server(world: World) -> None:
     for args in (["runs", "compare", run.id, world.runs[0], "--json"], ["metrics", run.id, "--json"],
                  ["runs", "list", "--project", "nanproj", "--sort", "metrics.loss", "--json"]):
         assert '"NaN"' in _cli(world, args, remote=True)[1], args
+
+
+def test_a_long_run_streams_its_points_in_order(world: World, tmp_path: Path) -> None:
+    """`metrics --csv` of a run with many points: the server streams them (one per line) as it
+    reads them, and the file is the one a local store writes, byte for byte."""
+    store = open_store(world.root)
+    try:
+        run = runlock.start_run("proj", "long", store=store)
+        for step in range(6000):
+            run.log({"loss": 1.0 / (step + 1), "acc": float("nan") if step == 7 else step / 6000}, step=step)
+        run.finish()
+    finally:
+        store.close()
+    outs = []
+    for remote in (True, False):
+        out = tmp_path / f"{remote}.csv"
+        assert _cli(world, ["metrics", run.id, "--csv", "-o", str(out)], remote=remote)[0] == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 12_001
+    code, out = _cli(world, ["metrics", "01HZZZZZZZZZZZZZZZZZZZZZZZ", "--csv", "-o", str(tmp_path / "x.csv")],
+                     remote=True)
+    assert code != 0 and not (tmp_path / "x.csv").exists()

@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -68,6 +69,20 @@ class Client:
         if r.status_code >= 400:
             raise _error(r, self.url)
         return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.content
+
+    def stream_lines(self, path: str, *, params: dict | None = None) -> Iterator[str]:
+        """The lines of a streamed answer, as they arrive (an error status raises first)."""
+        try:
+            with self.http.stream("GET", path, params=params, timeout=600.0) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise _error(r, self.url)
+                for line in r.iter_lines():
+                    if line:
+                        yield line
+        except httpx.HTTPError as e:
+            raise ServerUnavailable(f"The runlock server at {self.url} did not answer ({type(e).__name__}).",
+                                    hint="Is `runlock server` running there? Check RUNLOCK_SERVER.") from None
 
     # -- identity and runs ---------------------------------------------------------------------
     def whoami(self) -> dict:

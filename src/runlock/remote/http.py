@@ -11,6 +11,8 @@ the path checks of ``runlock.paths`` and the hash check of every byte run here, 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -100,9 +102,13 @@ class HttpService:
         return [_summary(m) for m in self.client.call("GET", f"/runs/{_segment(ref)}/metrics", params=params)["metrics"]]
 
     def metric_points(self, ref: str, *, keys: list[str] | None = None, rank: int | None = None) -> Iterator[Point]:
-        params = {"key": list(keys or []), **({"rank": rank} if rank is not None else {})}
-        rows = self.client.call("GET", f"/runs/{_segment(ref)}/points", params=params, timeout=600.0)["points"]
-        return iter([Point(k, step, float(v), r, t) for k, step, v, r, t in rows])
+        """Every point, streamed (one per line) as the server reads them: memory stays flat
+        however long the run."""
+        params = {"key": list(keys or []), "stream": True, **({"rank": rank} if rank is not None else {})}
+        rows = (json.loads(line) for line in self.client.stream_lines(f"/runs/{_segment(ref)}/points", params=params))
+        found = (Point(k, step, float(v), r, t) for k, step, v, r, t in rows)
+        first = next(found, None)       # asked now: a refusal or a missing run raises here, not mid-write
+        return iter(()) if first is None else itertools.chain([first], found)
 
     def diff_runs(self, a: str, b: str) -> RunDiff:
         d = self.client.call("POST", "/runs/diff", json={"a": a, "b": b})

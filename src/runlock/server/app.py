@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import re
@@ -268,8 +269,15 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
 
     @app.get(f"{V1}/runs/{{run_id}}/points")
     def run_points(request: Request, run_id: RunId, key: Annotated[list[str] | None, Query(max_length=1000)] = None,
-                   rank: Annotated[int | None, Query(ge=0)] = None) -> dict:
-        pts = series.points(_store(request), run_id, keys=key or None, rank=rank)
+                   rank: Annotated[int | None, Query(ge=0)] = None,
+                   stream: Annotated[bool, Query(description="one point per line (NDJSON), streamed as "
+                                                 "read: for runs of any size")] = False) -> Any:
+        store = _store(request)
+        rec = records.get(store, run_id)        # a missing run is a 404 before anything streams
+        pts = series.points(store, rec.id, keys=key or None, rank=rank)
+        if stream:
+            lines = (json.dumps([p.key, p.step, _num(p.value), p.rank, p.time]) + "\n" for p in pts)
+            return StreamingResponse(lines, media_type="application/x-ndjson")
         return {"points": [[p.key, p.step, _num(p.value), p.rank, p.time] for p in pts]}
 
     @app.post(f"{V1}/runs/{{run_id}}/points", openapi_extra=_BATCH_SCHEMA)
