@@ -23,7 +23,7 @@ from runlock import artifacts, canonical, code, seeding
 from runlock.config import ResolvedConfig
 from runlock.data.snapshot import taken_from, taken_here
 from runlock.data.tree import list_files
-from runlock.errors import InvalidInput, NotFound, RunlockError, SealedError
+from runlock.errors import InvalidInput, RunlockError, SealedError
 from runlock.hashing import digest_bytes, digest_file
 from runlock.refs import check_name
 from runlock.remote.client import Client, connect
@@ -34,6 +34,7 @@ from runlock.remote.spool import Spool
 from runlock.tracking import lock as locks
 from runlock.tracking import values as checks
 from runlock.tracking import where
+from runlock.tracking.resume import Resumption
 from runlock.tracking.values import MAX_STEP
 
 
@@ -126,29 +127,17 @@ class RemoteRun:
     def continue_from(self, step: int) -> None:
         self._auto_step = max(self._auto_step, checks.as_step(step))
 
-    def mark_resumed(self, of: str, checkpoint: str | None, step: int, *, rng_restored: bool = False) -> dict:
+    def mark_resumed(self, of: str, checkpoint: str | None, step: int, *, rng_restored: bool = False) -> Resumption:
         """Have the server record that this run continues run ``of`` from ``checkpoint`` (an
         artifact reference) at ``step``; logging goes on from ``step + 1``."""
         found = self.client.call("POST", f"/runs/{self.id}/resumes", json={
             "of": of, "checkpoint": checkpoint, "step": step, "rng_restored": rng_restored})
         self.continue_from(step)
-        return found
+        return Resumption(**found)
 
-    def continue_checkpoint(self, checkpoint: str | Path, step: int) -> dict | None:
-        """``tracking.resume.continue_run`` for a run on the server (the Hugging Face callback,
-        when the Trainer resumed from the checkpoint at ``checkpoint``)."""
-        try:
-            art, _ = find_checkpoint(self.service, checkpoint, besides=self.id)
-        except NotFound:
-            warnings.warn(f"runlock: the checkpoint {checkpoint} was not logged by any run on the server, so "
-                          f"run {self.id} cannot be linked to the run it continues.", stacklevel=2)
-            self.continue_from(step)
-            return None
-        try:
-            self.use(art.ref, path=checkpoint)
-        except InvalidInput:          # a checkpoint outside the project: an input without a path
-            self.use(art.ref)
-        return self.mark_resumed(art.run_id, art.ref, step)
+    def checkpoint_at(self, path: str | Path) -> artifacts.Artifact:
+        """The checkpoint artifact with the bytes at ``path`` (``tracking.resume.continue_run``)."""
+        return find_checkpoint(self.service, path, besides=self.id)[0]
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until the server has acknowledged every point logged so far."""

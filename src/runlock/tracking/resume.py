@@ -84,20 +84,23 @@ def continue_run(store: Store | None, run: Run, checkpoint: str | Path, step: in
     """Link ``run``, which resumed from the checkpoint folder or file at ``checkpoint`` (as the
     Trainer does), to the run that logged that checkpoint. None, with a warning, when no run in
     this store logged those bytes. A run on a team server (no ``store``) asks the server
-    (``RemoteRun.continue_checkpoint``)."""
-    if store is None:
-        return run.continue_checkpoint(checkpoint, step)  # type: ignore[attr-defined]
+    (``RemoteRun.checkpoint_at``, ``RemoteRun.mark_resumed``)."""
+    remote = store is None
     try:
-        art = _artifact_of_path(store, Path(checkpoint), besides=run.id)
+        art = run.checkpoint_at(checkpoint) if remote else _artifact_of_path(store, Path(checkpoint), besides=run.id)
     except NotFound:
-        warnings.warn(f"runlock: the checkpoint {checkpoint} was not logged by any run in this store, so "
-                      f"run {run.id} cannot be linked to the run it continues.", stacklevel=2)
+        where = "on the server" if remote else "in this store"
+        warnings.warn(f"runlock: the checkpoint {checkpoint} was not logged by any run {where}, so run {run.id} "
+                      "cannot be linked to the run it continues.", stacklevel=2)
         run.continue_from(step)
         return None
+    thing = art.ref if remote else art
     try:
-        run.use(art, path=checkpoint)
+        run.use(thing, path=checkpoint)
     except InvalidInput:          # a checkpoint outside the project: an input without a path
-        run.use(art)
+        run.use(thing)
+    if remote:
+        return run.mark_resumed(art.run_id, art.ref, step)
     return mark_resumed(store, run, art.run_id, art, step)
 
 
