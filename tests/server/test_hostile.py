@@ -117,3 +117,28 @@ def test_a_client_killed_mid_upload_leaves_no_object(server) -> None:
     assert missing == [digest]
     r = httpx.get(f"{server.url}/api/v1/objects/{digest}", headers=server.headers("editor"))
     assert r.status_code == 404
+
+
+def test_an_upload_is_no_oracle_of_what_the_server_holds(server, tmp_path) -> None:  # noqa: ANN001
+    """An editor of one project cannot learn whether the server holds some bytes by naming their
+    digest: an object it may not read is "missing" to it, and a PUT of it must carry bytes that
+    hash to the digest (proof that it has them) before the answer says anything."""
+    from tests.server.conftest import scoped_token
+
+    secret = b"a leaked document someone might look for\n"
+    digest = "sha256:" + hashlib.sha256(secret).hexdigest()
+    ok = httpx.put(f"{server.url}/api/v1/objects/{digest}", content=secret, headers=server.headers("editor"))
+    assert ok.status_code == 201 and ok.json()["stored"] is True
+    everywhere = httpx.post(f"{server.url}/api/v1/objects/missing", json={"digests": [digest]},
+                            headers=server.headers("editor"))
+    assert everywhere.json()["missing"] == []                 # an editor on * may read it: no upload needed
+    probe = {"Authorization": f"Bearer {scoped_token(server.folder.parent, 'prober', 'editor', 'side')}"}
+    unknown = "sha256:" + hashlib.sha256(b"never stored").hexdigest()
+    answer = httpx.post(f"{server.url}/api/v1/objects/missing", json={"digests": [digest, unknown]},
+                        headers=probe).json()["missing"]
+    assert answer == [digest, unknown]                        # held and not held read the same
+    for claimed in (digest, unknown):
+        r = httpx.put(f"{server.url}/api/v1/objects/{claimed}", content=b"guess", headers=probe)
+        assert r.status_code == 400 and "nothing was stored" in r.json()["error"]
+    proved = httpx.put(f"{server.url}/api/v1/objects/{digest}", content=secret, headers=probe)
+    assert proved.status_code == 201 and proved.json() == {"digest": digest, "stored": False}

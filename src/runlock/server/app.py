@@ -160,6 +160,11 @@ def _project_allowing(conn, actor: str, action: str, among: set | None = None) -
     return next((p for p in sorted(among) if allowed(conn, actor, action, ALL_PROJECTS, {"project": p})), None)
 
 
+def _held_for(store: Store, digest: str) -> bool:
+    """Does the server hold ``digest`` as far as this caller may know (it may read it)?"""
+    return store.objects.has(digest) and _may_read_object(store, digest)
+
+
 def _may_read_object(store: Store, digest: str, via: str | None = None) -> bool:
     """A viewer on ``*``, or on the project of a run that has this object as an artifact, or
     (``via``) whose folder artifact's file list ``via`` names this object."""
@@ -307,19 +312,23 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin handler
 
     @app.post(f"{V1}/objects/missing")
     def missing(request: Request, body: Digests) -> dict:
+        """The digests the client must send: those the server lacks, and those it holds but the
+        caller may not read (so the answer is no oracle of what the server holds; the upload
+        then proves the caller has the bytes)."""
         store = _store(request)
         for d in body.digests:
             _check_digest(d)
-        return {"missing": [d for d in dict.fromkeys(body.digests) if not store.objects.has(d)]}
+        return {"missing": [d for d in dict.fromkeys(body.digests) if not _held_for(store, d)]}
 
     @app.put(f"{V1}/objects/{{digest}}", status_code=201, openapi_extra=_OBJECT_SCHEMA)
     async def put_object(request: Request, digest: Digest) -> dict:
         store = _store(request)
         _check_digest(digest)
-        if store.objects.has(digest):
+        held = store.objects.has(digest)
+        if held and await run_in_threadpool(_may_read_object, store, digest):
             return {"digest": digest, "stored": False}
-        await _receive_object(store, digest, request)
-        return {"digest": digest, "stored": True}
+        await _receive_object(store, digest, request)      # bytes that hash to the digest, or a 400
+        return {"digest": digest, "stored": not held}
 
     @app.get(f"{V1}/objects/{{digest}}", response_class=StreamingResponse)
     def get_object(request: Request, digest: Digest,
