@@ -158,10 +158,18 @@ def test_a_project_the_token_may_not_write_says_to_name_one(server: Server, tmp_
     token = scoped_token(server.folder.parent, "alice", "editor", "demo")
     script = _script(tmp_path, QUICKSTART)
     env = _env(server, tmp_path, token=token)
+    # one project alice may write to: the run starts there (the script names it too)
+    assert _runlock("run", "--", sys.executable, str(script), env=env, cwd=script.parent).returncode == 0
+    assert _runlock("run", "-p", "demo", "--", sys.executable, str(script), env=env, cwd=script.parent).returncode == 0
+    assert [r["name"] for r in _runs(server, "demo")] == ["quickstart", "quickstart"]
+    # two projects: which one is not a guess; the refusal says to name one
+    client = Client(server.url, server.tokens["admin"])
+    try:
+        client.call("POST", "/grants", json={"name": "alice", "role": "editor", "project": "other"})
+    finally:
+        client.close()
     refused = _runlock("run", "--", sys.executable, str(script), env=env, cwd=script.parent)
     assert refused.returncode == 3 and "--project NAME" in " ".join(refused.stderr.split()) and "Traceback" not in refused.stderr
-    assert _runlock("run", "-p", "demo", "--", sys.executable, str(script), env=env, cwd=script.parent).returncode == 0
-    assert [r["name"] for r in _runs(server, "demo")] == ["quickstart"]
 
 
 RANKS = """

@@ -27,20 +27,29 @@ from runlock.tracking.wrapper import (DEFAULT_PROJECT, WRITERS_WAIT_S, CommandRe
                                       run_child)
 
 
+def _only_project(client: Client) -> str | None:
+    """The project the token may create runs in, when there is exactly one and no ``*`` grant."""
+    roles = (client.whoami().get("roles") or {})
+    writable = [p for p, role in roles.items() if role in ("editor", "maintainer", "admin")]
+    return writable[0] if len(writable) == 1 and writable[0] != "*" else None
+
+
 def run_remote_command(client: Client, argv: list[str], *, project: str | None = None, name: str | None = None,
                        hashseed: int | None = None, seed: int | None = None,
                        on_start: Callable[[str], None] | None = None, stdout: int | None = None) -> CommandResult:
     """Run ``argv`` as a run on the server ``client`` talks to; ``on_start(run_id)`` is called
     once the run exists, before the command starts."""
     env, context = command_env(argv, hashseed, project=project, name=name)
+    # the run exists before the script names its project: in the one project the token may
+    # write to, when it has just one, else in DEFAULT_PROJECT (the script's start_run renames it)
+    where = project or _only_project(client) or DEFAULT_PROJECT
     try:
         with hashseed_set(env, hashseed):
-            record, _ = create_remote_run(client, project or DEFAULT_PROJECT, name, seed=seed, argv=argv,
-                                          context=context)
+            record, _ = create_remote_run(client, where, name, seed=seed, argv=argv, context=context)
     except Refused as e:
-        if project is None:     # the run exists before the script names its project
+        if project is None:
             raise Refused(e.message, hint=f"The run is created before the script names its project, in "
-                          f"{DEFAULT_PROJECT!r}: name a project you may write to, `runlock run --project NAME "
+                          f"{where!r}: name a project you may write to, `runlock run --project NAME "
                           "-- ...`.") from None
         raise
     run_id = record["id"]
