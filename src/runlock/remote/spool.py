@@ -25,7 +25,7 @@ from pathlib import Path
 from runlock.remote.client import Client, ServerUnavailable
 from runlock.errors import RunlockError
 
-BATCH_POINTS = 20_000
+BATCH_POINTS = 5_000
 IDLE_WAKE_S = 0.2
 HEARTBEAT_S = 60.0
 MAX_BACKOFF_S = 5.0
